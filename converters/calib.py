@@ -1,0 +1,214 @@
+"""Calibration sets: N clips drawn from a prepared split, stratified by class, preprocessed exactly as the
+checkpoint's input spec says, saved as ONE .npz that every quantizer (ONNX Runtime, ModelOpt, TensorRT,
+LiteRT, CoreML) reuses.
+
+    python -m converters.calib --ckpt runs/nw_ucla/last_small/best.pt --data nw_ucla:train --num 500
+    python -m converters.calib --ckpt best.pt --data synthetic:train --num 200 --out runs/calib/syn.npz
+
+The file holds x (N, C, T, V, M) float32, labels, names, class_names, the input spec (JSON) and the
+data source; load_calibration() checks that it fits the checkpoint it is used with.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.common import InputError, setup_logging
+
+log = logging.getLogger("converters.calib")
+
+DEFAULT_NUM = 500
+MIN_RECOMMENDED = 100
+CALIB_FORMAT = "last-edge-calibration/1"
+
+
+def parse_data_arg(data: str) -> tuple[str, str]:
+    """'<dataset>:<split>' -> (dataset, split); a bare name means its 'train' split."""
+    name, _, split = data.partition(":")
+    if not name:
+        raise InputError(f"--data must be <dataset>:<split> (e.g. nw_ucla:train), got {data!r}")
+    return name, split or "train"
+
+
+def load_data_split(data: str, layout: str | None = None, seed: int = 0):
+    """A SkeletonSplit from '<dataset>:<split>'; 'synthetic:<split>' builds core.synthetic motions for `layout`."""
+    name, split = parse_data_arg(data)
+    if name == "synthetic":
+        from core.synthetic import make_synthetic_split
+        # different seeds per split so 'synthetic:test' is not the training set
+        offset = {"train": 0, "val": 1, "test": 2}.get(split, 3)
+        return make_synthetic_split(layout=layout or "ntu25", per_class=40 if split == "train" else 20,
+                                    frames=64, seed=seed + 1000 * offset, name=f"synthetic:{split}")
+    try:
+        from core.data import load_split
+    except ImportError as exc:
+        raise InputError(f"--data {data}: core.data.load_split is not available in this checkout ({exc})") from exc
+    try:
+        return load_split(name, split)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise InputError(f"--data {data}: {exc}") from exc
+
+
+def stratified_indices(labels: np.ndarray, num: int, seed: int = 0) -> np.ndarray:
+    """`num` indices whose class proportions follow `labels` (largest remainder), at least one per class
+    when num allows; deterministic for a seed."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if num >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts / n * num
+    take = np.floor(quota).astype(int)
+    if num >= len(classes):
+        take = np.maximum(take, 1)
+    # hand out what is left by largest remainder, never above a class's count
+    while take.sum() < num:
+        room = take < counts
+        remainder = np.where(room, quota - take, -np.inf)
+        take[int(np.argmax(remainder))] += 1
+    while take.sum() > num:  # the at-least-one rule can overshoot by a few
+        take[int(np.argmax(take))] -= 1
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take) if k]
+    return np.sort(np.concatenate(chosen))
+
+
+def build_calibration(ckpt: dict[str, Any], split, num: int = DEFAULT_NUM, seed: int = 0) -> dict[str, Any]:
+    """Arrays of a calibration set (not yet saved) from a SkeletonSplit, preprocessed by the checkpoint's spec."""
+    from core.preprocess import prepare_clip
+    from core.spec import InputSpec
+    spec = InputSpec.from_dict(ckpt["input_spec"])
+    if split.layout != spec.layout:
+        raise InputError(f"data set {split.name!r} uses layout {split.layout!r} but the checkpoint expects "
+                         f"{spec.layout!r}")
+    if num < 1:
+        raise InputError(f"--num must be >= 1, got {num}")
+    idx = stratified_indices(split.labels, num, seed)
+    if len(idx) < num:
+        log.warning("split %s has only %d samples; the calibration set has %d, not %d",
+                    split.name, len(split), len(idx), num)
+    if len(idx) < MIN_RECOMMENDED:
+        warnings.warn(f"calibration set of {len(idx)} clips is below the recommended {MIN_RECOMMENDED}: INT8 "
+                      "ranges may be poorly estimated", stacklevel=2)
+    try:
+        from tqdm import tqdm
+        it = tqdm(idx, desc="calibration clips", unit="clip", disable=len(idx) < 200)
+    except ImportError:
+        it = idx
+    x = np.stack([prepare_clip(split.sample(int(i)), spec) for i in it]).astype(np.float32)
+    return {
+        "x": x,
+        "labels": split.labels[idx].astype(np.int64),
+        "names": np.array([split.names[i] for i in idx]),
+        "class_names": np.array(list(split.class_names)),
+        "input_spec": np.array(json.dumps(spec.to_dict())),
+        "source": np.array(split.name or "unknown"),
+        "format": np.array(CALIB_FORMAT),
+    }
+
+
+def save_calibration(path: str | Path, arrays: dict[str, Any]) -> Path:
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def load_calibration_set(path: str | Path) -> dict[str, Any]:
+    """All arrays of a calibration file; InputError naming the file if it is missing or not one."""
+    path = Path(path)
+    hint = "make one with: python -m converters.calib --ckpt <checkpoint> --data <dataset>:train"
+    if not path.is_file():
+        raise InputError(f"{path}: calibration file not found; {hint}")
+    try:
+        with np.load(path, allow_pickle=False) as f:  # never unpickle a user file
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable calibration file ({type(exc).__name__}: {exc}); {hint}") from exc
+    if "x" not in arrays:
+        raise InputError(f"{path}: calibration file has no 'x' array (keys: {sorted(arrays)}); {hint}")
+    x = arrays["x"]
+    if x.ndim != 5 or x.dtype.kind != "f" or len(x) == 0:
+        raise InputError(f"{path}: 'x' must be a non-empty float array (N, C, T, V, M), got {x.dtype} {x.shape}")
+    if not np.isfinite(x).all():
+        raise InputError(f"{path}: calibration data contains NaN or inf")
+    arrays["x"] = x.astype(np.float32, copy=False)
+    return arrays
+
+
+def load_calibration(path: str | Path, ckpt: dict[str, Any] | None = None) -> np.ndarray:
+    """x (N, C, T, V, M) float32 of a calibration file, checked against the checkpoint's input shape and spec."""
+    arrays = load_calibration_set(path)
+    x = arrays["x"]
+    if ckpt is not None:
+        from converters.common import input_shape
+        want = input_shape(ckpt, len(x))
+        if tuple(x.shape) != want:
+            raise InputError(f"{path}: calibration clips have shape {tuple(x.shape[1:])} (C, T, V, M) but the "
+                             f"checkpoint expects {want[1:]}; rebuild it for this checkpoint")
+        if "input_spec" in arrays:
+            saved = json.loads(str(arrays["input_spec"]))
+            want_spec = ckpt["input_spec"]
+            differ = [k for k in ("layout", "frames", "persons", "center", "align", "scale", "sampling", "coordinates")
+                      if saved.get(k) != want_spec.get(k)]
+            if differ:
+                raise InputError(f"{path}: calibration set was preprocessed with a different input spec "
+                                 f"({', '.join(f'{k}={saved.get(k)!r} vs {want_spec.get(k)!r}' for k in differ)}); "
+                                 "rebuild it for this checkpoint")
+    if len(x) < MIN_RECOMMENDED:
+        log.warning("%s: only %d calibration clips (recommended >= %d)", path, len(x), MIN_RECOMMENDED)
+    return x
+
+
+def default_calib_path(ckpt_path: str | Path, data: str, num: int) -> Path:
+    tag = data.replace(":", "_").replace("/", "_")
+    return Path("runs") / "calib" / f"{Path(ckpt_path).stem}_{tag}_{num}.npz"
+
+
+def make_calibration_file(ckpt_path: str | Path, data: str, num: int = DEFAULT_NUM, out: str | Path | None = None,
+                          seed: int = 0) -> Path:
+    from core.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(ckpt_path)
+    split = load_data_split(data, layout=ckpt["layout"], seed=seed)
+    arrays = build_calibration(ckpt, split, num, seed)
+    path = save_calibration(out or default_calib_path(ckpt_path, data, num), arrays)
+    counts = np.bincount(arrays["labels"], minlength=len(arrays["class_names"]))
+    log.info("calibration set: %d clips from %s, per class %s -> %s", len(arrays["x"]), split.name or data,
+             counts.tolist(), path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.checkpoint import CheckpointError
+    p = argparse.ArgumentParser(prog="python -m converters.calib", description=__doc__.split("\n\n")[0],
+                                epilog="exit status: 0 written, 2 bad input (checkpoint, data set, arguments)")
+    p.add_argument("--ckpt", required=True, type=Path, help="checkpoint whose input spec the clips follow")
+    p.add_argument("--data", required=True, help="<dataset>:<split>, e.g. nw_ucla:train or synthetic:train")
+    p.add_argument("--num", type=int, default=DEFAULT_NUM, help=f"clips to draw (default {DEFAULT_NUM}; "
+                   f"fewer than {MIN_RECOMMENDED} gives a warning)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="output .npz (default runs/calib/<ckpt>_<data>_<num>.npz)")
+    args = p.parse_args(argv)
+    setup_logging()
+    try:
+        path = make_calibration_file(args.ckpt, args.data, args.num, args.out, args.seed)
+    except (CheckpointError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

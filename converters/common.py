@@ -1,0 +1,268 @@
+"""The contract every converter follows, so `python -m converters.<fmt>` behaves the same for every format.
+
+Every format module exposes
+
+    export(ckpt, out_dir, precision, calib=None, batch=1, **opts) -> ExportResult
+
+(batch=None means a dynamic batch), writes its artifact with the toolkit metadata (core.artifact), never
+crashes on a missing backend (status "missing-backend" with the install hint) and raises InputError /
+CheckpointError for bad input, which export_main turns into a one-line message.
+
+Exit status of every `python -m converters.<fmt>` command (see EXIT_CODES):
+    0  ok, or exported-not-verifiable-here (the artifact exists; it cannot be run on this machine)
+    1  failed (the message says why)
+    2  bad input: command line, checkpoint or calibration file
+    3  missing-backend: the backend is not installed here; what could be built was built and the
+       message says how to finish (e.g. the trtexec command to run on the device)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from core.runtime import BackendMissing, require  # noqa: F401  (re-exported: the converters' lazy importer)
+
+STATUSES = ("ok", "exported-not-verifiable-here", "failed", "missing-backend")
+EXIT_CODES = {"ok": 0, "exported-not-verifiable-here": 0, "failed": 1, "missing-backend": 3}
+EXIT_BAD_INPUT = 2
+PRECISIONS = ("fp32", "fp16", "int8", "w8", "w8a8")
+
+log = logging.getLogger("converters")
+
+
+class InputError(ValueError):
+    """Bad user input (argument, calibration file, data set): the message names it."""
+
+
+@dataclass
+class ExportResult:
+    format: str
+    precision: str
+    path: Path | None
+    status: str
+    message: str = ""
+    size_bytes: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.path is not None:
+            self.path = Path(self.path)
+            if self.size_bytes is None and self.path.exists():
+                self.size_bytes = artifact_size(self.path)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path) if self.path is not None else None
+        return d
+
+    def summary(self) -> str:
+        size = f", {format_size(self.size_bytes)}" if self.size_bytes else ""
+        where = f" -> {self.path}" if self.path is not None else ""
+        msg = f"\n  {self.message}" if self.message else ""
+        return f"[{self.status}] {self.format} {self.precision}{where}{size}{msg}"
+
+
+def artifact_size(path: str | Path) -> int:
+    """Bytes of a file, or of every file under a directory artifact (.mlpackage)."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def format_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def missing_backend(fmt: str, precision: str, exc: Exception, path: Path | None = None, **extra: Any) -> ExportResult:
+    return ExportResult(fmt, precision, path, "missing-backend", str(exc), extra=extra)
+
+
+def default_out_dir(ckpt: str | Path) -> Path:
+    return Path("runs") / "export" / Path(ckpt).stem
+
+
+def artifact_stem(ckpt: str | Path, precision: str, batch: int | None) -> str:
+    """File stem of an export: <ckpt stem>_<precision>[_b<batch>] (no suffix for a dynamic batch)."""
+    stem = f"{Path(ckpt).stem}_{precision}"
+    return stem if batch is None else f"{stem}_b{batch}"
+
+
+def parse_batch(value: str) -> int | None:
+    """--batch N (a fixed batch) or --batch dynamic."""
+    if value.lower() in ("dynamic", "none", "0"):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--batch must be a positive integer or 'dynamic', got {value!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--batch must be >= 1, got {n}")
+    return n
+
+
+def add_export_args(parser: argparse.ArgumentParser, precisions: tuple[str, ...] = PRECISIONS,
+                    default_precision: str = "fp32", default_batch: int | None = 1) -> argparse.ArgumentParser:
+    """The one signature every converter command shares."""
+    parser.add_argument("--ckpt", required=True, type=Path, help="LAST checkpoint (.pt) to convert")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: runs/export/<checkpoint stem>)")
+    parser.add_argument("--precision", choices=precisions, default=default_precision,
+                        help=f"numeric precision of the artifact (default: {default_precision})")
+    parser.add_argument("--calib", type=Path, default=None,
+                        help="calibration set .npz from python -m converters.calib (needed for INT8; "
+                             "also used to verify the artifact on real inputs)")
+    parser.add_argument("--batch", type=parse_batch, default=default_batch,
+                        help=f"fixed batch size, or 'dynamic' (default: {default_batch or 'dynamic'})")
+    parser.add_argument("--quiet", action="store_true", help="only print the result line")
+    return parser
+
+
+def setup_logging(quiet: bool = False) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def export_main(export_fn: Callable[..., ExportResult], argv: list[str] | None = None, *, fmt: str,
+                precisions: tuple[str, ...] = PRECISIONS, default_precision: str = "fp32",
+                default_batch: int | None = 1, description: str | None = None,
+                add_args: Callable[[argparse.ArgumentParser], None] | None = None,
+                opts_from_args: Callable[[argparse.Namespace], dict[str, Any]] | None = None) -> int:
+    """Parse the shared arguments, run export_fn, print the result (and a JSON line), return the exit status.
+
+    add_args adds format-specific options; opts_from_args maps them to export_fn keyword options."""
+    from core.checkpoint import CheckpointError
+    epilog = ("exit status: 0 ok / exported-not-verifiable-here, 1 failed, 2 bad input (arguments, checkpoint, "
+              "calibration file), 3 backend missing here (what could be built was built; the message says how "
+              "to finish)")
+    parser = argparse.ArgumentParser(prog=f"python -m converters.{fmt}", description=description, epilog=epilog)
+    add_export_args(parser, precisions, default_precision, default_batch)
+    if add_args is not None:
+        add_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.quiet)
+    out_dir = args.out or default_out_dir(args.ckpt)
+    opts = opts_from_args(args) if opts_from_args is not None else {}
+    start = time.perf_counter()
+    try:
+        result = export_fn(args.ckpt, out_dir, args.precision, calib=args.calib, batch=args.batch, **opts)
+    except (CheckpointError, InputError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BackendMissing as exc:  # a converter should return this, but never crash on it
+        result = missing_backend(fmt, args.precision, exc)
+    result.extra.setdefault("seconds", round(time.perf_counter() - start, 2))
+    print(result.summary())
+    if not args.quiet:
+        print(json.dumps(result.to_dict(), default=_json_default))
+    return result.exit_code
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, default=_json_default))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Inputs every converter needs: the model, and real clips to verify (and calibrate) with
+
+def load_export_model(ckpt: str | Path):
+    """(model in eval mode, checkpoint dict); raises CheckpointError naming the file."""
+    from core.checkpoint import load_model
+    return load_model(ckpt)
+
+
+def input_shape(ckpt: dict[str, Any], batch: int) -> tuple[int, int, int, int, int]:
+    from core.layouts import get_layout
+    spec = ckpt["input_spec"]
+    return (batch, int(ckpt["model"]["config"]["in_channels"]), int(spec["frames"]),
+            get_layout(ckpt["layout"]).num_joints, int(spec["persons"]))
+
+
+def verification_inputs(ckpt: dict[str, Any], calib: str | Path | None = None, count: int = 32,
+                        seed: int = 0) -> tuple[np.ndarray, str]:
+    """Clips (N, C, T, V, M) to compare an artifact with PyTorch, and where they came from.
+
+    The calibration set when given (real, preprocessed data); otherwise synthetic skeleton motions of the
+    checkpoint's layout, preprocessed by its input spec (random noise only as a last resort)."""
+    if calib is not None:
+        from converters.calib import load_calibration
+        x = load_calibration(calib, ckpt)
+        return x[:count], f"calibration set {Path(calib).name}"
+    try:
+        from core.synthetic import make_synthetic_split
+        from core.preprocess import prepare_clip
+        from core.spec import InputSpec
+        spec = InputSpec.from_dict(ckpt["input_spec"])
+        per_class = max(1, -(-count // 8))
+        split = make_synthetic_split(layout=ckpt["layout"], per_class=per_class, frames=max(spec.frames, 32),
+                                     seed=seed, persons=spec.persons)
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(split.labels))[:count]
+        clips = [prepare_clip(split.sample(int(i)), spec) for i in order]
+        return np.stack(clips).astype(np.float32), "synthetic skeleton motions (pass --calib for real data)"
+    except ImportError:
+        rng = np.random.default_rng(seed)
+        return (rng.standard_normal(input_shape(ckpt, count)).astype(np.float32) * 0.5,
+                "random inputs (pass --calib for real data)")
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    """max abs logit difference and top-1 agreement of `candidate` against `reference`."""
+    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    if reference.shape != candidate.shape:
+        raise ValueError(f"output shapes differ: {reference.shape} vs {candidate.shape}")
+    return {
+        "max_abs_diff": float(np.max(np.abs(reference - candidate))) if reference.size else 0.0,
+        "top1_agreement": float(np.mean(reference.argmax(1) == candidate.argmax(1))) if len(reference) else 1.0,
+        "samples": int(len(reference)),
+    }
+
+
+def torch_logits(model, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    import torch
+    outs = []
+    with torch.inference_mode():
+        for s in range(0, len(x), batch):
+            outs.append(model(torch.from_numpy(np.ascontiguousarray(x[s:s + batch]))).numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, model.cfg.num_classes), np.float32)
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

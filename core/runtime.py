@@ -1,0 +1,272 @@
+"""One inference interface for every artifact the toolkit produces, chosen by the file suffix.
+
+    rt = load_runtime("runs/export/best/best_int8.onnx", threads=2)
+    logits = rt.predict(x)          # x: (N, C, T, V, M) float32 -> (N, K) float32
+    rt.class_names, rt.spec, rt.metadata, rt.name
+
+Backends are imported only when a file of their kind is loaded, so the edge loop and the scoring code
+need nothing but the backend of the artifact they actually run:
+
+    .pt / .pth          PyTorch checkpoint (torch.load weights_only=True, via core.checkpoint)
+    .onnx               onnxruntime (fp32 or Q/DQ INT8), denormals flushed to zero
+    .engine/.plan/.trt  TensorRT 10/11 Python API (+ CUDA through torch)
+    .tflite             ai-edge-litert Interpreter (integer I/O is quantised/dequantised here)
+    .mlpackage/.mlmodel coremltools (prediction needs macOS)
+"""
+from __future__ import annotations
+
+import importlib
+import platform
+from abc import ABC, abstractmethod
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from core.artifact import INPUT_NAME, OUTPUT_NAME, read_artifact_metadata
+from core.spec import InputSpec
+
+
+class BackendMissing(RuntimeError):
+    """An optional backend (onnxruntime, TensorRT, LiteRT, coremltools, ...) is not installed or cannot run
+    here; the message says what to install or where it runs."""
+
+
+def require(module: str, pip_hint: str) -> ModuleType:
+    """Import `module` lazily; raise BackendMissing with the install command if it is not there."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendMissing(f"{module} is not installed ({exc}); install it with: {pip_hint}") from exc
+
+
+ONNX_SUFFIXES = (".onnx",)
+TORCH_SUFFIXES = (".pt", ".pth")
+TRT_SUFFIXES = (".engine", ".plan", ".trt")
+TFLITE_SUFFIXES = (".tflite",)
+COREML_SUFFIXES = (".mlpackage", ".mlmodel")
+
+
+class Runtime(ABC):
+    """A loaded model: metadata from the artifact, predict() on preprocessed clips (N, C, T, V, M)."""
+
+    name: str = "runtime"
+
+    def __init__(self, path: str | Path, metadata: dict[str, Any]):
+        self.path = Path(path)
+        self.metadata = metadata
+        shape = metadata.get("input_shape") or [None]
+        # a fixed batch (TFLite, CoreML, fixed-shape engines) is served in chunks, padded with zeros
+        self.batch: int | None = int(shape[0]) if shape[0] else None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata["class_names"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.metadata["class_names"])
+
+    @property
+    def spec(self) -> InputSpec:
+        return InputSpec.from_dict(self.metadata["input_spec"])
+
+    @property
+    def input_shape(self) -> list[int | None]:
+        return list(self.metadata["input_shape"])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, K) float32 for preprocessed clips x (N, C, T, V, M) (a single (C, T, V, M) clip works too)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 4:
+            x = x[None]
+        expected = self.input_shape[1:]
+        if x.ndim != 5 or list(x.shape[1:]) != expected:
+            raise ValueError(f"{self.path.name}: input must be (N, {', '.join(map(str, expected))}) = (N, C, T, V, M), "
+                             f"got {tuple(x.shape)}")
+        x = np.ascontiguousarray(x)
+        if self.batch is None or x.shape[0] == self.batch:
+            return np.asarray(self._run(x), dtype=np.float32).reshape(x.shape[0], -1)
+        outs = []
+        for start in range(0, x.shape[0], self.batch):
+            chunk = x[start:start + self.batch]
+            real = chunk.shape[0]
+            if real < self.batch:
+                chunk = np.concatenate([chunk, np.zeros((self.batch - real,) + chunk.shape[1:], np.float32)])
+            outs.append(np.asarray(self._run(chunk), dtype=np.float32).reshape(self.batch, -1)[:real])
+        return np.concatenate(outs, axis=0)
+
+    @abstractmethod
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """Logits for exactly one batch of the artifact's batch size (any size if it is dynamic)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path.name!r}, batch={self.batch}, classes={self.num_classes})"
+
+
+class TorchRuntime(Runtime):
+    name = "pytorch"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import torch
+
+        from core.artifact import artifact_metadata
+        from core.checkpoint import load_model
+        self.model, ckpt = load_model(path)
+        super().__init__(path, artifact_metadata(ckpt, "pytorch", "fp32", batch=None))
+        if threads:
+            torch.set_num_threads(threads)
+        torch.set_flush_denormal(True)  # subnormal activations are 15x slower on x86 (backends notes)
+        self._torch = torch
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.model(self._torch.from_numpy(x)).numpy()
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+        ort = require("onnxruntime", "pip install onnxruntime")
+        super().__init__(path, read_artifact_metadata(path))
+        opts = ort.SessionOptions()
+        opts.add_session_config_entry("session.set_denormal_as_zero", "1")
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        dim0 = self.session.get_inputs()[0].shape[0]
+        self.batch = dim0 if isinstance(dim0, int) else None  # the graph is the truth, not the sidecar
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
+
+class TFLiteRuntime(Runtime):
+    name = "litert"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        litert = require("ai_edge_litert.interpreter", "pip install ai-edge-litert")
+        super().__init__(path, read_artifact_metadata(path))
+        self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input_detail = self.interpreter.get_input_details()[0]
+        self.output_detail = self.interpreter.get_output_details()[0]
+        self.batch = int(self.input_detail["shape"][0])
+        self.input_dtype = np.dtype(self.input_detail["dtype"])
+        self.output_dtype = np.dtype(self.output_detail["dtype"])
+
+    @staticmethod
+    def _quant(detail: dict[str, Any]) -> tuple[float, int]:
+        scale, zero = detail.get("quantization", (0.0, 0))
+        return float(scale), int(zero)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.input_dtype.kind in "iu":  # full-integer model: quantise the float input ourselves
+            scale, zero = self._quant(self.input_detail)
+            info = np.iinfo(self.input_dtype)
+            x = np.clip(np.round(x / scale) + zero, info.min, info.max).astype(self.input_dtype)
+        else:
+            x = x.astype(self.input_dtype)
+        self.interpreter.set_tensor(self.input_detail["index"], x)
+        self.interpreter.invoke()
+        out = self.interpreter.get_tensor(self.output_detail["index"])
+        if self.output_dtype.kind in "iu":
+            scale, zero = self._quant(self.output_detail)
+            out = (out.astype(np.float32) - zero) * scale
+        return out.astype(np.float32)
+
+
+class CoreMLRuntime(Runtime):
+    name = "coreml"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        if platform.system() != "Darwin":
+            raise BackendMissing(f"{Path(path).name}: CoreML prediction needs macOS (this is {platform.system()}); "
+                                 "run it on a Mac, or check the exported spec here with coremltools "
+                                 "(MLModel(path, skip_model_load=True))")
+        ct = require("coremltools", "pip install 'coremltools>=8' 'typing-extensions<4.13'")
+        super().__init__(path, read_artifact_metadata(path))
+        self.model = ct.models.MLModel(str(path))
+        spec = self.model.get_spec()
+        self.input_name = spec.description.input[0].name if spec.description.input else INPUT_NAME
+        self.output_name = spec.description.output[0].name if spec.description.output else OUTPUT_NAME
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict({self.input_name: x})[self.output_name])
+
+
+class TensorRTRuntime(Runtime):
+    """A serialized TensorRT engine (TensorRT 10/11 tensor API); device memory through torch.cuda."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        trt = require("tensorrt", "pip install tensorrt (x86 + CUDA) or use the TensorRT of your JetPack")
+        torch = require("torch", "pip install torch")
+        if not torch.cuda.is_available():
+            raise BackendMissing(f"{Path(path).name}: running a TensorRT engine needs a CUDA GPU and a CUDA build of "
+                                 "torch (Jetson: NVIDIA's torch wheel for your JetPack)")
+        super().__init__(path, read_artifact_metadata(path))
+        self._trt, self._torch = trt, torch
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(Path(path).read_bytes())
+        if self.engine is None:
+            raise RuntimeError(f"{path}: TensorRT could not deserialize the engine (built with another TensorRT "
+                               "version or for another GPU? rebuild it on this device with python -m converters.trt)")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self.input_name, self.output_name = inputs[0], outputs[0]
+        dim0 = self.engine.get_tensor_shape(self.input_name)[0]
+        self.batch = None if dim0 < 0 else int(dim0)
+        self.stream = torch.cuda.Stream()
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.cuda.stream(self.stream):
+            inp = torch.from_numpy(x).cuda()
+            self.context.set_input_shape(self.input_name, tuple(inp.shape))
+            out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+            out = torch.empty(out_shape, dtype=torch.float32, device="cuda")
+            self.context.set_tensor_address(self.input_name, inp.data_ptr())
+            self.context.set_tensor_address(self.output_name, out.data_ptr())
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError(f"{self.path}: TensorRT execution failed")
+        self.stream.synchronize()
+        return out.cpu().numpy()
+
+
+def runtime_kind(path: str | Path) -> str:
+    """'pytorch' | 'onnxruntime' | 'tensorrt' | 'litert' | 'coreml' from the file suffix."""
+    suffix = Path(path).suffix.lower()
+    for kind, suffixes in (("pytorch", TORCH_SUFFIXES), ("onnxruntime", ONNX_SUFFIXES), ("tensorrt", TRT_SUFFIXES),
+                           ("litert", TFLITE_SUFFIXES), ("coreml", COREML_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    known = TORCH_SUFFIXES + ONNX_SUFFIXES + TRT_SUFFIXES + TFLITE_SUFFIXES + COREML_SUFFIXES
+    raise ValueError(f"{path}: unknown model file type {suffix!r}; expected one of {', '.join(known)}")
+
+
+def load_runtime(path: str | Path, threads: int | None = None, **opts: Any) -> Runtime:
+    """Load any toolkit artifact or checkpoint for inference; the backend follows from the suffix.
+
+    threads: CPU threads for the backend (None: its default). opts: backend specific (onnxruntime: providers)."""
+    path = Path(path)
+    kind = runtime_kind(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: model file not found")
+    if kind == "pytorch":
+        return TorchRuntime(path, threads)
+    if kind == "onnxruntime":
+        return OnnxRuntime(path, threads, **opts)
+    if kind == "tensorrt":
+        return TensorRTRuntime(path, threads)
+    if kind == "litert":
+        return TFLiteRuntime(path, threads)
+    return CoreMLRuntime(path, threads)
