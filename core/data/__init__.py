@@ -1,1 +1,60 @@
-"""core/data"""
+"""Data sets as ``SkeletonSplit`` arrays, by name.
+
+    load_split("nw_ucla", "train")            # NW-UCLA cross-view: views 1+2 (1,020) / view 3 (464)
+    load_split("synthetic", "train")          # procedural demo actions (ntu25; "synthetic:coco17" for others)
+    load_split("mediapipe", "test")           # ../shared/data/mediapipe/pose33_sequences.npz
+    load_split("ntu60-xsub", "train", root="runs/data/ntu120")   # from a built NTU directory
+    load_split("custom:my_folder", "train")   # a custom-format folder or its imported directory
+    load_split("runs/data/my_set", "test")    # any prepared directory
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.data.prepared import SkeletonSplit
+
+NTU_BENCHMARKS = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset")
+DATASETS = ("nw_ucla", "synthetic", "mediapipe", "custom:<dir>", *NTU_BENCHMARKS, "<prepared dir>")
+SYNTHETIC_SEEDS = {"train": 0, "val": 1, "test": 2}
+
+
+def _synthetic(dataset: str, split: str) -> SkeletonSplit:
+    from core.synthetic import make_synthetic_split
+    layout = dataset.split(":", 1)[1] if ":" in dataset else "ntu25"
+    if split not in SYNTHETIC_SEEDS:
+        raise ValueError(f"unknown synthetic split {split!r}; choose from {sorted(SYNTHETIC_SEEDS)}")
+    per_class = 20 if split == "train" else 8
+    return make_synthetic_split(layout, per_class=per_class, seed=SYNTHETIC_SEEDS[split],
+                                name=f"synthetic-{split}")
+
+
+def load_split(dataset: str, split: str = "train", root: str | os.PathLike | None = None) -> SkeletonSplit:
+    """Load one split of a data set by name (see the module docstring for the names).
+
+    root overrides where the data set lives: the NW-UCLA json folder, the MediaPipe .npz, or the built
+    NTU directory (default runs/data/ntu120, else runs/data/ntu60, or $LAST_DATA/...).
+    """
+    key = dataset.strip()
+    low = key.lower().replace("-", "_")
+    if low in ("nw_ucla", "nwucla", "ucla"):
+        from core.data.nw_ucla import load_nw_ucla
+        return load_nw_ucla(split, root)
+    if low == "synthetic" or low.startswith("synthetic:"):
+        return _synthetic(key, split)
+    if low in ("mediapipe", "mediapipe33"):
+        from core.data.mediapipe import load_mediapipe
+        return load_mediapipe(split, root)
+    if key.lower() in NTU_BENCHMARKS:
+        from core.data.ntu import load_ntu
+        return load_ntu(key.lower(), split, root)
+    if key.startswith("custom:"):
+        from core.data.custom import load_custom
+        return load_custom(key[len("custom:"):], split)
+    if Path(key).is_dir():
+        from core.data.custom import load_custom
+        return load_custom(key, split)
+    raise ValueError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
+
+
+__all__ = ["SkeletonSplit", "load_split", "DATASETS", "NTU_BENCHMARKS"]
