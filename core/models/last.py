@@ -257,7 +257,7 @@ class LAST(nn.Module):
         if x.dim() != 5:
             raise ValueError(f"LAST expects input (N, C, T, V, M), got shape {tuple(x.shape)}")
         n, c, t, v, m = x.shape
-        if v != self.num_joints or c != self.cfg.in_channels:
+        if not torch.jit.is_tracing() and (v != self.num_joints or c != self.cfg.in_channels):
             raise ValueError(f"LAST({self.cfg.layout}) expects C={self.cfg.in_channels}, V={self.num_joints}; "
                              f"got C={c}, V={v}")
         return x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v), m
