@@ -3,6 +3,7 @@
     load_split("nw_ucla", "train")            # NW-UCLA cross-view: views 1+2 (1,020) / view 3 (464)
     load_split("synthetic", "train")          # procedural demo actions (ntu25; "synthetic:coco17" for others)
     load_split("mediapipe", "test")           # ../shared/data/mediapipe/pose33_sequences.npz
+    load_split("mediapipe:ntu25", "test")     # the same, mapped to ntu25 by core.mapping
     load_split("ntu60-xsub", "train", root="runs/data/ntu120")   # from a built NTU directory
     load_split("custom:my_folder", "train")   # a custom-format folder or its imported directory
     load_split("runs/data/my_set", "test")    # any prepared directory
@@ -42,9 +43,10 @@ def load_split(dataset: str, split: str = "train", root: str | os.PathLike | Non
         return load_nw_ucla(split, root)
     if low == "synthetic" or low.startswith("synthetic:"):
         return _synthetic(key, split)
-    if low in ("mediapipe", "mediapipe33"):
+    if low in ("mediapipe", "mediapipe33") or low.startswith("mediapipe:"):
         from core.data.mediapipe import load_mediapipe
-        return load_mediapipe(split, root)
+        layout = key.split(":", 1)[1] if ":" in key else "mediapipe33"
+        return load_mediapipe(split, root, layout=layout)
     if key.lower() in NTU_BENCHMARKS:
         from core.data.ntu import load_ntu
         return load_ntu(key.lower(), split, root)
