@@ -14,7 +14,9 @@ from core.spec import InputSpec
 
 class SkeletonDataset(Dataset):
     """Yields (x (C, T, V, M) float32, label). With train=True a random valid interval is cropped
-    (crop_ratio) and the optional `augment` callable is applied to the (C, T, V, M) array."""
+    (crop_ratio) and the optional `augment` callable is applied to the (C, T, V, M) array.
+    `augment` may also be a config dict (core.data.augment); its `crop` entry, if given, overrides
+    crop_ratio (`crop: false` turns the random crop off)."""
 
     def __init__(self, split: SkeletonSplit, spec: InputSpec, train: bool = False,
                  augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | dict[str, Any] | None = None,
@@ -23,6 +25,12 @@ class SkeletonDataset(Dataset):
             raise ValueError(f"data set {split.name!r} uses layout {split.layout!r} but the model expects "
                              f"{spec.layout!r}")
         self.split, self.spec, self.train = split, spec, train
+        if isinstance(augment, (dict, bool)):  # a config (YAML): see core.data.augment
+            from core.data.augment import build_augment, resolve_config
+            from core.data.augment import crop_ratio as config_crop
+            if "crop" in resolve_config(augment) or (isinstance(augment, dict) and augment.get("crop") is False):
+                crop_ratio = config_crop(augment)
+            augment = build_augment(augment, spec.layout)
         self.augment = augment
         self.seed, self.epoch = seed, 0
         self.crop_ratio = crop_ratio if train else None
