@@ -1,1 +1,1 @@
-"""edge"""
+"""The real-time edge loop: camera/video/skeletons -> MediaPipe pose -> window -> LAST -> smoothed actions."""

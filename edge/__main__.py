@@ -1,0 +1,3 @@
+from edge.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Action events as JSON lines: one complete object per line, flushed at once, so the file stays valid
+even when the loop stops on an error or is interrupted."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from edge.smoothing import Decision
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class EventWriter:
+    """Writes events to a .jsonl file (or nowhere when path is None); also keeps them for the caller
+    when `keep` is set (tests, the summary)."""
+
+    def __init__(self, path: str | Path | None = None, keep: bool = False, echo: IO[str] | None = None):
+        self.path = Path(path) if path else None
+        self.keep = keep
+        self.echo = echo
+        self.events: list[dict[str, Any]] = []
+        self.count = 0
+        self._fh: IO[str] | None = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("w", encoding="utf-8")
+
+    def emit(self, event: str, **fields: Any) -> dict[str, Any]:
+        record = _jsonable({"event": event, **fields})
+        line = json.dumps(record, allow_nan=False, separators=(",", ":"))
+        if self._fh is not None:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+        if self.echo is not None:
+            print(line, file=self.echo)
+        if self.keep:
+            self.events.append(record)
+        self.count += 1
+        return record
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> "EventWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class ActionEvents:
+    """Turns decisions into action_start / action_end events with time, frame and confidence."""
+
+    def __init__(self, writer: EventWriter) -> None:
+        self.writer = writer
+        self.active: dict | None = None
+
+    def update(self, decision: "Decision", time_s: float, frame: int) -> None:
+        if self.active is not None and decision.label == self.active["action"]:
+            self.active["peak"] = max(self.active["peak"], decision.confidence)
+        if not decision.changed:
+            return
+        self.end(time_s, frame, reason="switch" if decision.index is not None else "low_confidence")
+        if decision.index is not None:
+            self.active = {"action": decision.label, "start": time_s, "frame": frame,
+                           "confidence": decision.confidence, "peak": decision.confidence}
+            self.writer.emit("action_start", action=decision.label, time=time_s, frame=frame,
+                             confidence=decision.confidence)
+
+    def end(self, time_s: float, frame: int, reason: str | None = None) -> None:
+        """Close the active action, if any (reason: switch, low_confidence, no_person, end_of_stream)."""
+        if self.active is None:
+            return
+        a, self.active = self.active, None
+        fields = {"action": a["action"], "time": time_s, "frame": frame, "start": a["start"],
+                  "duration": time_s - a["start"], "confidence": a["confidence"], "peak_confidence": a["peak"]}
+        if reason:
+            fields["reason"] = reason
+        self.writer.emit("action_end", **fields)
+
+
+def read_events(path: str | Path) -> list[dict[str, Any]]:
+    """Parse a JSON-lines events file; raises ValueError naming the file and line on a bad line."""
+    out = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
+    return out
+
+
+if __name__ == "__main__":  # python -m edge.events FILE: validate and count an events file
+    for p in sys.argv[1:]:
+        evs = read_events(p)
+        kinds: dict[str, int] = {}
+        for e in evs:
+            kinds[e.get("event", "?")] = kinds.get(e.get("event", "?"), 0) + 1
+        print(f"{p}: {len(evs)} events {kinds}")

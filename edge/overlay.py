@@ -1,0 +1,122 @@
+"""Drawing for the edge loop: skeletons, the current action with its confidence, per-stage latency.
+cv2 is imported inside the functions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.layouts import get_layout
+
+PERSON_COLOURS = ((0, 220, 0), (255, 160, 0))  # BGR per tracked slot
+Y_UP_LAYOUTS = ("ntu25", "kinect20")  # Kinect camera space: y grows upwards
+
+
+@dataclass
+class OverlayText:
+    label: str
+    confidence: float | None
+    status: str  # ok | held | missing | reset | warming
+    fps: float
+    stages: dict[str, float]  # last latency per stage (ms)
+    dropped: int = 0
+    source_time: float = 0.0
+
+
+def draw_skeleton(image: np.ndarray, points: np.ndarray, layout: str, colour: tuple[int, int, int],
+                  min_visibility: float = 0.5) -> None:
+    """points: (V, >=2) pixel coordinates, optional visibility in column 3."""
+    import cv2
+    edges = get_layout(layout).edges
+    vis = points[:, 3] if points.shape[1] > 3 else np.ones(len(points))
+    pts = np.round(points[:, :2]).astype(int)
+    for a, b in edges:
+        if vis[a] >= min_visibility and vis[b] >= min_visibility:
+            cv2.line(image, tuple(pts[a]), tuple(pts[b]), colour, 2, cv2.LINE_AA)
+    for j in range(len(pts)):
+        if vis[j] >= min_visibility:
+            cv2.circle(image, tuple(pts[j]), 3, (0, 0, 255), -1, cv2.LINE_AA)
+
+
+def image_landmarks_to_pixels(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
+    out = np.asarray(landmarks, dtype=np.float32).copy()
+    out[:, 0] *= width
+    out[:, 1] *= height
+    return out
+
+
+class SkeletonCanvas:
+    """A blank frame for replayed skeletons: coordinates fitted once to the whole sequence's extent."""
+
+    def __init__(self, sequence: np.ndarray, layout: str, size: int = 480, margin: float = 0.08):
+        xy = sequence[..., :2].reshape(-1, 2)
+        xy = xy[np.abs(xy).sum(1) > 0]
+        lo, hi = (xy.min(0), xy.max(0)) if len(xy) else (np.zeros(2), np.ones(2))
+        self.lo, self.span = lo, float(max((hi - lo).max(), 1e-6))
+        self.flip_y = layout in Y_UP_LAYOUTS
+        self.size, self.margin, self.layout = size, margin, layout
+
+    def blank(self) -> np.ndarray:
+        return np.full((self.size, self.size, 3), 30, dtype=np.uint8)
+
+    def to_pixels(self, person: np.ndarray) -> np.ndarray:
+        u = (person[:, :2] - self.lo) / self.span
+        if self.flip_y:
+            u[:, 1] = 1.0 - u[:, 1]
+        px = (self.margin + u * (1 - 2 * self.margin)) * self.size
+        out = np.zeros((len(person), 4), np.float32)
+        out[:, :2] = px
+        out[:, 3] = (np.abs(person[:, :3]).sum(1) > 0).astype(np.float32)  # missing joints are not drawn
+        return out
+
+
+def draw_hud(image: np.ndarray, text: OverlayText) -> None:
+    """Action label and confidence bar at the top, latency and FPS at the bottom."""
+    import cv2
+    h, w = image.shape[:2]
+    scale = max(0.4, min(w, h) / 640)
+    band = int(48 * scale) + 8
+    cv2.rectangle(image, (0, 0), (w, band), (0, 0, 0), -1)
+    label = text.label if text.status in ("ok", "held") else ("no person" if text.status != "warming" else text.label)
+    conf = f" {text.confidence:.2f}" if text.confidence is not None and text.status in ("ok", "held") else ""
+    cv2.putText(image, f"{label}{conf}", (8, int(28 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.9 * scale,
+                (255, 255, 255), 2, cv2.LINE_AA)
+    if text.confidence is not None and text.status in ("ok", "held"):
+        bar = int((w - 16) * float(np.clip(text.confidence, 0, 1)))
+        cv2.rectangle(image, (8, band - 8), (8 + bar, band - 3), (0, 200, 255), -1)
+    parts = [f"{k[:4]} {v:.1f}" for k, v in text.stages.items() if v is not None]
+    lines = [f"{text.fps:.1f} FPS  t={text.source_time:.1f}s" + (f"  dropped {text.dropped}" if text.dropped else ""),
+             "ms: " + "  ".join(parts)]
+    y = h - 8
+    for line in reversed(lines):
+        (tw, th), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, 1)
+        cv2.rectangle(image, (0, y - th - 4), (min(w, tw + 12), y + 4), (0, 0, 0), -1)
+        cv2.putText(image, line, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, (200, 255, 200), 1, cv2.LINE_AA)
+        y -= th + 8
+
+
+class VideoSink:
+    """An overlay video file: mp4v for .mp4/.mov, MJPG for .avi (no H.264 encoder is assumed)."""
+
+    def __init__(self, path, fps: float, size: tuple[int, int]):
+        import cv2
+        from pathlib import Path
+        from edge.errors import EdgeError
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), float(fps), size)
+        if not self.writer.isOpened():
+            raise EdgeError(f"--out-video {self.path}: OpenCV cannot write this file ({fourcc}); use .mp4 or .avi")
+        self.size = size
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if (image.shape[1], image.shape[0]) != self.size:
+            import cv2
+            image = cv2.resize(image, self.size)
+        self.writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        self.writer.release()

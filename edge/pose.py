@@ -1,0 +1,192 @@
+"""MediaPipe Pose Landmarker (Tasks API) for the edge loop, and where its model file comes from.
+
+mediapipe ships no model. resolve_pose_model() looks, in order, at --pose-model, $LAST_POSE_MODEL, the
+user cache directory (~/.cache/last-edge/, or $XDG_CACHE_HOME/last-edge), then fetches the official bundle
+into that cache and verifies its sha256 when known. mediapipe and cv2 are imported only when a pose
+estimator is created."""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import PoseModelError
+
+POSE_MODEL_ENV = "LAST_POSE_MODEL"
+POSE_VARIANTS = ("lite", "full", "heavy")
+POSE_MODEL_URL = ("https://storage.googleapis.com/mediapipe-models/pose_landmarker/pose_landmarker_{v}/float16/"
+                  "latest/pose_landmarker_{v}.task")
+# sha256 of the official bundles where we have verified one (full: the 2023-04 float16 bundle)
+POSE_MODEL_SHA256 = {"full": "4eaa5eb7a98365221087693fcc286334cf0858e2eb6e15b506aa4a7ecdcec4ad"}
+MEDIAPIPE_HINT = "pip install 'mediapipe>=0.10.14' (or pip install -e '.[edge]')"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "last-edge"
+
+
+def pose_model_filename(variant: str) -> str:
+    return f"pose_landmarker_{variant}.task"
+
+
+def sha256sum(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _where_to_put(variant: str) -> str:
+    target = cache_dir() / pose_model_filename(variant)
+    return (f"download {POSE_MODEL_URL.format(v=variant)} and save it as {target} "
+            f"(or pass --pose-model PATH, or set {POSE_MODEL_ENV}=PATH)")
+
+
+def fetch_pose_model(variant: str = "full", timeout: float = 20.0) -> Path:
+    """Download the official bundle into the cache, verify its sha256 (where known), return its path."""
+    url = POSE_MODEL_URL.format(v=variant)
+    target = cache_dir() / pose_model_filename(variant)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, tmp.open("wb") as out:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", exc)
+        raise PoseModelError(f"MediaPipe pose model not found and it cannot be downloaded ({reason}); "
+                             f"{_where_to_put(variant)}") from None
+    expected = POSE_MODEL_SHA256.get(variant)
+    if expected and sha256sum(tmp) != expected:
+        tmp.unlink(missing_ok=True)
+        raise PoseModelError(f"downloaded {url} but its sha256 is not the expected {expected}; "
+                             f"{_where_to_put(variant)}")
+    os.replace(tmp, target)
+    return target
+
+
+def resolve_pose_model(path: str | Path | None = None, variant: str = "full", download: bool = True) -> Path:
+    """The pose model file: explicit path, then $LAST_POSE_MODEL, then the cache, then a download."""
+    if variant not in POSE_VARIANTS:
+        raise PoseModelError(f"unknown pose model variant {variant!r}; choose one of {', '.join(POSE_VARIANTS)}")
+    if path:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise PoseModelError(f"--pose-model {p}: file not found; {_where_to_put(variant)}")
+        return p
+    env = os.environ.get(POSE_MODEL_ENV)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise PoseModelError(f"{POSE_MODEL_ENV}={p}: file not found; {_where_to_put(variant)}")
+        return p
+    cached = cache_dir() / pose_model_filename(variant)
+    if cached.is_file():
+        return cached
+    if not download:
+        raise PoseModelError(f"MediaPipe pose model not found; {_where_to_put(variant)}")
+    return fetch_pose_model(variant)
+
+
+@dataclass
+class PersonPose:
+    """One detected person: 33 world landmarks (metres, hip-centred) and 33 image landmarks
+    (x, y normalised to the frame, z relative depth), each with a visibility column."""
+    world: np.ndarray  # (33, 4) x, y, z, visibility
+    image: np.ndarray  # (33, 4) x, y, z, visibility
+
+    @property
+    def image_centre(self) -> np.ndarray:
+        """Mid-hip in image coordinates (MediaPipe 23 = left hip, 24 = right hip): the tracking key."""
+        return self.image[[23, 24], :2].mean(axis=0)
+
+
+def _landmarks(points) -> np.ndarray:
+    return np.array([[p.x, p.y, p.z, p.visibility if p.visibility is not None else 1.0] for p in points],
+                    dtype=np.float32)
+
+
+def _import_mediapipe():
+    os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ start-up chatter off the console
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+    except ImportError as exc:
+        raise PoseModelError(f"mediapipe is not installed ({exc}); install it with: {MEDIAPIPE_HINT}") from None
+    return mp, BaseOptions, vision
+
+
+class MediaPipePose:
+    """PoseLandmarker in VIDEO mode (files: every frame, timestamps in ms) or LIVE_STREAM mode (cameras:
+    detect_async, the result arrives on MediaPipe's thread; we wait for it with a timeout)."""
+
+    def __init__(self, model_path: str | Path, mode: str = "video", num_poses: int = 1,
+                 min_detection: float = 0.5, min_presence: float = 0.5, min_tracking: float = 0.5,
+                 live_timeout_s: float = 2.0):
+        if mode not in ("video", "live"):
+            raise ValueError(f"pose mode must be 'video' or 'live', got {mode!r}")
+        mp, BaseOptions, vision = _import_mediapipe()
+        self._mp = mp
+        self.mode = mode
+        self.live_timeout_s = live_timeout_s
+        self._results: dict[int, object] = {}
+        self._cond = threading.Condition()
+        self._last_ts = -1
+        kwargs = {}
+        if mode == "live":
+            kwargs["result_callback"] = self._on_result
+        options = vision.PoseLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path)),
+            running_mode=vision.RunningMode.VIDEO if mode == "video" else vision.RunningMode.LIVE_STREAM,
+            num_poses=num_poses, min_pose_detection_confidence=min_detection,
+            min_pose_presence_confidence=min_presence, min_tracking_confidence=min_tracking, **kwargs)
+        try:
+            self.landmarker = vision.PoseLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PoseModelError(f"{model_path}: MediaPipe cannot load this pose model ({first[:160]}); "
+                                 f"{_where_to_put('full')}") from None
+
+    def _on_result(self, result, image, timestamp_ms: int) -> None:
+        with self._cond:
+            self._results[timestamp_ms] = result
+            self._cond.notify_all()
+
+    def detect(self, frame_bgr: np.ndarray, timestamp_ms: int) -> list[PersonPose]:
+        """People in one BGR frame, most confident first (empty list: nobody)."""
+        import cv2
+        ts = max(int(timestamp_ms), self._last_ts + 1)  # MediaPipe needs strictly increasing timestamps
+        self._last_ts = ts
+        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        if self.mode == "video":
+            result = self.landmarker.detect_for_video(image, ts)
+        else:
+            self.landmarker.detect_async(image, ts)
+            with self._cond:
+                self._cond.wait_for(lambda: ts in self._results, timeout=self.live_timeout_s)
+                result = self._results.pop(ts, None)
+                self._results.clear()  # results of frames we no longer care about
+            if result is None:
+                return []
+        return [PersonPose(_landmarks(w), _landmarks(i))
+                for w, i in zip(result.pose_world_landmarks, result.pose_landmarks)]
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+    def __enter__(self) -> "MediaPipePose":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
