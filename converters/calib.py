@@ -37,15 +37,11 @@ def parse_data_arg(data: str) -> tuple[str, str]:
     return name, split or "train"
 
 
-def load_data_split(data: str, layout: str | None = None, seed: int = 0):
+def load_data_split(data: str, layout: str | None = None):
     """A SkeletonSplit from '<dataset>:<split>'; 'synthetic:<split>' builds core.synthetic motions for `layout`."""
     name, split = parse_data_arg(data)
-    if name == "synthetic":
-        from core.synthetic import make_synthetic_split
-        # different seeds per split so 'synthetic:test' is not the training set
-        offset = {"train": 0, "val": 1, "test": 2}.get(split, 3)
-        return make_synthetic_split(layout=layout or "ntu25", per_class=40 if split == "train" else 20,
-                                    frames=64, seed=seed + 1000 * offset, name=f"synthetic:{split}")
+    if name == "synthetic" and layout and layout != "ntu25":
+        name = f"synthetic:{layout}"  # synthetic motions are generated for the checkpoint's layout
     try:
         from core.data import load_split
     except ImportError as exc:
@@ -180,7 +176,7 @@ def make_calibration_file(ckpt_path: str | Path, data: str, num: int = DEFAULT_N
                           seed: int = 0) -> Path:
     from core.checkpoint import load_checkpoint
     ckpt = load_checkpoint(ckpt_path)
-    split = load_data_split(data, layout=ckpt["layout"], seed=seed)
+    split = load_data_split(data, layout=ckpt["layout"])
     arrays = build_calibration(ckpt, split, num, seed)
     path = save_calibration(out or default_calib_path(ckpt_path, data, num), arrays)
     counts = np.bincount(arrays["labels"], minlength=len(arrays["class_names"]))

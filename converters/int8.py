@@ -1,0 +1,220 @@
+"""Static INT8 post-training quantization into an explicit Q/DQ ONNX model (shared by ONNX Runtime and
+TensorRT's explicit-quantization path), calibrated on a calibration set from converters.calib.
+
+    python -m converters.int8 --ckpt best.pt --calib runs/calib/best_nw_ucla_train_500.npz
+    python -m converters.int8 --ckpt best.pt --calib calib.npz --keep-float none      # quantise everything
+    python -m converters.int8 --ckpt best.pt --calib calib.npz --quantizer modelopt   # NVIDIA ModelOpt PTQ
+
+Weights are INT8 per output channel, activations INT8 per tensor, both symmetric (zero point 0), which is
+what TensorRT accepts for explicit quantization. Numerically fragile ops stay in float (--keep-float):
+    attention  the linear-attention products (activation x activation MatMuls) and their Div
+    fragile    (default) attention + the dynamic-adjacency MatMuls of the graph convolution and every
+               un-folded BatchNormalization (the input normalisation and the post-aggregation BN)
+    none       quantise everything ONNX Runtime can quantise
+The Q/DQ model runs in onnxruntime, so its accuracy is measured here (top-1 agreement with PyTorch on the
+calibration clips; the all-formats command scores it on a real split).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, compare_logits,
+                               export_main, load_export_model, missing_backend, require, torch_logits)
+
+log = logging.getLogger("converters.int8")
+
+KEEP_FLOAT_CHOICES = ("fragile", "attention", "none")
+QUANTIZERS = ("ort", "modelopt")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# accepted top-1 agreement with fp32 on the calibration clips; below it the export is reported as failed
+MIN_AGREEMENT = 0.95
+
+
+def fragile_nodes(model_proto, keep_float: str) -> list[str]:
+    """Names of the nodes to keep in float for a --keep-float choice."""
+    if keep_float == "none":
+        return []
+    if keep_float not in KEEP_FLOAT_CHOICES:
+        raise InputError(f"--keep-float must be one of {KEEP_FLOAT_CHOICES}, got {keep_float!r}")
+    consts = {init.name for init in model_proto.graph.initializer}
+    consts |= {o for n in model_proto.graph.node if n.op_type == "Constant" for o in n.output}
+    names = []
+    for node in model_proto.graph.node:
+        act_x_act = node.op_type == "MatMul" and not any(i in consts for i in node.input)
+        in_attention = "/attention/" in node.name
+        if keep_float == "attention":
+            if in_attention and (act_x_act or node.op_type == "Div"):
+                names.append(node.name)
+        elif act_x_act or node.op_type == "BatchNormalization" or (in_attention and node.op_type == "Div"):
+            names.append(node.name)
+    return names
+
+
+class NpzCalibrationReader:
+    """onnxruntime CalibrationDataReader over calibration clips, in batches the model accepts."""
+
+    def __init__(self, x: np.ndarray, input_name: str, batch: int):
+        self.x, self.input_name, self.batch = x, input_name, batch
+        self._it: Iterator[dict[str, np.ndarray]] | None = None
+        self.rewind()
+
+    def _batches(self) -> Iterator[dict[str, np.ndarray]]:
+        for s in range(0, len(self.x) - self.batch + 1, self.batch):  # only full batches for fixed shapes
+            yield {self.input_name: np.ascontiguousarray(self.x[s:s + self.batch])}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = self._batches()
+
+
+def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | None, keep_float: str = "fragile",
+                 method: str = "minmax", per_channel: bool = True) -> dict[str, Any]:
+    """onnxruntime quantize_static into Q/DQ; returns what was done."""
+    import onnx
+    require("onnxruntime", "pip install onnxruntime")
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from core.artifact import INPUT_NAME
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise InputError(f"--calibration-method must be one of {CALIBRATION_METHODS}, got {method!r}")
+    prep = out_path.with_name(out_path.stem + ".prep.onnx")
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # shape inference + ORT graph optimisation (folds constants) makes the quantizer see every tensor
+        quant_pre_process(str(fp32_path), str(prep), skip_symbolic_shape=True)
+    exclude = fragile_nodes(onnx.load(str(prep)), keep_float)
+    reader = NpzCalibrationReader(x, INPUT_NAME, batch or min(16, len(x)))
+    start = time.perf_counter()
+    # the quantizer prints per-weight notes (e.g. BatchNormalization's 1-D scales fall back to per-tensor)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_static(str(prep), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
+                        calibrate_method=methods[method], nodes_to_exclude=exclude,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    prep.unlink(missing_ok=True)
+    return {"quantizer": "onnxruntime.quantize_static", "calibration_method": method, "per_channel": per_channel,
+            "keep_float": keep_float, "float_nodes": len(exclude), "calibration_seconds":
+            round(time.perf_counter() - start, 2)}
+
+
+def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float: str = "fragile",
+                      method: str = "minmax") -> dict[str, Any]:
+    """NVIDIA ModelOpt ONNX PTQ (places Q/DQ the way TensorRT fuses them), run on CPU."""
+    import onnx
+    mq = require("modelopt.onnx.quantization",
+                 "pip install nvidia-modelopt lief cppimport onnxconverter-common (the [onnx] extra pulls GPU "
+                 "packages; this minimal set runs on CPU)")
+    exclude = fragile_nodes(onnx.load(str(fp32_path)), keep_float)
+    calib_file = out_path.with_name(out_path.stem + ".calib.npy")
+    np.save(calib_file, x)
+    start = time.perf_counter()
+    mq.quantize(onnx_path=str(fp32_path), quantize_mode="int8", calibration_data_path=str(calib_file),
+                calibration_method="max" if method == "minmax" else "entropy", output_path=str(out_path),
+                nodes_to_exclude=exclude or None, calibration_eps=["cpu"])
+    calib_file.unlink(missing_ok=True)
+    return {"quantizer": "modelopt.onnx.quantization", "calibration_method": method, "keep_float": keep_float,
+            "float_nodes": len(exclude), "calibration_seconds": round(time.perf_counter() - start, 2)}
+
+
+def qdq_counts(path: str | Path) -> dict[str, int]:
+    import onnx
+    nodes = onnx.load(str(path), load_external_data=False).graph.node
+    return {"QuantizeLinear": sum(n.op_type == "QuantizeLinear" for n in nodes),
+            "DequantizeLinear": sum(n.op_type == "DequantizeLinear" for n in nodes)}
+
+
+def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib: str | Path | None = None,
+           batch: int | None = None, keep_float: str = "fragile", quantizer: str = "ort",
+           calibration_method: str = "minmax", per_channel: bool = True, opset: int | None = None,
+           fp32_onnx: str | Path | None = None, **opts: Any) -> ExportResult:
+    """Checkpoint -> fp32 ONNX -> static INT8 Q/DQ ONNX, verified against PyTorch in onnxruntime.
+
+    fp32_onnx: reuse an fp32 export of the same checkpoint and batch instead of exporting again."""
+    from converters import onnx as onnx_export
+    from converters.calib import load_calibration
+    if precision != "int8":
+        raise InputError(f"converters.int8 produces int8 models, not {precision!r}")
+    if calib is None:
+        raise InputError("INT8 needs a calibration set: pass --calib FILE (make one with python -m converters.calib "
+                         "--ckpt <checkpoint> --data <dataset>:train)")
+    if quantizer not in QUANTIZERS:
+        raise InputError(f"--quantizer must be one of {QUANTIZERS}, got {quantizer!r}")
+    model, ck = load_export_model(ckpt)
+    x = load_calibration(calib, ck)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if fp32_onnx is None:
+        fp32 = onnx_export.export(ckpt, out_dir, "fp32", calib=calib, batch=batch,
+                                  opset=opset or onnx_export.DEFAULT_OPSET)
+        if fp32.status != "ok" or fp32.path is None:
+            return ExportResult("int8", precision, None, "failed", f"fp32 ONNX export failed first: {fp32.message}")
+        fp32_onnx = fp32.path
+    suffix = "" if quantizer == "ort" else f"_{quantizer}"
+    path = out_dir / f"{artifact_stem(ckpt, 'int8' + suffix, batch)}.onnx"
+    try:
+        if quantizer == "ort":
+            info = quantize_ort(Path(fp32_onnx), path, x, batch, keep_float, calibration_method, per_channel)
+        else:
+            info = quantize_modelopt(Path(fp32_onnx), path, x, keep_float, calibration_method)
+    except BackendMissing as exc:
+        return missing_backend("int8", precision, exc, quantizer=quantizer)
+    except InputError:
+        raise
+    except Exception as exc:
+        return ExportResult("int8", precision, None, "failed", f"{quantizer} quantization failed: "
+                            f"{type(exc).__name__}: {str(exc)[:300]}")
+    info.update(qdq_counts(path))
+    info["calibration_clips"] = int(len(x))
+    try:
+        onnx_export.finalize(path, ck, precision, batch, **info, fp32_onnx=Path(fp32_onnx).name)
+    except Exception as exc:
+        return ExportResult("int8", precision, path, "failed", f"Q/DQ ONNX check failed: {type(exc).__name__}: {exc}")
+    from core.runtime import load_runtime
+    ref = torch_logits(model, x)
+    stats = compare_logits(ref, load_runtime(path).predict(x))
+    good = stats["top1_agreement"] >= MIN_AGREEMENT
+    msg = (f"{info['quantizer']}, {info['QuantizeLinear']} Q / {info['DequantizeLinear']} DQ nodes, "
+           f"{info['float_nodes']} nodes kept in float ({keep_float}); on {stats['samples']} calibration clips vs "
+           f"PyTorch fp32: top-1 agreement {stats['top1_agreement']:.3f}, max |logit diff| {stats['max_abs_diff']:.3f}")
+    if not good:
+        msg = f"top-1 agreement below {MIN_AGREEMENT}: " + msg
+    return ExportResult("int8", precision, path, "ok" if good else "failed", msg,
+                        extra={**info, **stats, "batch": batch, "fp32_onnx": str(fp32_onnx)})
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-float", choices=KEEP_FLOAT_CHOICES, default="fragile",
+                   help="which numerically fragile ops stay in float (default: fragile)")
+    p.add_argument("--quantizer", choices=QUANTIZERS, default="ort",
+                   help="onnxruntime's quantize_static (default) or NVIDIA ModelOpt's ONNX PTQ")
+    p.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
+    p.add_argument("--opset", type=int, default=None, help="opset of the fp32 export (default 17)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return export_main(export, argv, fmt="int8", precisions=("int8",), default_precision="int8", default_batch=None,
+                       description=__doc__.split("\n\n")[0], add_args=_add_args,
+                       opts_from_args=lambda a: {"keep_float": a.keep_float, "quantizer": a.quantizer,
+                                                 "calibration_method": a.calibration_method,
+                                                 "per_channel": not a.per_tensor, "opset": a.opset})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
