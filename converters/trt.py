@@ -157,8 +157,28 @@ def fp16_onnx(fp32_path: Path, out_path: Path) -> Path:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
     model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    toposort(model.graph)  # the converter appends its input Casts at the end of the node list
     onnx.save(model, str(out_path))
     return out_path
+
+
+def toposort(graph) -> None:
+    """Reorder graph.node in place so every node comes after the producers of its inputs."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError("graph has a cycle or inputs nobody produces")
+        for n in ready:
+            ordered.append(n)
+            available.update(n.output)
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def ort_logits(onnx_path: Path, x: np.ndarray) -> np.ndarray:
