@@ -1,0 +1,167 @@
+import json
+
+import numpy as np
+import pytest
+
+from core.data import load_split
+from core.data.ntu import (EXPECTED_COUNTS, SkeletonFormatError, build, check_splits, denoise, load_ntu,
+                           parse_skeleton_text, read_skeleton, split_indices)
+from core.data.ntu_synthetic import format_skeleton, spread_body, standing_body, write_skeleton
+from core.data.store import load_prepared
+
+
+def test_real_file_parses_to_103_frames_one_body(shared_dir):
+    raw = read_skeleton(shared_dir / "data" / "ntu" / "S001C001P001R001A001.skeleton")
+    assert raw.num_frames == raw.valid_frames == 103 and len(raw.bodies) == 1
+    body = next(iter(raw.bodies.values()))
+    assert body.body_id == "72057594037931101" and body.array().shape == (103, 25, 3)
+    np.testing.assert_allclose(body.array()[0, 0], [0.2181153, 0.1725972, 3.785547], rtol=1e-6)
+    x, info = denoise(raw)
+    assert x.shape == (2, 103, 25, 3) and np.abs(x[1]).sum() == 0 and info["actors"] == 1
+
+
+def test_official_split_counts_from_name_lists(shared_dir):
+    counts = check_splits(shared_dir)
+    assert counts == EXPECTED_COUNTS
+
+
+def test_split_rules_on_names():
+    names = ["S001C001P001R001A001", "S001C002P003R001A061", "S018C003P045R002A120", "S002C003P003R001A050"]
+    assert split_indices(names, "ntu60-xsub", "train").tolist() == [0]  # A061 is not NTU-60; P003 tests
+    assert split_indices(names, "ntu60-xview", "train").tolist() == [3]  # camera 3 trains
+    assert split_indices(names, "ntu120-xsub", "train").tolist() == [0, 2]  # P045 is a training subject
+    assert split_indices(names, "ntu120-xset", "train").tolist() == [2, 3]  # setups 18 and 2 are even
+
+
+def _frames(*bodies, length):
+    """bodies: (id, start, joints (F, 25, 3)) -> per-frame body lists."""
+    return [[(bid, j[f - s]) for bid, s, j in bodies if 0 <= f - s < len(j)] for f in range(length)]
+
+
+def test_two_actors_are_tracked_by_id_and_ordered_by_motion():
+    rng = np.random.default_rng(0)
+    calm = standing_body(30, rng)
+    busy = standing_body(30, rng, offset=0.8)
+    busy[:, :, 1] += np.linspace(0, 0.6, 30)[:, None]  # jumps: more motion
+    frames = _frames(("111", 0, calm), ("222", 0, busy), length=30)
+    for f in frames[::2]:
+        f.reverse()  # body order inside a frame must not matter
+    x, info = denoise(parse_skeleton_text(format_skeleton(frames)))
+    assert x.shape == (2, 30, 25, 3) and info["actors"] == 2
+    np.testing.assert_allclose(x[0], busy, atol=1e-5)
+    np.testing.assert_allclose(x[1], calm, atol=1e-5)
+
+
+def test_empty_frame_short_and_spread_bodies_are_dropped():
+    rng = np.random.default_rng(1)
+    main = standing_body(40, rng)
+    frames = _frames(("1", 0, main), ("2", 5, standing_body(11, rng, 0.9)), ("3", 0, spread_body(40, rng)),
+                     length=40)
+    frames.insert(20, [])  # a frame with zero bodies
+    raw = parse_skeleton_text(format_skeleton(frames))
+    assert raw.num_frames == 41 and raw.valid_frames == 40 and len(raw.bodies) == 3
+    x, info = denoise(raw)
+    assert info["dropped_short"] == 1 and info["dropped_spread"] == 1 and info["actors"] == 1
+    assert x.shape == (2, 40, 25, 3) and np.abs(x[1]).sum() == 0
+    np.testing.assert_allclose(x[0], main, atol=1e-5)
+
+
+def test_second_actor_gap_frames_are_dropped_and_sequential_bodies_join_actor_one():
+    rng = np.random.default_rng(2)
+    a, b = standing_body(20, rng), standing_body(20, rng, 0.5)
+    frames = _frames(("1", 0, a), ("2", 30, b), length=50)  # frames 20..29 have no body at all
+    frames = [f for f in frames if f]  # the file then has 40 frames, ids differ
+    x, info = denoise(parse_skeleton_text(format_skeleton(frames)))
+    assert x.shape[1] == 40 and info["actors"] == 1  # b does not overlap a: same actor slot
+    assert np.abs(x[1]).sum() == 0
+
+
+def test_crlf_equals_lf(tmp_path):
+    rng = np.random.default_rng(3)
+    frames = _frames(("9", 0, standing_body(15, rng)), length=15)
+    lf = read_skeleton(write_skeleton(tmp_path / "S001C001P001R001A001.skeleton", frames))
+    crlf = read_skeleton(write_skeleton(tmp_path / "S001C001P001R001A002.skeleton", frames, crlf=True))
+    np.testing.assert_array_equal(denoise(lf)[0], denoise(crlf)[0])
+
+
+@pytest.mark.parametrize("corrupt,line,message", [
+    (lambda ls: ls.__setitem__(4, " ".join(ls[4].split()[:11])), 5, "11 values, expected 12"),
+    (lambda ls: ls.__setitem__(7, ls[7].replace("2", "x", 1)), 8, "non-numeric"),
+    (lambda ls: ls.__setitem__(1, "one"), 2, "non-numeric character .o."),
+    (lambda ls: ls.__setitem__(1, "2.5"), 2, "expected the body count"),
+    (lambda ls: ls.__setitem__(2, "72057594037931101 0 1"), 3, "3 values, expected 10"),
+    (lambda ls: ls.__setitem__(3, "24"), 4, "joint count 24"),
+    (lambda ls: ls.__delitem__(slice(40, None)), 41, "truncated"),
+])
+def test_corrupt_files_name_file_and_line(tmp_path, corrupt, line, message):
+    rng = np.random.default_rng(4)
+    lines = format_skeleton(_frames(("7", 0, standing_body(3, rng)), length=3)).splitlines()
+    corrupt(lines)
+    path = tmp_path / "S001C001P001R001A003.skeleton"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SkeletonFormatError, match=f"S001C001P001R001A003.skeleton:{line}: .*{message}"):
+        read_skeleton(path)
+
+
+def _write_set(folder, rng):
+    names = ["S001C001P001R001A001", "S001C002P003R001A002", "S002C002P001R002A060", "S018C003P045R001A110",
+             "S019C001P046R001A005"]
+    for k, n in enumerate(names):
+        bodies = [(f"{k}1", 0, standing_body(20 + 7 * k, rng))]
+        if k == 3:
+            bodies.append((f"{k}2", 0, standing_body(20 + 7 * k, rng, 0.7)))
+        write_skeleton(folder / f"{n}.skeleton", _frames(*bodies, length=20 + 7 * k), crlf=k == 1)
+    (folder / "S001C003P001R001A001.skeleton").write_text("3\n1\nbroken\n")  # corrupt: reported, skipped
+    (folder / "S001C001P001R002A001.skeleton").write_text("2\n0\n0\n")  # missing skeleton: no body at all
+    return names
+
+
+def test_builder_reports_skips_and_writes_loadable_splits(tmp_path):
+    rng = np.random.default_rng(5)
+    names = _write_set(tmp_path / "raw", rng)
+    missing = tmp_path / "missing.txt"
+    missing.write_text("S019C001P046R001A005\n")
+    summary = build([tmp_path / "raw"], tmp_path / "built", frames=32, workers=2, missing=missing, chunk=2,
+                    progress=False)
+    assert summary["built"] == 4 and summary["excluded_missing"] == 1 and len(summary["skipped"]) == 2
+    assert any("S001C003P001R001A001.skeleton:3" in s for s in summary["skipped"])
+    assert any("S001C001P001R002A001" in s and "no body" in s for s in summary["skipped"])
+    built = load_prepared(tmp_path / "built")
+    assert built.names == names[:4] and built.data.shape == (4, 2, 32, 25, 3)
+    assert built.lengths.tolist() == [20, 27, 32, 32]  # 34 and 41 frames resampled to 32
+    assert built.labels.tolist() == [0, 1, 59, 109] and built.data.dtype == np.float16
+    assert np.abs(np.asarray(built.data[3], dtype=np.float32)[1]).sum() > 0  # the second actor
+    manifest = json.loads((tmp_path / "built" / "manifest.json").read_text())
+    assert manifest["build"]["skipped"] == summary["skipped"]
+    train = load_split("ntu120-xsub", "train", root=tmp_path / "built")
+    assert train.names == ["S001C001P001R001A001", "S002C002P001R002A060", "S018C003P045R001A110"]
+    test60 = load_ntu("ntu60-xsub", "test", tmp_path / "built")
+    assert test60.names == ["S001C002P003R001A002"] and test60.num_classes == 60
+    assert test60.sample(0).shape == (2, 27, 25, 3)
+
+
+def test_builder_resumes_after_an_interruption(tmp_path, monkeypatch):
+    import core.data.ntu as ntu
+    rng = np.random.default_rng(6)
+    _write_set(tmp_path / "raw", rng)
+    reference = build([tmp_path / "raw"], tmp_path / "fresh", frames=24, workers=1, chunk=1, progress=False,
+                      )
+    calls = {"n": 0}
+    real = ntu.process_file
+
+    def flaky(path, frames, persons=2):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(path, frames, persons)
+
+    monkeypatch.setattr(ntu, "process_file", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        build([tmp_path / "raw"], tmp_path / "resumed", frames=24, workers=1, chunk=1, progress=False)
+    assert not (tmp_path / "resumed" / "manifest.json").exists()
+    calls["n"] = -100
+    summary = build([tmp_path / "raw"], tmp_path / "resumed", frames=24, workers=1, chunk=1, progress=False)
+    assert summary["resumed"] and calls["n"] == -100 + summary["files"] - 3
+    a, b = load_prepared(tmp_path / "fresh"), load_prepared(tmp_path / "resumed")
+    assert a.names == b.names and reference["built"] == summary["built"]
+    np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))
