@@ -53,8 +53,23 @@ class SkeletonCanvas:
         xy = xy[np.abs(xy).sum(1) > 0]
         lo, hi = (xy.min(0), xy.max(0)) if len(xy) else (np.zeros(2), np.ones(2))
         self.lo, self.span = lo, float(max((hi - lo).max(), 1e-6))
-        self.flip_y = layout in Y_UP_LAYOUTS
+        self.flip_y = self._y_points_up(sequence, layout)
         self.size, self.margin, self.layout = size, margin, layout
+
+    @staticmethod
+    def _y_points_up(sequence: np.ndarray, layout: str) -> bool:
+        """True when y grows upwards (camera/world space) rather than downwards (image space): shoulders
+        above hips tells, whatever the layout; the layout's convention decides when the data cannot."""
+        lay = get_layout(layout)
+        if lay.hips is None or lay.shoulders is None:
+            return layout in Y_UP_LAYOUTS
+        x = sequence.reshape(-1, lay.num_joints, sequence.shape[-1])
+        present = np.abs(x).sum(axis=(1, 2)) > 0
+        if not present.any():
+            return layout in Y_UP_LAYOUTS
+        shoulders = x[present][:, list(lay.shoulders), 1].mean()
+        hips = x[present][:, list(lay.hips), 1].mean()
+        return bool(shoulders > hips)
 
     def blank(self) -> np.ndarray:
         return np.full((self.size, self.size, 3), 30, dtype=np.uint8)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -115,6 +118,28 @@ def _landmarks(points) -> np.ndarray:
                     dtype=np.float32)
 
 
+@contextmanager
+def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
+    """Silence C++ log lines written straight to file descriptor 2 (MediaPipe/TFLite start-up chatter such
+    as 'Created TensorFlow Lite XNNPACK delegate'); Python exceptions still carry the real errors."""
+    try:
+        fd = sys.stderr.fileno() if enabled else -1
+    except (AttributeError, OSError, ValueError):  # a replaced stderr (pytest capture, notebooks)
+        fd = -1
+    if fd < 0:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _import_mediapipe():
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ start-up chatter off the console
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -132,11 +157,14 @@ class MediaPipePose:
 
     def __init__(self, model_path: str | Path, mode: str = "video", num_poses: int = 1,
                  min_detection: float = 0.5, min_presence: float = 0.5, min_tracking: float = 0.5,
-                 live_timeout_s: float = 2.0):
+                 live_timeout_s: float = 2.0, quiet: bool = True):
         if mode not in ("video", "live"):
             raise ValueError(f"pose mode must be 'video' or 'live', got {mode!r}")
-        mp, BaseOptions, vision = _import_mediapipe()
+        self.quiet = quiet
+        with native_stderr_silenced(quiet):
+            mp, BaseOptions, vision = _import_mediapipe()
         self._mp = mp
+        self._calls = 0
         self.mode = mode
         self.live_timeout_s = live_timeout_s
         self._results: dict[int, object] = {}
@@ -151,7 +179,8 @@ class MediaPipePose:
             num_poses=num_poses, min_pose_detection_confidence=min_detection,
             min_pose_presence_confidence=min_presence, min_tracking_confidence=min_tracking, **kwargs)
         try:
-            self.landmarker = vision.PoseLandmarker.create_from_options(options)
+            with native_stderr_silenced(quiet):
+                self.landmarker = vision.PoseLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PoseModelError(f"{model_path}: MediaPipe cannot load this pose model ({first[:160]}); "
@@ -169,16 +198,18 @@ class MediaPipePose:
         self._last_ts = ts
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        if self.mode == "video":
-            result = self.landmarker.detect_for_video(image, ts)
-        else:
-            self.landmarker.detect_async(image, ts)
-            with self._cond:
-                self._cond.wait_for(lambda: ts in self._results, timeout=self.live_timeout_s)
-                result = self._results.pop(ts, None)
-                self._results.clear()  # results of frames we no longer care about
-            if result is None:
-                return []
+        self._calls += 1
+        with native_stderr_silenced(self.quiet and self._calls <= 2):  # the graph logs on its first runs only
+            if self.mode == "video":
+                result = self.landmarker.detect_for_video(image, ts)
+            else:
+                self.landmarker.detect_async(image, ts)
+                with self._cond:
+                    self._cond.wait_for(lambda: ts in self._results, timeout=self.live_timeout_s)
+                    result = self._results.pop(ts, None)
+                    self._results.clear()  # results of frames we no longer care about
+        if result is None:
+            return []
         return [PersonPose(_landmarks(w), _landmarks(i))
                 for w, i in zip(result.pose_world_landmarks, result.pose_landmarks)]
 

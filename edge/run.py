@@ -96,7 +96,8 @@ class RunResult:
     dropped: int = 0
     error: str | None = None
     latency: dict[str, dict[str, float]] = field(default_factory=dict)
-    rss_start_mb: float | None = None
+    rss_start_mb: float | None = None  # after the warm-up frames (or at the start of a shorter run)
+    rss_start_frame: int = 0
     rss_end_mb: float | None = None
 
 
@@ -243,7 +244,7 @@ class EdgeLoop:
                 self.latency.frame_done()
                 result.frames += 1
                 if result.frames == rss_warmup:
-                    result.rss_start_mb = rss_mb()
+                    result.rss_start_mb, result.rss_start_frame = rss_mb(), result.frames
                 if bar is not None:
                     bar.update(1)
         except KeyboardInterrupt:
@@ -319,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-video", metavar="PATH", help="write the overlay video (.mp4 mp4v or .avi MJPG)")
     p.add_argument("--events", metavar="PATH", help="write action events as JSON lines")
     p.add_argument("--stride", type=int, default=4, help="classify every S frames once the window is full (4)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model runtime")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for the model runtime (1: the pose estimator needs the other cores; on a "
+                        "2-core machine 2 threads made classify 30x slower through oversubscription)")
     p.add_argument("--index", type=int, default=0, help="--skeletons: which sequence of a data set file (0)")
     p.add_argument("--repeat", type=int, default=1, help="--skeletons: replay the sequence N times (memory checks)")
     p.add_argument("--skeleton-layout", help="--skeletons: layout of the file when it cannot be guessed")
@@ -346,15 +349,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 def load_runtime_or_fail(path: str, threads: int | None):
-    from core.runtime import BackendMissing, load_runtime
-    try:
-        from core.checkpoint import CheckpointError
-    except ImportError:  # pragma: no cover
-        CheckpointError = RuntimeError
+    """The runtime for an artifact, or an EdgeError with one line (backends raise all kinds of errors on a
+    corrupt file: protobuf DecodeError, flatbuffer ValueError, zip errors)."""
+    from core.runtime import load_runtime
     try:
         return load_runtime(path, threads=threads)
-    except (BackendMissing, CheckpointError, FileNotFoundError, ValueError, KeyError, RuntimeError, OSError) as exc:
-        raise EdgeError(f"--model {path}: {_one_line(exc)}") from None
+    except Exception as exc:
+        message = _one_line(exc)
+        raise EdgeError(message if str(path) in message else f"--model {path}: {message}") from None
 
 
 def print_summary(result: RunResult, loop: EdgeLoop, source, out=sys.stdout) -> None:
@@ -375,8 +377,7 @@ def print_summary(result: RunResult, loop: EdgeLoop, source, out=sys.stdout) -> 
     if loop.spec and getattr(source, "kind", "") == "camera":
         print(f"camera: {result.dropped} frames dropped (processing the newest frame only)", file=out)
     if result.rss_start_mb is not None and result.rss_end_mb is not None and result.frames:
-        warm = min(100, result.frames)
-        print(f"memory: RSS {result.rss_start_mb:.1f} MB after {warm} frames -> {result.rss_end_mb:.1f} MB after "
+        print(f"memory: RSS {result.rss_start_mb:.1f} MB after {result.rss_start_frame} frames -> {result.rss_end_mb:.1f} MB after "
               f"{result.frames} frames ({result.rss_end_mb - result.rss_start_mb:+.1f} MB)", file=out)
 
 

@@ -57,7 +57,7 @@ class SkeletonWindow:
         else:
             self.missing_streak += 1
             if self.missing_streak > self.policy.reset_after:
-                if self.filled:
+                if self.valid.any():  # something real to forget
                     self.reset()
                     self.missing_streak = self.policy.reset_after + 1
                     return "reset"

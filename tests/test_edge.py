@@ -1,0 +1,428 @@
+"""Edge loop: window / tracking / smoothing / events logic, replayed skeletons through the real loop, the same
+labels on every runtime available here, and the bad-input cases (one clear line, valid events)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.events import ActionEvents, EventWriter, read_events
+from edge.smoothing import UNKNOWN, ActionSmoother, softmax
+from edge.tracking import HipTracker
+from edge.window import SkeletonWindow, WindowPolicy
+
+REPO = Path(__file__).resolve().parents[1]
+ACTIONS = ("wave", "squat", "jump")
+LAYOUT = "mediapipe33"
+
+
+# ---- a small real model, trained once per session on synthetic motions --------------------------------
+@lru_cache(maxsize=None)
+def _trained_checkpoint(directory: str) -> Path:
+    import torch
+
+    from core.checkpoint import save_checkpoint
+    from core.data.dataset import SkeletonDataset
+    from core.models.last import create_model
+    from core.spec import InputSpec
+    from core.synthetic import make_synthetic_split
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 threads on a busy 2-core machine is many times slower
+    try:
+        torch.manual_seed(0)
+        split = make_synthetic_split(LAYOUT, per_class=10, frames=32, seed=0, actions=ACTIONS)
+        spec = InputSpec(layout=LAYOUT, frames=16, window_frames=32, fps=30.0)
+        model = create_model("last_nano", num_classes=len(ACTIONS), layout=LAYOUT)
+        ds = SkeletonDataset(split, spec, train=True)
+        loader = torch.utils.data.DataLoader(ds, batch_size=10, shuffle=True)
+        opt = torch.optim.AdamW(model.parameters(), 5e-3)
+        for epoch in range(25):
+            model.train()
+            ds.set_epoch(epoch)
+            for x, y in loader:
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        model.eval()
+        return save_checkpoint(Path(directory) / "nano_mp33.pt", model, spec, list(ACTIONS))
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def edge_ckpt(tmp_path_factory) -> Path:
+    return _trained_checkpoint(str(tmp_path_factory.mktemp("edge_model")))
+
+
+def _two_actions_with_gap(path: Path, gap: int = 40) -> Path:
+    """wave (64 frames), nobody (gap), squat (64 frames) as one (M, T, V, C) replay file."""
+    from core.synthetic import synthetic_clip
+    wave = synthetic_clip("wave", LAYOUT, 64, seed=101)
+    squat = synthetic_clip("squat", LAYOUT, 64, seed=202)
+    empty = np.zeros((1, gap) + wave.shape[2:], np.float32)
+    np.savez(path, pose=np.concatenate([wave, empty, squat], axis=1), fps=30.0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def replay_file(tmp_path_factory) -> Path:
+    return _two_actions_with_gap(tmp_path_factory.mktemp("edge_replay") / "wave_gap_squat.npz")
+
+
+def run_cli(*args: str) -> int:
+    from edge.run import main
+    return main([str(a) for a in args] + ["--no-progress"])
+
+
+# ---- window -----------------------------------------------------------------------------------------
+def test_window_holds_then_marks_missing_then_resets():
+    w = SkeletonWindow(10, persons=1, joints=4, channels=3, policy=WindowPolicy(hold_frames=2, reset_after=7,
+                                                                               min_valid=0.7))
+    pose = np.ones((1, 4, 3), np.float32)
+    states = [w.push(pose * (i + 1)) for i in range(10)]
+    assert states == ["ok"] * 10 and w.ready
+    assert w.push(None) == "held" and w.push(None) == "held"
+    clip = w.clip()
+    assert clip.shape == (1, 10, 4, 3)
+    assert np.allclose(clip[0, -1], 10) and np.allclose(clip[0, -2], 10)  # held = last real pose
+    assert np.allclose(clip[0, 0], 3)  # oldest first
+    assert w.push(None) == "missing" and w.push(None) == "missing"
+    assert w.valid_fraction == pytest.approx(0.8) and w.ready
+    assert w.push(None) == "missing" and w.push(None) == "missing"
+    assert w.valid_fraction == pytest.approx(0.6) and not w.ready  # mostly-empty windows are never ready
+    assert w.push(None) == "missing"
+    assert w.push(None) == "reset" and w.filled == 0 and not w.ready
+    assert w.push(pose) == "ok" and w.filled == 1
+
+
+def test_window_rejects_wrong_joint_count():
+    w = SkeletonWindow(4, 1, 33, 3)
+    with pytest.raises(ValueError, match="per person"):
+        w.push(np.ones((1, 25, 3), np.float32))
+
+
+# ---- tracking ---------------------------------------------------------------------------------------
+def test_tracker_keeps_people_in_their_slots_when_detection_order_swaps():
+    t = HipTracker(max_persons=2)
+    left, right = np.array([0.2, 0.5]), np.array([0.8, 0.5])
+    assert t.update([left, right]) == [0, 1]
+    assert t.update([right + 0.01, left + 0.01]) == [1, 0]  # detector swapped its order; slots did not
+    assert t.update([left + 0.02]) == [0, None]
+    assert t.update([right, left]) == [1, 0]
+
+
+def test_tracker_single_person_follows_nearest_not_most_confident():
+    t = HipTracker(max_persons=1)
+    t.update([np.array([0.3, 0.5])])
+    assert t.update([np.array([0.9, 0.5]), np.array([0.32, 0.5])]) == [1]
+
+
+# ---- smoothing and events ---------------------------------------------------------------------------
+def test_smoother_ema_hysteresis_and_unknown():
+    s = ActionSmoother(["a", "b"], alpha=0.5, enter=0.6, exit=0.45, margin=0.1)
+    d = s.update([0.55, 0.45])
+    assert d.label == UNKNOWN and d.index is None  # below the floor: no action
+    d = s.update([0.9, 0.1])
+    assert d.label == "a" and d.changed and d.confidence == pytest.approx(0.725)
+    d = s.update([0.3, 0.7])  # one contrary window: EMA 0.5125 stays above exit -> still 'a'
+    assert d.label == "a" and not d.changed
+    d = s.update([0.1, 0.9])  # EMA a=0.306 < exit, b=0.694 >= enter -> switch
+    assert d.label == "b" and d.changed
+    d = s.update([0.5, 0.5])
+    d = s.update([0.5, 0.5])  # b decays to 0.55: above exit, stays
+    assert d.label == "b"
+    assert s.clear() is not None and s.current is None
+
+
+def test_softmax_is_stable():
+    p = softmax(np.array([1000.0, 0.0, -1000.0]))
+    assert np.isfinite(p).all() and p[0] == pytest.approx(1.0)
+
+
+def test_action_events_start_end_as_json_lines(tmp_path):
+    path = tmp_path / "ev.jsonl"
+    s = ActionSmoother(["wave", "clap"], alpha=1.0, enter=0.6)
+    with EventWriter(path) as writer:
+        ev = ActionEvents(writer)
+        for i, p in enumerate([[0.9, 0.1], [0.95, 0.05], [0.1, 0.9], [0.55, 0.45]]):
+            ev.update(s.update(p), time_s=i * 0.5, frame=i * 15)
+        ev.end(2.0, 60, reason="end_of_stream")
+    events = read_events(path)
+    assert [(e["event"], e["action"]) for e in events] == [
+        ("action_start", "wave"), ("action_end", "wave"), ("action_start", "clap"), ("action_end", "clap")]
+    assert events[1]["duration"] == pytest.approx(1.0) and events[1]["peak_confidence"] == pytest.approx(0.95)
+    assert events[3]["reason"] == "low_confidence"
+
+
+def test_event_writer_never_writes_nan(tmp_path):
+    with EventWriter(tmp_path / "e.jsonl") as w:
+        w.emit("x", value=float("nan"), arr=np.arange(3), num=np.float32(0.5))
+    (e,) = read_events(tmp_path / "e.jsonl")
+    assert e == {"event": "x", "value": None, "arr": [0, 1, 2], "num": 0.5}
+
+
+# ---- replay through the real loop -------------------------------------------------------------------
+def test_replay_detects_both_actions_and_the_gap(edge_ckpt, replay_file, tmp_path, capsys):
+    events_path, video = tmp_path / "events.jsonl", tmp_path / "replay.mp4"
+    rc = run_cli("--skeletons", replay_file, "--model", edge_ckpt, "--headless", "--events", events_path,
+                 "--out-video", video, "--stride", "4")
+    out = capsys.readouterr().out
+    assert rc == 0
+    events = read_events(events_path)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    starts = [e for e in events if e["event"] == "action_start"]
+    assert [e["action"] for e in starts] == ["wave", "squat"], events
+    assert all(e["confidence"] >= 0.5 for e in starts)
+    # wave ends because the person vanished; the long gap resets the window before squat starts
+    wave_end = next(e for e in events if e["event"] == "action_end" and e["action"] == "wave")
+    assert wave_end["reason"] == "no_person" and 64 <= wave_end["frame"] < 64 + 40
+    assert "person_lost" in kinds and "window_reset" in kinds
+    assert starts[1]["frame"] >= 64 + 40 + 32 - 1  # a fresh window must fill with squat frames first
+    end = events[-1]
+    assert end["frames"] == 168 and end["frames_with_person"] == 128 + 5  # 5 held frames after wave
+    assert "classify" in end["latency_ms"] and "p99_ms" in end["latency_ms"]["classify"]
+    assert "p50" in out and "classify" in out and "FPS" in out
+    import cv2
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 168
+    cap.release()
+
+
+def test_replay_command_line_runs_without_camera_display_or_shared(edge_ckpt, replay_file, tmp_path):
+    """What the README's main job runs: a headless replay in a fresh process."""
+    events_path = tmp_path / "ev.jsonl"
+    env = {**os.environ, "DISPLAY": "", "LAST_SHARED": str(tmp_path / "no-shared")}
+    proc = subprocess.run([sys.executable, "-m", "edge.run", "--skeletons", str(replay_file), "--model",
+                           str(edge_ckpt), "--headless", "--events", str(events_path)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "p90" in proc.stdout
+    assert {"action_start", "run_end"} <= {e["event"] for e in read_events(events_path)}
+
+
+def test_replay_of_a_data_set_file_picks_the_indexed_sequence(edge_ckpt, tmp_path, capsys):
+    from core.synthetic import make_synthetic_split
+    split = make_synthetic_split(LAYOUT, per_class=2, frames=48, seed=5, actions=ACTIONS)
+    path = tmp_path / "set.npz"
+    np.savez(path, pose=split.data[:, 0], label=split.labels, classes=np.array(ACTIONS), lengths=split.lengths)
+    from edge.capture import load_skeleton_sequence
+    seq = load_skeleton_sequence(path, index=4)
+    assert seq.label == "jump" and seq.data.shape == (1, split.lengths[4], 33, 3)
+    rc = run_cli("--skeletons", path, "--index", "4", "--repeat", "3", "--model", edge_ckpt, "--headless")
+    assert rc == 0
+    assert "label jump" in capsys.readouterr().out
+
+
+def test_long_replay_memory_stays_flat(edge_ckpt, tmp_path):
+    """10,000 frames of replay: RSS after the warm-up vs at the end."""
+    from core.runtime import load_runtime
+    from edge.capture import SkeletonReplaySource, load_skeleton_sequence
+    from edge.run import EdgeLoop, LoopConfig
+    path = _two_actions_with_gap(tmp_path / "seq.npz")
+    source = SkeletonReplaySource(load_skeleton_sequence(path), repeat=60, max_frames=10_000)
+    loop = EdgeLoop(load_runtime(edge_ckpt, threads=1), LoopConfig(stride=40), events=EventWriter(keep=True))
+    result = loop.run(source, rss_warmup=500)
+    assert result.frames == 10_000 and result.classifications > 150
+    assert result.rss_end_mb - result.rss_start_mb < 15.0, (result.rss_start_mb, result.rss_end_mb)
+    assert len(loop.latency.samples["track"]) <= loop.latency.history
+
+
+# ---- the same labels on every runtime available here -------------------------------------------------
+def _export(kind: str, ckpt: Path, out: Path) -> Path:
+    calib = out / "calib.npz"
+    if not calib.exists():
+        from core.checkpoint import load_checkpoint
+        from core.preprocess import prepare_clip
+        from core.spec import InputSpec
+        from core.synthetic import make_synthetic_split
+        spec = InputSpec.from_dict(load_checkpoint(ckpt)["input_spec"])
+        split = make_synthetic_split(LAYOUT, per_class=8, frames=32, seed=3, actions=ACTIONS)
+        np.savez(calib, x=np.stack([prepare_clip(split.sample(i), spec) for i in range(len(split))]))
+    try:
+        if kind == "onnx_fp32":
+            from converters.onnx import export
+            res = export(ckpt, out, "fp32")
+        elif kind == "onnx_int8":
+            from converters.int8 import export
+            res = export(ckpt, out, "int8", calib=calib)
+        else:
+            pytest.importorskip("ai_edge_litert")
+            pytest.importorskip("litert_torch")
+            from converters.tflite import export
+            res = export(ckpt, out, "fp32")
+    except ImportError as exc:
+        pytest.skip(f"converter for {kind} not available here: {exc}")
+    if res.status != "ok" or res.path is None:
+        pytest.skip(f"{kind} export did not succeed here ({res.status}): {res.message}")
+    return res.path
+
+
+@pytest.mark.parametrize("kind", ["onnx_fp32", "onnx_int8", "tflite_fp32"])
+def test_every_runtime_gives_the_same_labels_on_the_same_replay(kind, edge_ckpt, replay_file, tmp_path):
+    from core.runtime import load_runtime
+    from edge.capture import SkeletonReplaySource, load_skeleton_sequence
+    from edge.run import EdgeLoop, LoopConfig
+    artifact = _export(kind, edge_ckpt, tmp_path)
+
+    def labels(model_path):
+        loop = EdgeLoop(load_runtime(model_path, threads=1), LoopConfig(stride=4), keep_probs=True)
+        res = loop.run(SkeletonReplaySource(load_skeleton_sequence(replay_file)))
+        return [label for _, label, _ in res.labels], np.stack(res.probs)
+
+    ref_labels, ref_probs = labels(edge_ckpt)
+    got_labels, got_probs = labels(artifact)
+    assert len(ref_labels) > 10 and {"wave", "squat"} <= set(ref_labels)
+    assert got_labels == ref_labels
+    tol = 0.05 if "int8" in kind else 1e-3
+    assert np.abs(got_probs - ref_probs).max() < tol
+
+
+# ---- bad input: one clear line, never a traceback, events stay valid -----------------------------------
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_missing_model_file(tmp_path, replay_file, capsys):
+    assert run_cli("--skeletons", replay_file, "--model", tmp_path / "nope.pt", "--headless") == 1
+    line = _one_error_line(capsys)
+    assert "nope.pt" in line and "not found" in line
+
+
+def test_corrupt_model_file(tmp_path, replay_file, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not an onnx model")
+    events = tmp_path / "ev.jsonl"
+    assert run_cli("--skeletons", replay_file, "--model", bad, "--headless", "--events", events) == 1
+    assert "bad.onnx" in _one_error_line(capsys)
+    assert read_events(events)[-1]["event"] == "error"
+
+
+def test_layout_mismatch_is_one_line(edge_ckpt, tmp_path, capsys):
+    from core.synthetic import synthetic_clip
+    kinect = tmp_path / "kinect.npz"
+    np.savez(kinect, pose=synthetic_clip("wave", "kinect20", 40, seed=1))
+    assert run_cli("--skeletons", kinect, "--model", edge_ckpt, "--headless") == 1
+    line = _one_error_line(capsys)
+    assert "layout mismatch" in line and "kinect20" in line and "mediapipe33" in line
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"garbage", "unreadable"),
+    (None, "matches no known layout"),
+])
+def test_bad_skeleton_file(edge_ckpt, tmp_path, capsys, content, match):
+    path = tmp_path / "bad.npz"
+    if content is None:
+        np.savez(path, pose=np.ones((10, 7, 3), np.float32))
+    else:
+        path.write_bytes(content)
+    assert run_cli("--skeletons", path, "--model", edge_ckpt, "--headless") == 1
+    line = _one_error_line(capsys)
+    assert "bad.npz" in line and match in line
+
+
+def test_index_out_of_range(edge_ckpt, tmp_path, capsys):
+    path = tmp_path / "set.npz"
+    np.savez(path, pose=np.ones((3, 10, 33, 3), np.float32), label=np.array([0, 1, 2]))
+    assert run_cli("--skeletons", path, "--index", "7", "--model", edge_ckpt, "--headless") == 1
+    assert "--index 7 is out of range" in _one_error_line(capsys)
+
+
+def test_unreadable_video_is_one_line(edge_ckpt, tmp_path, capsys):
+    pytest.importorskip("cv2")
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(b"\x00" * 2048)
+    pose_model = tmp_path / "pose.task"  # resolution only checks the file exists; the video fails first
+    pose_model.write_bytes(b"x")
+    events = tmp_path / "ev.jsonl"
+    rc = run_cli("--video", video, "--model", edge_ckpt, "--pose-model", pose_model, "--headless", "--events", events)
+    assert rc == 1
+    assert "broken.mp4" in _one_error_line(capsys)
+    assert read_events(events)[-1]["event"] == "error"
+
+
+def test_camera_that_does_not_open_is_one_line(edge_ckpt, tmp_path, capsys):
+    pytest.importorskip("cv2")
+    pose_model = tmp_path / "pose.task"
+    pose_model.write_bytes(b"x")
+    rc = run_cli("--camera", "97", "--model", edge_ckpt, "--pose-model", pose_model, "--headless")
+    assert rc == 1
+    assert "--camera 97" in _one_error_line(capsys)
+
+
+def test_missing_pose_model_says_where_to_put_it(edge_ckpt, tmp_path, monkeypatch, capsys):
+    import edge.pose as pose
+    monkeypatch.delenv(pose.POSE_MODEL_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(pose, "POSE_MODEL_URL", f"file://{tmp_path}/offline/pose_landmarker_{{v}}.task")
+    rc = run_cli("--video", tmp_path / "any.mp4", "--model", edge_ckpt, "--headless")
+    assert rc == 1
+    line = _one_error_line(capsys)
+    expected = tmp_path / "cache" / "last-edge" / "pose_landmarker_full.task"
+    assert str(expected) in line and "--pose-model" in line and pose.POSE_MODEL_ENV in line
+
+
+def test_pose_model_resolution_order_and_sha256(tmp_path, monkeypatch):
+    import edge.pose as pose
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    env_model = tmp_path / "env.task"
+    env_model.write_bytes(b"env")
+    explicit = tmp_path / "explicit.task"
+    explicit.write_bytes(b"explicit")
+    cached = tmp_path / "cache" / "last-edge" / "pose_landmarker_full.task"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"cached")
+    monkeypatch.setenv(pose.POSE_MODEL_ENV, str(env_model))
+    assert pose.resolve_pose_model(explicit) == explicit
+    assert pose.resolve_pose_model() == env_model
+    monkeypatch.delenv(pose.POSE_MODEL_ENV)
+    assert pose.resolve_pose_model() == cached
+    cached.unlink()
+    # a "download" (file:// here, no internet) whose sha256 does not match is refused and not kept
+    served = tmp_path / "served" / "pose_landmarker_full.task"
+    served.parent.mkdir()
+    served.write_bytes(b"not the official bundle")
+    monkeypatch.setattr(pose, "POSE_MODEL_URL", f"file://{tmp_path}/served/pose_landmarker_{{v}}.task")
+    with pytest.raises(pose.PoseModelError, match="sha256"):
+        pose.resolve_pose_model()
+    assert not cached.exists()
+    # an unknown variant has no known sha256: it is fetched and cached
+    (tmp_path / "served" / "pose_landmarker_lite.task").write_bytes(b"lite")
+    got = pose.resolve_pose_model(variant="lite")
+    assert got == cached.with_name("pose_landmarker_lite.task") and got.read_bytes() == b"lite"
+
+
+def test_camera_source_always_serves_the_newest_frame_and_counts_drops(tmp_path):
+    """A file opened as the 'camera' device: the reader thread outruns a slow consumer."""
+    cv2 = pytest.importorskip("cv2")
+    import time
+
+    from edge.capture import CameraSource
+    video = tmp_path / "cam.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    for i in range(120):
+        writer.write(np.full((48, 64, 3), i * 2, np.uint8))
+    writer.release()
+    cam = CameraSource(str(video), disconnect_after=5)
+    indices = []
+    for frame in cam:
+        indices.append(frame.index)
+        time.sleep(0.02)
+    cam.close()
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert cam.read_count == 120 and len(indices) < 120
+    assert cam.dropped == 120 - len(indices)
+    assert cam.error is not None and "disconnected after 120 frames" in cam.error
