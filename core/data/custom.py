@@ -1,0 +1,253 @@
+"""Your own skeletons: a documented, pickle-free per-sample format and an import command.
+
+A custom data set is a folder of per-sample files plus an optional ``manifest.json``:
+
+    my_set/
+      manifest.json        {"layout": "coco17", "class_names": ["wave", "clap"], "fps": 30,
+                            "coordinates": "image",
+                            "samples": [{"file": "clip_0001.npz", "label": 0, "split": "train"}, ...]}
+      clip_0001.npz        keypoint (M, T, V, C) float, label (int, unless in the manifest),
+                           optional keypoint_score (M, T, V), optional frame_dir (the sample's name)
+      clip_0002.json       the same keys as JSON (nested lists)
+
+Without ``samples`` every *.npz / *.json in the folder is a sample; without ``split`` a seeded
+stratified ``--test-ratio`` split is made. V must match the layout; C is 2 (image x, y) or 3.
+
+    python -m core.data.custom --src my_set --out runs/data/my_set      # check + import
+    python -m train.fit ... data.dataset=runs/data/my_set               # (or load_split("custom:my_set"))
+
+``load_split("custom:<dir>", split)`` reads an imported directory, or imports a raw folder in memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.data.prepared import SkeletonSplit
+from core.layouts import get_layout, list_layouts
+
+SAMPLE_SUFFIXES = (".npz", ".json")
+
+
+class CustomFormatError(ValueError):
+    """A custom sample or manifest that cannot be used (the message names the file)."""
+
+
+@dataclass
+class Sample:
+    name: str
+    keypoint: np.ndarray  # (M, T, V, C)
+    label: int
+    split: str | None
+
+
+def save_sample(path: str | Path, keypoint: np.ndarray, label: int, keypoint_score: np.ndarray | None = None,
+                frame_dir: str | None = None) -> Path:
+    """Write one sample in the custom format (.npz, no pickle)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, Any] = {"keypoint": np.asarray(keypoint, dtype=np.float32), "label": np.int64(label)}
+    if keypoint_score is not None:
+        arrays["keypoint_score"] = np.asarray(keypoint_score, dtype=np.float32)
+    if frame_dir is not None:
+        arrays["frame_dir"] = np.str_(frame_dir)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except ValueError as e:  # object arrays need pickle: refuse them
+            raise CustomFormatError(f"{path}: cannot read without pickle ({e}); store plain numeric arrays") from e
+        except (OSError, EOFError) as e:
+            raise CustomFormatError(f"{path}: not a readable .npz: {e}") from e
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise CustomFormatError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+
+
+def read_sample(path: str | Path, layout: str, label: int | None = None, split: str | None = None,
+                score_threshold: float = 0.0, score_channel: bool = False) -> Sample:
+    """One per-sample file -> Sample with keypoint (M, T, V, C). Joints whose score is below
+    score_threshold are zeroed (missing); score_channel appends the score as the last channel."""
+    path = Path(path)
+    d = _read_file(path)
+    if "keypoint" not in d:
+        raise CustomFormatError(f"{path}: missing 'keypoint' (M, T, V, C) (found {sorted(d)})")
+    try:
+        kp = np.asarray(d["keypoint"], dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise CustomFormatError(f"{path}: 'keypoint' is not a numeric (M, T, V, C) array: {e}") from e
+    if kp.ndim == 3:  # (T, V, C): one person
+        kp = kp[None]
+    v = get_layout(layout).num_joints
+    if kp.ndim != 4 or kp.shape[2] != v or kp.shape[3] not in (2, 3) or kp.shape[1] == 0:
+        raise CustomFormatError(f"{path}: 'keypoint' has shape {kp.shape}, expected (M, T>0, {v}, 2 or 3) for "
+                                f"layout {layout!r}")
+    if not np.isfinite(kp).all():
+        raise CustomFormatError(f"{path}: 'keypoint' contains NaN or inf (use 0 for missing joints)")
+    if "keypoint_score" in d:
+        score = np.asarray(d["keypoint_score"], dtype=np.float32).reshape(kp.shape[:3]) \
+            if np.size(d["keypoint_score"]) == np.prod(kp.shape[:3]) else None
+        if score is None:
+            raise CustomFormatError(f"{path}: 'keypoint_score' must have shape {kp.shape[:3]}")
+        if score_threshold > 0:
+            kp = np.where((score >= score_threshold)[..., None], kp, 0.0)
+        if score_channel:
+            kp = np.concatenate([kp, score[..., None]], axis=-1)
+    elif score_channel:
+        raise CustomFormatError(f"{path}: --score-channel needs 'keypoint_score'")
+    if label is None:
+        if "label" not in d:
+            raise CustomFormatError(f"{path}: no 'label' in the file or the manifest")
+        label = d["label"]
+    try:
+        label = int(np.asarray(label).item())
+    except (TypeError, ValueError) as e:
+        raise CustomFormatError(f"{path}: label {label!r} is not an integer") from e
+    name = str(np.asarray(d["frame_dir"]).item()) if "frame_dir" in d else path.stem
+    return Sample(name, kp, label, split)
+
+
+def read_folder(src: str | Path, layout: str | None = None, class_names: list[str] | None = None,
+                test_ratio: float = 0.2, seed: int = 0, score_threshold: float = 0.0, score_channel: bool = False,
+                verbose: bool = True) -> tuple[dict[str, Any], list[Sample], list[str], dict[str, np.ndarray]]:
+    """Read a raw custom folder -> (manifest, samples, skipped messages, {split: indices})."""
+    from core.data.mediapipe import stratified_split
+
+    src = Path(src)
+    if not src.is_dir():
+        raise FileNotFoundError(f"custom data folder not found: {src}")
+    manifest: dict[str, Any] = {}
+    if (src / "manifest.json").is_file():
+        try:
+            manifest = json.loads((src / "manifest.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise CustomFormatError(f"{src / 'manifest.json'}:{e.lineno}: invalid JSON: {e.msg}") from e
+    layout = layout or manifest.get("layout")
+    if not layout:
+        raise CustomFormatError(f"{src}: say which skeleton layout the keypoints use (manifest.json 'layout' or "
+                                f"--layout; known: {', '.join(list_layouts())})")
+    get_layout(layout)  # unknown layouts fail here with the list of known ones
+    entries = manifest.get("samples")
+    if entries is None:
+        entries = [{"file": f.name} for f in sorted(src.iterdir())
+                   if f.suffix in SAMPLE_SUFFIXES and f.name != "manifest.json"]
+    if not entries:
+        raise CustomFormatError(f"{src}: no samples (*.npz / *.json files, or 'samples' in manifest.json)")
+    samples, skipped = [], []
+    for k, e in enumerate(entries):
+        if not isinstance(e, dict) or "file" not in e:
+            skipped.append(f"{src / 'manifest.json'}: samples[{k}] needs a 'file' entry")
+            continue
+        try:
+            samples.append(read_sample(src / e["file"], layout, e.get("label"), e.get("split"), score_threshold,
+                                       score_channel))
+        except (CustomFormatError, OSError) as err:
+            skipped.append(str(err))
+    for msg in skipped if verbose else []:
+        print(f"[custom] skipped {msg}")
+    if not samples:
+        raise CustomFormatError(f"{src}: every sample was skipped:\n  " + "\n  ".join(skipped))
+    channels = {s.keypoint.shape[-1] for s in samples}
+    if len(channels) > 1:
+        raise CustomFormatError(f"{src}: samples mix {sorted(channels)} channels; use one coordinate format")
+    labels = np.array([s.label for s in samples])
+    class_names = class_names or manifest.get("class_names") or [f"class_{i}" for i in range(labels.max() + 1)]
+    bad = [s.name for s in samples if not 0 <= s.label < len(class_names)]
+    if bad:
+        raise CustomFormatError(f"{src}: labels outside 0..{len(class_names) - 1} in {bad[:5]} "
+                                f"({len(class_names)} class names)")
+    if all(s.split for s in samples):
+        names = sorted({s.split for s in samples})
+        splits = {n: np.array([i for i, s in enumerate(samples) if s.split == n], np.int64) for n in names}
+    else:
+        splits = stratified_split(labels, test_ratio, seed)
+    manifest = {**manifest, "layout": layout, "class_names": list(class_names)}
+    return manifest, samples, skipped, splits
+
+
+def _stack(samples: list[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    m = max(s.keypoint.shape[0] for s in samples)
+    t = max(s.keypoint.shape[1] for s in samples)
+    v, c = samples[0].keypoint.shape[2:]
+    data = np.zeros((len(samples), m, t, v, c), dtype=np.float32)
+    for i, s in enumerate(samples):
+        data[i, : s.keypoint.shape[0], : s.keypoint.shape[1]] = s.keypoint
+    return data, np.array([s.keypoint.shape[1] for s in samples], np.int64)
+
+
+def import_folder(src: str | Path, out: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """Check and import a raw custom folder into a prepared directory; returns a summary."""
+    from core.data.store import write_prepared
+
+    manifest, samples, skipped, splits = read_folder(src, **kwargs)
+    data, lengths = _stack(samples)
+    write_prepared(out, data, lengths, np.array([s.label for s in samples]), [s.name for s in samples],
+                   manifest["class_names"], manifest["layout"], splits, fps=manifest.get("fps"),
+                   coordinates=manifest.get("coordinates", "world" if data.shape[-1] == 3 else "image"),
+                   source=f"custom import of {Path(src).resolve()}", extra={"skipped": skipped})
+    return {"samples": len(samples), "skipped": skipped, "splits": {k: len(v) for k, v in splits.items()},
+            "shape": list(data.shape), "layout": manifest["layout"], "class_names": manifest["class_names"]}
+
+
+def load_custom(path: str | Path, split: str = "train") -> SkeletonSplit:
+    """An imported (prepared) directory, or a raw custom folder read in memory."""
+    from core.data.store import is_prepared, load_prepared
+
+    path = Path(path)
+    if is_prepared(path):
+        return load_prepared(path, split)
+    manifest, samples, skipped, splits = read_folder(path)
+    data, lengths = _stack(samples)
+    if split == "all":
+        index = np.arange(len(samples))
+    elif split in splits:
+        index = splits[split]
+    else:
+        raise KeyError(f"{path} has no split {split!r}; available: {sorted(splits) + ['all']}")
+    return SkeletonSplit(data[index], lengths[index], np.array([samples[i].label for i in index]),
+                         [samples[i].name for i in index], manifest["class_names"], manifest["layout"],
+                         manifest.get("fps"), f"{path.name}-{split}", {"skipped": skipped})
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m core.data.custom",
+                                description="Check and import a folder of custom skeleton samples (*.npz / *.json "
+                                            "with keypoint (M, T, V, C) and label) into a prepared directory.")
+    p.add_argument("--src", required=True, help="folder of per-sample files (+ optional manifest.json)")
+    p.add_argument("--out", required=True, help="prepared directory to write (e.g. runs/data/my_set)")
+    p.add_argument("--layout", default=None, help=f"skeleton layout if not in manifest.json ({', '.join(list_layouts())})")
+    p.add_argument("--classes", default=None, help="comma-separated class names if not in manifest.json")
+    p.add_argument("--test-ratio", type=float, default=0.2, help="held-out fraction per class when samples carry "
+                                                                 "no 'split' (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--score-threshold", type=float, default=0.0, help="zero joints with keypoint_score below this")
+    p.add_argument("--score-channel", action="store_true", help="append keypoint_score as a channel (2D + score)")
+    args = p.parse_args(argv)
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    try:
+        summary = import_folder(args.src, args.out, layout=args.layout, class_names=classes,
+                                test_ratio=args.test_ratio, seed=args.seed, score_threshold=args.score_threshold,
+                                score_channel=args.score_channel)
+    except (CustomFormatError, FileNotFoundError, KeyError) as e:
+        raise SystemExit(f"error: {e}")
+    print(f"imported {summary['samples']} samples ({summary['layout']}, data {summary['shape']}, splits "
+          f"{summary['splits']}) into {args.out}")
+    if summary["skipped"]:
+        print(f"skipped {len(summary['skipped'])} file(s):")
+        for line in summary["skipped"]:
+            print(f"  {line}")
+
+
+if __name__ == "__main__":
+    main()
