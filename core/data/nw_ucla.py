@@ -89,17 +89,15 @@ def _parse_all(files: list[Path]) -> dict[str, np.ndarray]:
         labels.append(label)
         lengths.append(len(skel))
         clips.append(skel)
-    t_max = max(lengths, default=1)
-    data = np.zeros((len(clips), 1, t_max, 20, 3), dtype=np.float32)
-    for i, c in enumerate(clips):
-        data[i, 0, : len(c)] = c
-    return {"data": data, "lengths": np.asarray(lengths, np.int64), "labels": np.asarray(labels, np.int64),
+    frames = np.concatenate(clips) if clips else np.zeros((0, 20, 3), np.float32)
+    return {"frames": frames, "lengths": np.asarray(lengths, np.int64), "labels": np.asarray(labels, np.int64),
             "names": np.asarray(names), "skipped": np.asarray(skipped, dtype=str)}
 
 
 def load_arrays(root: str | Path | None = None, cache: bool | str | Path = True, verbose: bool = True
                 ) -> dict[str, np.ndarray]:
-    """All clips of a NW-UCLA folder as arrays (cached). Corrupt files are reported and skipped."""
+    """All clips of a NW-UCLA folder as arrays (cached): frames (sum of T, 20, 3) concatenated in
+    sample order, lengths, labels, names, skipped. Corrupt files are reported and skipped."""
     root = Path(root) if root else default_root()
     if not root.is_dir():
         raise FileNotFoundError(f"NW-UCLA folder not found: {root} (expected the all_sqe/*.json files; pass "
@@ -110,7 +108,7 @@ def load_arrays(root: str | Path | None = None, cache: bool | str | Path = True,
     cache_file = None
     if cache:
         folder = Path(cache) if not isinstance(cache, bool) else cache_dir()
-        cache_file = folder / f"nw_ucla_{_fingerprint(files)}.npz"
+        cache_file = folder / f"nw_ucla_v2_{_fingerprint(files)}.npz"
         if cache_file.is_file():
             try:
                 with np.load(cache_file, allow_pickle=False) as z:
@@ -143,9 +141,12 @@ def load_nw_ucla(split: str = "train", root: str | Path | None = None, cache: bo
     views = np.array([parse_name(n)["view"] for n in names], dtype=np.int64)
     index = np.flatnonzero(np.isin(views, SPLIT_VIEWS[split]))
     lengths = arrays["lengths"][index]
-    t_max = int(lengths.max()) if len(index) else 1
+    starts = np.concatenate([[0], np.cumsum(arrays["lengths"])[:-1]]).astype(np.int64)
+    data = np.zeros((len(index), 1, int(lengths.max()) if len(index) else 1, 20, 3), dtype=np.float32)
+    for row, i in enumerate(index):
+        data[row, 0, : lengths[row]] = arrays["frames"][starts[i]: starts[i] + lengths[row]]
     return SkeletonSplit(
-        data=arrays["data"][index, :, :t_max], lengths=lengths, labels=arrays["labels"][index],
+        data=data, lengths=lengths, labels=arrays["labels"][index],
         names=[names[i] for i in index], class_names=list(CLASS_NAMES), layout=LAYOUT, fps=FPS,
         name=f"nw_ucla-{split}",
         info={"protocol": "cross-view", "views": list(SPLIT_VIEWS[split]),
