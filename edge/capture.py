@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edge.errors import SourceError
+from edge.errors import SourceError, native_stderr_silenced
 
 OPENCV_HINT = "pip install opencv-python-headless (or pip install -e '.[edge]')"
 JOINTS_TO_LAYOUT = {33: "mediapipe33", 25: "ntu25", 20: "kinect20", 17: "coco17"}
@@ -86,7 +86,10 @@ class CameraSource:
                  disconnect_after: int = 30, width: int | None = None, height: int | None = None):
         cv2 = _cv2()
         self.device = device
-        self.cap = cv2.VideoCapture(device)
+        # a video file given as the device plays at its frame rate, like a camera (demos, tests)
+        self.simulated = isinstance(device, str) and Path(device).is_file()
+        with native_stderr_silenced():  # OpenCV prints a dozen V4L2/FFMPEG lines for a missing camera
+            self.cap = cv2.VideoCapture(device)
         if width:
             self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         if height:
@@ -126,6 +129,10 @@ class CameraSource:
     def _reader(self) -> None:
         failures = 0
         while not self._stop.is_set():
+            if self.simulated:
+                delay = self._t0 + self.read_count / self.fps - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
             ok, image = self.cap.read()
             if not ok or image is None:
                 failures += 1

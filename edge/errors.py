@@ -1,4 +1,11 @@
-"""Errors the edge loop reports as one clear line (never a traceback)."""
+"""Errors the edge loop reports as one clear line (never a traceback), and a guard against native libraries
+printing their own multi-line logs to the console."""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class EdgeError(RuntimeError):
@@ -11,3 +18,26 @@ class SourceError(EdgeError):
 
 class PoseModelError(EdgeError):
     """The MediaPipe pose model cannot be found, fetched or verified; the message says where to put it."""
+
+
+@contextmanager
+def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
+    """Silence C++ log lines written straight to file descriptor 2 (MediaPipe/TFLite start-up chatter such
+    as 'Created TensorFlow Lite XNNPACK delegate', OpenCV's V4L2 warnings); Python exceptions still carry
+    the real errors."""
+    try:
+        fd = sys.stderr.fileno() if enabled else -1
+    except (AttributeError, OSError, ValueError):  # a replaced stderr (pytest capture, notebooks)
+        fd = -1
+    if fd < 0:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)

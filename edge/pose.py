@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import threading
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from edge.errors import PoseModelError
+from edge.errors import PoseModelError, native_stderr_silenced
 
 POSE_MODEL_ENV = "LAST_POSE_MODEL"
 POSE_VARIANTS = ("lite", "full", "heavy")
@@ -116,28 +113,6 @@ class PersonPose:
 def _landmarks(points) -> np.ndarray:
     return np.array([[p.x, p.y, p.z, p.visibility if p.visibility is not None else 1.0] for p in points],
                     dtype=np.float32)
-
-
-@contextmanager
-def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
-    """Silence C++ log lines written straight to file descriptor 2 (MediaPipe/TFLite start-up chatter such
-    as 'Created TensorFlow Lite XNNPACK delegate'); Python exceptions still carry the real errors."""
-    try:
-        fd = sys.stderr.fileno() if enabled else -1
-    except (AttributeError, OSError, ValueError):  # a replaced stderr (pytest capture, notebooks)
-        fd = -1
-    if fd < 0:
-        yield
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    try:
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _import_mediapipe():

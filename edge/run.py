@@ -359,7 +359,8 @@ def load_runtime_or_fail(path: str, threads: int | None):
         raise EdgeError(message if str(path) in message else f"--model {path}: {message}") from None
 
 
-def print_summary(result: RunResult, loop: EdgeLoop, source, out=sys.stdout) -> None:
+def print_summary(result: RunResult, loop: EdgeLoop, source, out=None) -> None:
+    out = out or sys.stdout
     print(f"source: {source.describe()}", file=out)
     print(f"model: {loop.runtime.path} ({getattr(loop.runtime, 'name', '?')}), window {loop.window.size} raw frames "
           f"-> T={loop.spec.frames}, stride {loop.cfg.stride}, classes {len(loop.class_names)}", file=out)

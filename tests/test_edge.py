@@ -406,13 +406,14 @@ def test_pose_model_resolution_order_and_sha256(tmp_path, monkeypatch):
 
 
 def test_camera_source_always_serves_the_newest_frame_and_counts_drops(tmp_path):
-    """A file opened as the 'camera' device: the reader thread outruns a slow consumer."""
+    """A file opened as the 'camera' device plays at its frame rate (200 fps here) on the reader thread,
+    faster than this consumer: the consumer always gets the newest frame and the rest are counted as dropped."""
     cv2 = pytest.importorskip("cv2")
     import time
 
     from edge.capture import CameraSource
     video = tmp_path / "cam.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 200.0, (64, 48))
     for i in range(120):
         writer.write(np.full((48, 64, 3), i * 2, np.uint8))
     writer.release()
