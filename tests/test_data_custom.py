@@ -81,3 +81,11 @@ def test_mediapipe_recordings(shared_dir):
     assert mapped.layout == "ntu25" and mapped.data.shape[-2] == 25 and mapped.names == test.names
     x, _ = SkeletonDataset(mapped, InputSpec(layout="ntu25", frames=32, coordinates="image"))[0]
     assert tuple(x.shape) == (3, 32, 25, 1) and np.isfinite(x.numpy()).all()
+
+
+def test_report_writes_table_and_plot(tmp_path, capsys):
+    from core.data.report import main as report
+    report(["synthetic:coco17", "--out", str(tmp_path / "rep")])
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "| **total** | 160 | 64 |" in text and "| 0 wave | 20 | 8 |" in text
+    assert (tmp_path / "rep" / "balance.png").stat().st_size > 10_000
