@@ -5,6 +5,7 @@ Every key must be known: a typo stops the run before anything is loaded, naming 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,21 @@ class ConfigError(ValueError):
     """A configuration problem; the message names the file or argument and the key."""
 
 
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads '1e-3' as a string; numbers written that way are meant as numbers."""
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    if isinstance(value, list):
+        return [_number(v) for v in value]
+    return value
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any], source: str, prefix: str = "") -> None:
     for key, value in update.items():
+        value = _number(value)
         path = f"{prefix}{key}"
         if key not in base:
             known = ", ".join(sorted(base))
@@ -135,6 +149,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for text in overrides or []:
         _merge(cfg, parse_override(text), f"command line {text!r}")
     validate(cfg)
+    for key in ("name", "output_dir"):
+        cfg[key] = None if cfg[key] is None else str(cfg[key])
     if not cfg["name"]:
         cfg["name"] = f"{cfg['data']['name']}_{cfg['model']['variant']}"
     if not cfg["output_dir"]:

@@ -89,7 +89,7 @@ def format_metrics(metrics: dict[str, Any], per_class: bool = True) -> str:
              f"loss {metrics['loss']:.4f}"]
     if per_class:
         cm = np.asarray(metrics["confusion"])
-        width = max(len(n) for n in metrics["class_names"]) if metrics["class_names"] else 5
+        width = max([5] + [len(n) for n in metrics["class_names"]])
         lines.append(f"{'class':<{width}}  {'n':>5}  {'acc':>7}  most confused with")
         for i, name in enumerate(metrics["class_names"]):
             acc = metrics["per_class"][name]

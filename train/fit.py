@@ -394,8 +394,11 @@ def _run(cfg: dict[str, Any], ddp: Dist, resume: str | None, stop_after_epochs: 
     steps_per_epoch = len(loader)
 
     train_model: nn.Module = model
+    sync_bn_note = ""
     if ddp.enabled:
-        if cfg["model"]["sync_bn"]:
+        if cfg["model"]["sync_bn"] and ddp.device.type != "cuda":
+            sync_bn_note = "model.sync_bn ignored: SyncBatchNorm needs CUDA devices; BN statistics stay per process"
+        elif cfg["model"]["sync_bn"]:
             train_model = nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
             model = train_model  # same module, BN layers replaced
         train_model = nn.parallel.DistributedDataParallel(
@@ -431,6 +434,12 @@ def _run(cfg: dict[str, Any], ddp: Dist, resume: str | None, stop_after_epochs: 
     elif ddp.enabled:
         torch.manual_seed(seed + ddp.rank)  # same initial weights (DDP broadcasts rank 0's), own dropout
 
+    if ddp.main and resume_path is None and out.exists():  # a fresh (or overwritten) run starts clean logs
+        import shutil
+
+        shutil.rmtree(out / "tb", ignore_errors=True)
+        for stale in ("train.log", "metrics.csv", "metrics.jsonl", "summary.json", "ddp_shards.json"):
+            (out / stale).unlink(missing_ok=True)
     log = Logger(out, ddp.main, purge_step=start_epoch * steps_per_epoch if resume_path else None)
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -440,6 +449,8 @@ def _run(cfg: dict[str, Any], ddp: Dist, resume: str | None, stop_after_epochs: 
                  f"val clips, {len(class_names)} classes, layout {spec.layout}, T={spec.frames}, M={spec.persons}; "
                  f"{ddp.world} process(es) on {ddp.device}, batch {batch}/process, {steps_per_epoch} steps/epoch"
                  + (f"; resumed from {resume_path} at epoch {start_epoch}" if resume_path else ""))
+        if sync_bn_note:
+            log.info(sync_bn_note)
 
     if ddp.enabled:
         # each rank's first-epoch sample indices, gathered for inspection (disjoint shards)
