@@ -1,0 +1,337 @@
+"""CoreML export: an ML Program .mlpackage with coremltools, checked numerically on any OS.
+
+    python -m converters.coreml --ckpt best.pt                       # fp16 (default)
+    python -m converters.coreml --ckpt best.pt --precision fp32
+    python -m converters.coreml --ckpt best.pt --precision w8        # int8 weights, fp16 compute
+    python -m converters.coreml --ckpt best.pt --precision w8a8 --calib runs/calib/nw_ucla_500.npz
+
+fp16 / fp32  ct.convert(..., convert_to="mlprogram", compute_precision=FLOAT16 | FLOAT32); float32 I/O.
+w8           the fp16 program with per-channel symmetric int8 weights (linear_quantize_weights).
+w8a8         w8 plus int8 activations calibrated on the calibration set
+             (coremltools.optimize.coreml.experimental.linear_quantize_activations). Calibration runs
+             the model, which CoreML can only do on macOS: elsewhere the command says so and writes the
+             w8 model instead (result precision "w8").
+int8         an alias: w8a8 on macOS, w8 elsewhere.
+
+Frontend: the issue asks for the jit.trace path. With numpy >= 2.3, coremltools 9's TorchScript frontend
+fails on this model's shape arithmetic ("only 0-dimensional arrays can be converted to Python scalars"),
+so --frontend auto (default) tries jit.trace and falls back to torch.export (+ run_decompositions), which
+coremltools 9 also supports; the result says which one produced the file.
+
+Verification: CoreML's predict() needs macOS. Everywhere, the package is evaluated by converters.mil_eval
+(a numpy interpreter of the MIL program, fp16 tensors rounded to fp16) and compared with PyTorch fp32:
+status "ok" means mil_eval validated it (max |logit diff|, top-1 agreement), with a per-op fp16 overflow
+check. On macOS the real CoreML prediction is compared too. For scoring on Linux:
+
+    from converters.coreml import predict_fn
+    predict = predict_fn("model.mlpackage")    # CoreML on macOS, mil_eval elsewhere
+    logits = predict(x)                        # x (N, C, T, V, M) float32
+
+Every package carries the toolkit metadata as JSON in its user_defined_metadata["last_edge"] and in the
+sidecar <package>.json. Install: pip install -e '.[coreml]' (coremltools, typing-extensions<4.13).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import platform
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, compare_logits,
+                               export_main, load_export_model, missing_backend, require, torch_logits,
+                               verification_inputs)
+
+log = logging.getLogger("converters.coreml")
+
+FORMAT = "coreml"
+PRECISIONS = ("fp16", "fp32", "w8", "w8a8", "int8")
+FRONTENDS = ("auto", "trace", "export")
+PIP_HINT = "pip install -e '.[coreml]'  (coremltools>=8 'typing-extensions<4.13')"
+# (max |logit diff| relative to the logit scale, top-1 agreement) a package must reach to be called ok
+TOLERANCE = {"fp32": (1e-3, 1.0), "fp16": (5e-2, 0.97), "w8": (None, 0.95), "w8a8": (None, 0.90)}
+DEFAULT_CALIB_SAMPLES = 128
+
+
+def is_macos() -> bool:
+    return platform.system() == "Darwin"
+
+
+def _coremltools():
+    ct = require("coremltools", PIP_HINT)
+    return ct
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool = True):
+    """coremltools prints torch-version warnings and pass progress bars; keep the command's output readable."""
+    if not enabled:
+        yield
+        return
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        logging.getLogger("coremltools").setLevel(logging.CRITICAL)
+        yield
+
+
+def _source_model(model, sample: np.ndarray, frontend: str):
+    import torch
+    x = torch.from_numpy(sample)
+    if frontend == "trace":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarning on the model's shape check
+            return torch.jit.trace(model, x)
+    return torch.export.export(model, (x,)).run_decompositions({})
+
+
+def convert(model, sample: np.ndarray, precision: str = "fp16", frontend: str = "auto",
+            target: str | None = None, quiet: bool = True) -> tuple[Any, str, list[str]]:
+    """torch -> ct.models.MLModel (ML Program). Returns (mlmodel, frontend used, notes)."""
+    ct = _coremltools()
+    compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
+    target_name = target or ("iOS17" if precision == "w8a8" else "iOS16")
+    try:
+        deployment = getattr(ct.target, target_name)
+    except AttributeError as exc:
+        raise InputError(f"--target {target_name!r} is not a coremltools deployment target") from exc
+    inputs = [ct.TensorType(name="skeleton", shape=sample.shape, dtype=np.float32)]
+    outputs = [ct.TensorType(name="logits", dtype=np.float32)]
+    notes: list[str] = []
+    order = ["trace", "export"] if frontend == "auto" else [frontend]
+    last_error: Exception | None = None
+    for name in order:
+        try:
+            with _quiet(quiet):
+                source = _source_model(model, sample, name)
+                mlmodel = ct.convert(source, inputs=inputs, outputs=outputs, convert_to="mlprogram",
+                                     compute_precision=compute, minimum_deployment_target=deployment)
+            return mlmodel, name, notes
+        except Exception as exc:  # try the next frontend, remember why this one failed
+            last_error = exc
+            first = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
+            notes.append(f"{name} frontend failed ({type(exc).__name__}: {first})")
+    raise RuntimeError("; ".join(notes)) from last_error
+
+
+def quantize_weights(mlmodel, quiet: bool = True):
+    """Per-channel symmetric int8 weights (dequantised at load; compute stays fp16)."""
+    ct = _coremltools()
+    from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig, linear_quantize_weights
+    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8",
+                                                                      granularity="per_channel"))
+    with _quiet(quiet):
+        return linear_quantize_weights(mlmodel, config)
+
+
+def quantize_activations(mlmodel, calib_x: np.ndarray, batch: int, quiet: bool = True):
+    """int8 activations calibrated on the clips (runs the model: macOS only)."""
+    if not is_macos():
+        raise BackendMissing("CoreML activation calibration runs the model, which needs macOS "
+                             f"(this is {platform.system()})")
+    _coremltools()
+    from coremltools.optimize.coreml import OptimizationConfig, experimental
+    config = OptimizationConfig(global_config=experimental.OpActivationLinearQuantizerConfig(
+        mode="linear_symmetric"))
+    samples = [{"skeleton": np.ascontiguousarray(calib_x[i:i + batch])}
+               for i in range(0, len(calib_x) - batch + 1, batch)]
+    with _quiet(quiet):
+        return experimental.linear_quantize_activations(mlmodel, config, samples)
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """Inputs, outputs, op counts and metadata from the spec (skip_model_load: works on any OS)."""
+    ct = _coremltools()
+    with _quiet():
+        mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
+    spec = mlmodel.get_spec()
+
+    def io(features) -> dict[str, Any]:
+        out = {}
+        for f in features:
+            arr = f.type.multiArrayType
+            dtype = ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(arr.dataType)
+            out[f.name] = {"shape": [int(v) for v in arr.shape], "dtype": dtype}
+        return out
+
+    counts: dict[str, int] = {}
+    opset = ""
+    if spec.WhichOneof("Type") == "mlProgram":
+        fn = spec.mlProgram.functions["main"]
+        opset = fn.opset
+        for op in fn.block_specializations[opset].operations:
+            counts[op.type] = counts.get(op.type, 0) + 1
+    return {"type": spec.WhichOneof("Type"), "spec_version": int(spec.specificationVersion), "opset": opset,
+            "inputs": io(spec.description.input), "outputs": io(spec.description.output),
+            "ops": dict(sorted(counts.items())), "metadata": dict(spec.description.metadata.userDefined)}
+
+
+def _judge(precision: str, stats: dict[str, Any], overflow: int) -> tuple[bool, str]:
+    rel, agreement = TOLERANCE[precision]
+    problems = []
+    if overflow:
+        problems.append(f"{overflow} op(s) overflow fp16")
+    if not np.isfinite(stats["max_abs_diff"]):
+        problems.append("non-finite outputs")
+    elif rel is not None and stats["max_abs_diff"] > rel * max(1.0, stats["logit_scale"]):
+        problems.append(f"max |logit diff| {stats['max_abs_diff']:.3g} > {rel * max(1.0, stats['logit_scale']):.3g}")
+    if stats["top1_agreement"] < agreement:
+        problems.append(f"top-1 agreement {stats['top1_agreement']:.3f} < {agreement}")
+    return not problems, "; ".join(problems)
+
+
+def predict_fn(path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
+    """x (N, C, T, V, M) float32 -> logits: CoreML itself on macOS, converters.mil_eval elsewhere."""
+    if is_macos():
+        from core.runtime import load_runtime
+        return load_runtime(path).predict
+    from converters import mil_eval
+    return mil_eval.load(path).predict
+
+
+def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib: str | Path | None = None,
+           batch: int | None = 1, frontend: str = "auto", target: str | None = None, verify_samples: int = 32,
+           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, **opts: Any) -> ExportResult:
+    """Convert a checkpoint to an .mlpackage, write its metadata, validate it against PyTorch fp32."""
+    if precision not in PRECISIONS:
+        raise InputError(f"converters.coreml exports {', '.join(PRECISIONS)}, not {precision!r}")
+    if frontend not in FRONTENDS:
+        raise InputError(f"--frontend must be one of {', '.join(FRONTENDS)}, got {frontend!r}")
+    notes: list[str] = []
+    if precision == "int8":
+        precision = "w8a8" if is_macos() else "w8"
+        if precision == "w8":
+            notes.append("int8 means w8a8 on macOS; here (no CoreML runtime to calibrate) it is w8")
+    if batch is None:
+        batch = 1
+        notes.append("CoreML packages have a fixed batch here; exported with batch 1")
+    model, ck = load_export_model(ckpt)
+    x, source = verification_inputs(ck, calib, count=max(verify_samples, batch))
+    x = x[: max(len(x) // batch, 1) * batch]
+    calib_x = None
+    if precision == "w8a8":
+        if calib is None:
+            raise InputError("--precision w8a8 calibrates activations: pass --calib <file from python -m "
+                             "converters.calib>")
+        from converters.calib import load_calibration
+        calib_x = load_calibration(calib, ck)[:calib_samples]
+    try:
+        _coremltools()
+    except BackendMissing as exc:
+        return missing_backend(FORMAT, precision, exc)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    sample = np.ascontiguousarray(x[:batch])
+    base = "fp32" if precision == "fp32" else "fp16"
+    try:
+        mlmodel, used, front_notes = convert(model, sample, base, frontend, target, quiet)
+    except InputError:
+        raise
+    except Exception as exc:
+        return ExportResult(FORMAT, precision, None, "failed", f"coremltools conversion failed: {exc}")
+    if used != frontend and frontend == "auto" and front_notes:
+        notes.append(f"converted with torch.export ({front_notes[0]})")
+    final_precision = precision
+    try:
+        if precision in ("w8", "w8a8"):
+            if precision == "w8a8":
+                try:
+                    mlmodel = quantize_activations(mlmodel, calib_x, batch, quiet)
+                except BackendMissing as exc:
+                    final_precision = "w8"
+                    notes.append(f"w8a8 not possible here: {exc}; wrote the w8 (int8 weights) model instead, "
+                                 "re-run on a Mac for w8a8")
+            mlmodel = quantize_weights(mlmodel, quiet)
+    except Exception as exc:
+        return ExportResult(FORMAT, precision, None, "failed",
+                            f"coremltools quantization failed: {type(exc).__name__}: {exc}")
+    export_seconds = time.perf_counter() - start
+
+    from core.artifact import METADATA_KEY, artifact_metadata, write_sidecar
+    path = out_dir / f"{artifact_stem(ckpt, final_precision, batch)}.mlpackage"
+    meta = artifact_metadata(ck, FORMAT, final_precision, batch=batch, converter=f"coremltools ({used})",
+                             compute_precision=base, input_dtype="float32", output_dtype="float32",
+                             calibration=(f"calibration set {Path(calib).name}" if final_precision == "w8a8"
+                                          else None))
+    mlmodel.user_defined_metadata[METADATA_KEY] = json.dumps(meta)
+    mlmodel.short_description = (f"LAST {ck['model']['variant']} skeleton action recognition "
+                                 f"({ck['num_classes']} classes, {final_precision})")
+    mlmodel.input_description["skeleton"] = "preprocessed joints (N, C, T, V, M), see the input_spec metadata"
+    mlmodel.output_description["logits"] = "class scores; class names in the metadata"
+    if path.exists():
+        shutil.rmtree(path)
+    with _quiet(quiet):
+        mlmodel.save(str(path))
+    write_sidecar(path, meta)
+
+    # numerical validation: mil_eval on any OS (plus CoreML itself on macOS)
+    from converters import mil_eval
+    info = describe(path)
+    reference = torch_logits(model, x)
+    try:
+        program = mil_eval.load(path)
+        t0 = time.perf_counter()
+        got = program.predict(x)
+        eval_seconds = time.perf_counter() - t0
+        trace = program.ranges(x[:batch])
+    except mil_eval.MILEvalError as exc:
+        return ExportResult(FORMAT, final_precision, path, "exported-not-verifiable-here",
+                            f"written, but mil_eval cannot evaluate it ({exc}); CoreML predict() needs macOS; "
+                            + "; ".join(notes), extra={**info, "batch": batch, "frontend": used})
+    stats = compare_logits(reference, got)
+    stats["logit_scale"] = float(np.abs(reference).max()) if reference.size else 0.0
+    overflow = [r.op for r in trace if r.fp16_overflow]
+    stats["fp16_overflow_ops"] = overflow
+    stats["max_activation"] = float(np.nanmax([r.max_abs for r in trace])) if trace else 0.0
+    stats["mil_eval_seconds"] = round(eval_seconds, 2)
+    good, problems = _judge(final_precision, stats, len(overflow))
+    checked_by = "mil_eval (numpy MIL evaluator; CoreML predict() needs macOS)"
+    if is_macos():
+        native = compare_logits(reference, predict_fn(path)(x))
+        stats["coreml_max_abs_diff"], stats["coreml_top1_agreement"] = native["max_abs_diff"], native["top1_agreement"]
+        checked_by = (f"CoreML predict (max diff {native['max_abs_diff']:.3g}, agreement "
+                      f"{native['top1_agreement']:.3f}) and mil_eval")
+    msg = (f"{checked_by} vs PyTorch fp32 on {stats['samples']} clips ({source}): max |logit diff| "
+           f"{stats['max_abs_diff']:.3g}, top-1 agreement {stats['top1_agreement']:.3f}, max |activation| "
+           f"{stats['max_activation']:.3g}")
+    if notes:
+        msg += "; " + "; ".join(notes)
+    if not good:
+        msg = f"outside tolerance ({problems}): " + msg
+    return ExportResult(FORMAT, final_precision, path, "ok" if good else "failed", msg,
+                        extra={**stats, **{k: v for k, v in info.items() if k != "metadata"},
+                               "verify_source": source, "batch": batch, "frontend": used,
+                               "requested_precision": precision, "export_seconds": round(export_seconds, 2)})
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--frontend", choices=FRONTENDS, default="auto",
+                   help="torch frontend: jit.trace, torch.export, or auto (trace, then export; default)")
+    p.add_argument("--target", default=None,
+                   help="minimum deployment target, e.g. iOS16, iOS17, macOS14 (default iOS16; iOS17 for w8a8)")
+    p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES,
+                   help=f"calibration clips for w8a8 (default {DEFAULT_CALIB_SAMPLES})")
+    p.add_argument("--verify-samples", type=int, default=32, help="clips compared with PyTorch (default 32)")
+    p.add_argument("--verbose", action="store_true", help="show coremltools' own progress output")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return export_main(export, argv, fmt=FORMAT, precisions=PRECISIONS, default_precision="fp16", default_batch=1,
+                       description=__doc__.split("\n\n")[0], add_args=_add_args,
+                       opts_from_args=lambda a: {"frontend": a.frontend, "target": a.target,
+                                                 "calib_samples": a.calib_samples,
+                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

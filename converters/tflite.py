@@ -1,0 +1,332 @@
+"""TFLite (LiteRT) export: fp32, fp16 and INT8 files converted directly from PyTorch with litert-torch.
+
+    python -m converters.tflite --ckpt best.pt --precision fp32
+    python -m converters.tflite --ckpt best.pt --precision fp16
+    python -m converters.tflite --ckpt best.pt --precision int8 --calib runs/calib/nw_ucla_500.npz
+
+No TensorFlow and no onnx2tf (onnx2tf produced numerically wrong models for this architecture).
+
+fp32   litert-torch conversion of the traced model (torch.export), float32 I/O.
+fp16   the fp32 file with float16 weights (ai-edge-quantizer float casting): half the size, float32 I/O
+       and float32 math on CPU; GPU delegates run it in fp16.
+int8   static post-training quantization calibrated on the calibration set; --int8-method picks how:
+       pt2e        (default) litert-torch PT2E, per-channel int8 weights and int8 activations for conv,
+                   linear, add and concat, but the elementwise multiplies (the linear-attention products
+                   and the dynamic-adjacency scale) stay float: quantising them collapses accuracy.
+       pt2e-all    litert-torch's stock PT2E config, multiplies quantised too (for comparison).
+       aeq-w8a8    ai-edge-quantizer's static W8A8 recipe on the fp32 file: nearly every op integer.
+       aeq-w8a16   ai-edge-quantizer W8 weights, int16 activations.
+       Every INT8 file keeps float32 input and output tensors (quantize/dequantize inside the graph);
+       the result's extra and the metadata sidecar state the I/O dtypes and the integer/float op split.
+
+Every file is then run in the ai-edge-litert interpreter (core.runtime.TFLiteRuntime) and compared with
+PyTorch fp32 on the verification clips (the calibration set when given, else synthetic motions):
+max |logit diff| and top-1 agreement. Batch is fixed (default 1). Install: pip install -e '.[tflite]'
+(litert-torch, ai-edge-litert, ai-edge-quantizer, typing-extensions<4.13).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import io
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, compare_logits,
+                               export_main, load_export_model, missing_backend, require, torch_logits,
+                               verification_inputs)
+
+log = logging.getLogger("converters.tflite")
+
+FORMAT = "tflite"
+PRECISIONS = ("fp32", "fp16", "int8")
+INT8_METHODS = ("pt2e", "pt2e-all", "aeq-w8a8", "aeq-w8a16")
+DEFAULT_INT8_METHOD = "pt2e"
+PIP_HINT = "pip install -e '.[tflite]'  (litert-torch ai-edge-litert ai-edge-quantizer 'typing-extensions<4.13')"
+# what a conversion must reach to be called ok, as (max |logit diff| relative to the logit scale, top-1 agreement)
+TOLERANCE = {"fp32": (1e-3, 1.0), "fp16": (2e-2, 0.97), "int8": (None, 0.90)}
+DEFAULT_CALIB_SAMPLES = 256
+
+
+class NamedIO(torch.nn.Module):
+    """Wraps the model so the TFLite signature reads skeleton -> logits, like every other artifact."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, skeleton: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.model(skeleton)}
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool = True):
+    """litert-torch and the quantizer print progress lines to stdout; keep the command's output readable."""
+    if not enabled:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _litert_torch():
+    return require("litert_torch", PIP_HINT)
+
+
+def convert_fp32(model, sample: np.ndarray, path: Path, quiet: bool = True) -> Path:
+    """torch -> .tflite (float32) with litert-torch."""
+    litert_torch = _litert_torch()
+    with _quiet(quiet):
+        edge = litert_torch.signature("serving_default", NamedIO(model).eval(),
+                                      sample_kwargs={"skeleton": torch.from_numpy(sample)}).convert()
+        edge.export(str(path))
+    return path
+
+
+def cast_fp16(fp32_path: Path, path: Path, quiet: bool = True) -> Path:
+    """Float16 weights (dequantised at load time) with ai-edge-quantizer's float-casting recipe."""
+    require("ai_edge_quantizer", PIP_HINT)
+    from ai_edge_quantizer import qtyping, quantizer
+    qt = quantizer.Quantizer(str(fp32_path))
+    qt.update_quantization_recipe(
+        regex=".*", operation_name="*", algorithm_key="float_casting",
+        op_config=qtyping.OpQuantizationConfig(
+            weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+            compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True))
+    with _quiet(quiet):
+        qt.quantize().export_model(str(path), overwrite=True)
+    return path
+
+
+def _pt2e_quantizer(quantize_mul: bool):
+    """litert-torch's PT2E quantizer, per-channel symmetric int8 weights; `mul` optionally left float."""
+    _litert_torch()
+    from litert_torch.quantize import pt2e_quantizer as pt2eq
+
+    class KeepMulFloat(pt2eq.PT2EQuantizer):
+        # set_module_name/type silently match nothing under torch.export in torch 2.13, so the op list is
+        # the only reliable switch: the linear-attention out*z product (and alpha*A_dynamic) stay float.
+        STATIC_OPS = [op for op in pt2eq.PT2EQuantizer.STATIC_OPS if op not in ("mul", "mul_relu")]
+
+    cls = pt2eq.PT2EQuantizer if quantize_mul else KeepMulFloat
+    return cls().set_global(pt2eq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+
+
+def convert_int8_pt2e(model, calib_x: np.ndarray, path: Path, batch: int = 1, quantize_mul: bool = False,
+                      quiet: bool = True) -> Path:
+    """PT2E static INT8: export, insert observers, run the calibration clips, convert, lower to TFLite."""
+    litert_torch = _litert_torch()
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    named = NamedIO(model).eval()
+    sample = torch.from_numpy(np.ascontiguousarray(calib_x[:batch]))
+    quantizer = _pt2e_quantizer(quantize_mul)
+    graph = torch.export.export(named, (), {"skeleton": sample}).module()
+    graph = prepare_pt2e(graph, quantizer)
+    from tqdm import tqdm
+    with torch.no_grad():
+        for i in tqdm(range(0, len(calib_x), batch), desc="calibrating (PT2E)", leave=False,
+                      disable=quiet and not sys.stderr.isatty()):
+            graph(skeleton=torch.from_numpy(np.ascontiguousarray(calib_x[i:i + batch])))
+    graph = convert_pt2e(graph, fold_quantize=False)
+    with _quiet(quiet):
+        edge = litert_torch.signature("serving_default", graph, sample_kwargs={"skeleton": sample}).convert(
+            quant_config=QuantConfig(pt2e_quantizer=quantizer))
+        edge.export(str(path))
+    return path
+
+
+def convert_int8_aeq(fp32_path: Path, calib_x: np.ndarray, path: Path, activation_bits: int = 8,
+                     quiet: bool = True) -> Path:
+    """ai-edge-quantizer static recipe (int8 weights, int8/int16 activations) calibrated on the clips."""
+    require("ai_edge_quantizer", PIP_HINT)
+    from ai_edge_quantizer import quantizer, recipe
+    qt = quantizer.Quantizer(str(fp32_path))
+    qt.load_quantization_recipe(recipe.static_wi8_ai8() if activation_bits == 8 else recipe.static_wi8_ai16())
+    batch = _fixed_batch(fp32_path)
+    # the calibration data is {signature: [{input name: array}, ...]}
+    from ai_edge_litert.interpreter import Interpreter
+    sig = Interpreter(model_path=str(fp32_path)).get_signature_list()
+    sig_name, sig_io = next(iter(sig.items()))
+    input_name = sig_io["inputs"][0]
+    samples = [{input_name: np.ascontiguousarray(calib_x[i:i + batch])} for i in range(0, len(calib_x) - batch + 1, batch)]
+    with _quiet(quiet):
+        calibration = qt.calibrate({sig_name: samples})
+        qt.quantize(calibration).export_model(str(path), overwrite=True)
+    return path
+
+
+def _fixed_batch(path: Path) -> int:
+    from ai_edge_litert.interpreter import Interpreter
+    return int(Interpreter(model_path=str(path)).get_input_details()[0]["shape"][0])
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """I/O dtypes, op counts and how much of the graph computes in integer, read from the interpreter."""
+    litert = require("ai_edge_litert.interpreter", "pip install ai-edge-litert")
+    it = litert.Interpreter(model_path=str(path))
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    ops = it._get_ops_details()  # the public API has no op list; this is what the LiteRT analyzer uses
+    counts = collections.Counter(op["op_name"] for op in ops)
+    boundary = {"QUANTIZE", "DEQUANTIZE"}
+    integer = [op for op in ops if op["op_name"] not in boundary
+               and any(np.dtype(t).kind in "iu" for t in op["operand_types"][:1])]
+    compute = [op for op in ops if op["op_name"] not in boundary]
+    return {
+        "input_dtype": np.dtype(inp["dtype"]).name,
+        "output_dtype": np.dtype(out["dtype"]).name,
+        "input_shape": [int(v) for v in inp["shape"]],
+        "input_quantization": [float(inp["quantization"][0]), int(inp["quantization"][1])],
+        "ops": dict(sorted(counts.items())),
+        "integer_ops": len(integer),
+        "compute_ops": len(compute),
+        "float_op_types": sorted({op["op_name"] for op in compute if op not in integer}),
+    }
+
+
+def verify(path: Path, model, x: np.ndarray, threads: int | None = None) -> dict[str, Any]:
+    """Run the file in the ai-edge-litert interpreter (core.runtime) and compare with PyTorch fp32 on x."""
+    from core.runtime import load_runtime
+    runtime = load_runtime(path, threads=threads)
+    reference = torch_logits(model, x)
+    start = time.perf_counter()
+    got = runtime.predict(x)
+    seconds = time.perf_counter() - start
+    stats = compare_logits(reference, got)
+    stats["logit_scale"] = float(np.abs(reference).max()) if reference.size else 0.0
+    stats["ms_per_clip"] = round(1000 * seconds / max(len(x), 1), 3)
+    return stats
+
+
+def _judge(precision: str, stats: dict[str, Any]) -> tuple[bool, str]:
+    rel, agreement = TOLERANCE[precision]
+    problems = []
+    if not np.isfinite(stats["max_abs_diff"]):
+        problems.append("non-finite outputs")
+    if rel is not None and stats["max_abs_diff"] > rel * max(1.0, stats["logit_scale"]):
+        problems.append(f"max |logit diff| {stats['max_abs_diff']:.3g} > {rel * max(1.0, stats['logit_scale']):.3g}")
+    if stats["top1_agreement"] < agreement:
+        problems.append(f"top-1 agreement {stats['top1_agreement']:.3f} < {agreement}")
+    return not problems, "; ".join(problems)
+
+
+def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
+           batch: int | None = 1, int8_method: str = DEFAULT_INT8_METHOD, verify_samples: int = 64,
+           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, **opts: Any) -> ExportResult:
+    """Convert a checkpoint to a .tflite file and score it in the LiteRT interpreter against PyTorch fp32."""
+    if precision not in PRECISIONS:
+        raise InputError(f"converters.tflite exports {', '.join(PRECISIONS)}, not {precision!r}")
+    if int8_method not in INT8_METHODS:
+        raise InputError(f"--int8-method must be one of {', '.join(INT8_METHODS)}, got {int8_method!r}")
+    notes: list[str] = []
+    if batch is None:
+        batch = 1
+        notes.append("TFLite files have a fixed batch here; exported with batch 1")
+    model, ck = load_export_model(ckpt)
+    # verification and calibration clips; a bad --calib raises InputError before any work is done
+    x, source = verification_inputs(ck, calib, count=max(verify_samples, batch))
+    x = x[: len(x) // batch * batch]
+    calib_x, calib_source = None, None
+    if precision == "int8":
+        if calib is not None:
+            from converters.calib import load_calibration
+            calib_x, calib_source = load_calibration(calib, ck)[:calib_samples], f"calibration set {Path(calib).name}"
+        else:
+            calib_x, calib_source = verification_inputs(ck, None, count=calib_samples, seed=1)
+            notes.append("no --calib: calibrated on synthetic motions, which is only a smoke test; pass "
+                         "--calib from python -m converters.calib for a deployable INT8 file")
+        calib_x = calib_x[: max(len(calib_x) // batch, 1) * batch]
+    try:
+        _litert_torch()
+        require("ai_edge_litert.interpreter", PIP_HINT)
+        if precision != "fp32":
+            require("ai_edge_quantizer", PIP_HINT)
+    except BackendMissing as exc:
+        return missing_backend(FORMAT, precision, exc)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = artifact_stem(ckpt, precision, batch)
+    if precision == "int8" and int8_method != DEFAULT_INT8_METHOD:
+        stem += "_" + int8_method.replace("-", "_")
+    path = out_dir / f"{stem}.tflite"
+    sample = np.ascontiguousarray(x[:batch])
+    start = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            fp32_path = path if precision == "fp32" else Path(tmp) / "fp32.tflite"
+            if not (precision == "int8" and int8_method.startswith("pt2e")):
+                convert_fp32(model, sample, fp32_path, quiet)
+            if precision == "fp16":
+                cast_fp16(fp32_path, path, quiet)
+            elif precision == "int8" and int8_method.startswith("pt2e"):
+                convert_int8_pt2e(model, calib_x, path, batch, quantize_mul=int8_method == "pt2e-all", quiet=quiet)
+            elif precision == "int8":
+                convert_int8_aeq(fp32_path, calib_x, path, 8 if int8_method == "aeq-w8a8" else 16, quiet)
+    except BackendMissing as exc:
+        return missing_backend(FORMAT, precision, exc)
+    except Exception as exc:  # a conversion failure is a result row, not a crash
+        log.debug("tflite conversion failed", exc_info=True)
+        return ExportResult(FORMAT, precision, None, "failed",
+                            f"litert-torch conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    export_seconds = time.perf_counter() - start
+
+    info = describe(path)
+    from core.artifact import artifact_metadata, write_sidecar
+    method = int8_method if precision == "int8" else None
+    meta = artifact_metadata(ck, FORMAT, precision, batch=batch, converter="litert-torch",
+                             int8_method=method, input_dtype=info["input_dtype"], output_dtype=info["output_dtype"],
+                             calibration=calib_source)
+    write_sidecar(path, meta)
+
+    stats = verify(path, model, x)
+    good, problems = _judge(precision, stats)
+    io = f"I/O {info['input_dtype']} -> {info['output_dtype']}"
+    if precision == "int8":
+        io += (f", {info['integer_ops']}/{info['compute_ops']} compute ops integer"
+               f" (float: {', '.join(info['float_op_types']) or 'none'})")
+    msg = (f"LiteRT interpreter vs PyTorch fp32 on {stats['samples']} clips ({source}): max |logit diff| "
+           f"{stats['max_abs_diff']:.3g}, top-1 agreement {stats['top1_agreement']:.3f}; {io}")
+    if notes:
+        msg += "; " + "; ".join(notes)
+    if not good:
+        msg = f"outside tolerance ({problems}): " + msg
+    return ExportResult(FORMAT, precision, path, "ok" if good else "failed", msg,
+                        extra={**stats, **info, "verify_source": source, "calibration": calib_source,
+                               "int8_method": method, "batch": batch, "export_seconds": round(export_seconds, 2)})
+
+
+def predict_fn(path: str | Path, threads: int | None = None):
+    """x (N, C, T, V, M) float32 -> logits, through the LiteRT interpreter (for the all-formats table)."""
+    from core.runtime import load_runtime
+    return load_runtime(path, threads=threads).predict
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--int8-method", choices=INT8_METHODS, default=DEFAULT_INT8_METHOD,
+                   help="INT8 recipe (default pt2e: int8 conv/linear/add/concat, multiplies kept float)")
+    p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES,
+                   help=f"calibration clips used for INT8 (default {DEFAULT_CALIB_SAMPLES})")
+    p.add_argument("--verify-samples", type=int, default=64, help="clips compared with PyTorch (default 64)")
+    p.add_argument("--verbose", action="store_true", help="show litert-torch's own progress output")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return export_main(export, argv, fmt=FORMAT, precisions=PRECISIONS, default_batch=1,
+                       description=__doc__.split("\n\n")[0], add_args=_add_args,
+                       opts_from_args=lambda a: {"int8_method": a.int8_method, "calib_samples": a.calib_samples,
+                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
