@@ -47,9 +47,9 @@ def load_split(dataset: str, split: str = "train", root: str | os.PathLike | Non
         from core.data.mediapipe import load_mediapipe
         layout = key.split(":", 1)[1] if ":" in key else "mediapipe33"
         return load_mediapipe(split, root, layout=layout)
-    if key.lower() in NTU_BENCHMARKS:
+    if key.lower().replace("_", "-") in NTU_BENCHMARKS:  # ntu60-xsub or ntu60_xsub
         from core.data.ntu import load_ntu
-        return load_ntu(key.lower(), split, root)
+        return load_ntu(key.lower().replace("_", "-"), split, root)
     if key.startswith("custom:"):
         from core.data.custom import load_custom
         return load_custom(key[len("custom:"):], split)

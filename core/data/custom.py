@@ -217,7 +217,9 @@ def load_custom(path: str | Path, split: str = "train") -> SkeletonSplit:
         raise KeyError(f"{path} has no split {split!r}; available: {sorted(splits) + ['all']}")
     return SkeletonSplit(data[index], lengths[index], np.array([samples[i].label for i in index]),
                          [samples[i].name for i in index], manifest["class_names"], manifest["layout"],
-                         manifest.get("fps"), f"{path.name}-{split}", {"skipped": skipped})
+                         manifest.get("fps"), f"{path.name}-{split}",
+                         {"skipped": skipped, "coordinates": manifest.get("coordinates",
+                                                                      "world" if data.shape[-1] == 3 else "image")})
 
 
 def main(argv: list[str] | None = None) -> None:
