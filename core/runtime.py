@@ -128,11 +128,14 @@ class TorchRuntime(Runtime):
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
+                 spinning: bool | None = None):
         ort = require("onnxruntime", "pip install onnxruntime")
         super().__init__(path, read_artifact_metadata(path))
         opts = ort.SessionOptions()
         opts.add_session_config_entry("session.set_denormal_as_zero", "1")
+        if spinning is not None:  # idle worker threads spin by default: fastest alone, unfair to neighbours
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
@@ -256,7 +259,8 @@ def runtime_kind(path: str | Path) -> str:
 def load_runtime(path: str | Path, threads: int | None = None, **opts: Any) -> Runtime:
     """Load any toolkit artifact or checkpoint for inference; the backend follows from the suffix.
 
-    threads: CPU threads for the backend (None: its default). opts: backend specific (onnxruntime: providers)."""
+    threads: CPU threads for the backend (None: its default). opts: backend specific (onnxruntime: providers,
+    spinning=False so idle worker threads do not busy-wait, e.g. when several runtimes share the CPU)."""
     path = Path(path)
     kind = runtime_kind(path)
     if not path.exists():
