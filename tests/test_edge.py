@@ -63,11 +63,9 @@ def edge_ckpt(tmp_path_factory) -> Path:
 
 def _two_actions_with_gap(path: Path, gap: int = 40) -> Path:
     """wave (64 frames), nobody (gap), squat (64 frames) as one (M, T, V, C) replay file."""
-    from core.synthetic import synthetic_clip
-    wave = synthetic_clip("wave", LAYOUT, 64, seed=101)
-    squat = synthetic_clip("squat", LAYOUT, 64, seed=202)
-    empty = np.zeros((1, gap) + wave.shape[2:], np.float32)
-    np.savez(path, pose=np.concatenate([wave, empty, squat], axis=1), fps=30.0)
+    from edge.demo import main as demo_main
+    assert demo_main(["--out", str(path), "--layout", LAYOUT, "--actions", "wave,squat", "--gap", str(gap),
+                      "--seed", "1"]) == 0
     return path
 
 
