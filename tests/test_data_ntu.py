@@ -162,6 +162,8 @@ def test_builder_resumes_after_an_interruption(tmp_path, monkeypatch):
     calls["n"] = -100
     summary = build([tmp_path / "raw"], tmp_path / "resumed", frames=24, workers=1, chunk=1, progress=False)
     assert summary["resumed"] and calls["n"] == -100 + summary["files"] - 3
+    again = build([tmp_path / "raw"], tmp_path / "resumed", frames=24, workers=1, chunk=1, progress=False)
+    assert again["up_to_date"] and calls["n"] == -100 + summary["files"] - 3  # nothing parsed twice
     a, b = load_prepared(tmp_path / "fresh"), load_prepared(tmp_path / "resumed")
     assert a.names == b.names and reference["built"] == summary["built"]
     np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))

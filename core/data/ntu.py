@@ -419,6 +419,10 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
     state_file, partial = out / "build_state.json", out / "data.partial.npy"
     status_file, skipped_file = out / "status.partial.npy", out / "skipped.partial.txt"
     fingerprint = _fingerprint(names, t, persons, dtype)
+    if (out / "manifest.json").is_file() and (out / "data.npy").is_file():
+        previous = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("build", {})
+        if previous.get("fingerprint") == fingerprint:  # same files and settings: nothing to do
+            return {**previous, "up_to_date": True}
     resume = False
     if state_file.is_file() and partial.is_file() and status_file.is_file():
         resume = json.loads(state_file.read_text()).get("fingerprint") == fingerprint
@@ -492,7 +496,7 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
     summary = {"files": n, "built": int(len(keep)), "skipped": skipped, "excluded_missing": len(excluded),
                "frames": t, "persons": persons, "dtype": dtype, "workers": workers,
                "seconds_this_run": round(elapsed, 2), "files_per_second_this_run": round(rate, 1),
-               "resumed": resume, "roots": [str(r) for r in roots]}
+               "resumed": resume, "roots": [str(r) for r in roots], "fingerprint": fingerprint}
     finish_prepared(out, status_now[keep], labels, kept_names, classes, "ntu25", splits, fps=30.0,
                     coordinates="world", source="NTU RGB+D .skeleton (core.data.ntu)",
                     extra={"build": summary, "benchmarks": benchmarks})
@@ -562,6 +566,9 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or str(data_root() / ("ntu60" if args.ntu60 else "ntu120"))
     summary = build(args.root, out, args.frames, args.persons, args.dtype, args.workers, args.ntu60,
                     args.missing, args.limit)
+    if summary.get("up_to_date"):
+        print(f"{out} is already built from these {summary['files']} files with the same settings; nothing to do")
+        return
     print(f"built {summary['built']} of {summary['files']} samples into {out} "
           f"({summary['files_per_second_this_run']} files/s this run, {summary['seconds_this_run']} s, "
           f"{summary['workers']} workers); excluded {summary['excluded_missing']} with missing skeletons")
