@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
                                             "with keypoint (M, T, V, C) and label) into a prepared directory.")
     p.add_argument("--src", required=True, help="folder of per-sample files (+ optional manifest.json)")
     p.add_argument("--out", required=True, help="prepared directory to write (e.g. runs/data/my_set)")
-    p.add_argument("--layout", default=None, help=f"skeleton layout if not in manifest.json ({', '.join(list_layouts())})")
+    p.add_argument("--layout", default=None,
+                   help=f"skeleton layout if not in manifest.json ({', '.join(list_layouts())})")
     p.add_argument("--classes", default=None, help="comma-separated class names if not in manifest.json")
     p.add_argument("--test-ratio", type=float, default=0.2, help="held-out fraction per class when samples carry "
                                                                  "no 'split' (default 0.2)")

@@ -1,7 +1,8 @@
 """Write NTU-format .skeleton files: for tests (edge cases) and for measuring the builder's throughput
 without the 114,000-file download.
 
-    python -m core.data.ntu_synthetic --out runs/ntu_synth --count 2000 [--like ../shared/data/ntu/S001C001P001R001A001.skeleton]
+    python -m core.data.ntu_synthetic --out runs/ntu_synth --count 2000 \
+        [--like ../shared/data/ntu/S001C001P001R001A001.skeleton]
     python -m core.data.ntu --root runs/ntu_synth --out runs/data/ntu_synth --workers 2
 """
 from __future__ import annotations

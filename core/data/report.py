@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("dataset", help="a load_split name: nw_ucla, mediapipe, synthetic, ntu60-xsub, custom:<dir>, ...")
     p.add_argument("--root", default=None, help="where the data set lives (see load_split)")
     p.add_argument("--splits", nargs="+", default=["train", "test"])
-    p.add_argument("--out", default=None, help="folder for report.md and balance.png (default runs/reports/data_<name>)")
+    p.add_argument("--out", default=None,
+                   help="folder for report.md and balance.png (default runs/reports/data_<name>)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     splits = {s: load_split(args.dataset, s, args.root) for s in args.splits}

@@ -20,7 +20,8 @@ def bone(x: np.ndarray, layout: str) -> np.ndarray:
     return x - x[:, :, parents]
 
 
-def streams(x: np.ndarray, layout: str, names: tuple[str, ...] = ("joint", "velocity", "bone")) -> dict[str, np.ndarray]:
+def streams(x: np.ndarray, layout: str,
+            names: tuple[str, ...] = ("joint", "velocity", "bone")) -> dict[str, np.ndarray]:
     make = {"joint": lambda a: a, "velocity": velocity, "bone": lambda a: bone(a, layout)}
     unknown = [n for n in names if n not in make]
     if unknown:
