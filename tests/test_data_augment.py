@@ -78,6 +78,7 @@ def test_compose_is_seeded_and_configurable(clip):
     flat = resolve_config({"enabled": True, "rotate_deg": [0, 15, 0], "rotate_prob": 0.5, "scale": 0.1,
                            "flip_prob": 0.0})
     assert flat["rotate"]["max_deg"] == [0.0, 15.0, 0.0] and flat["scale"]["low"] == pytest.approx(0.9)
+    assert type(flat["rotate"]["max_deg"][1]) is float  # plain YAML-able numbers
     assert "flip" not in flat and resolve_config({"enabled": False}) == {}
 
 

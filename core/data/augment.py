@@ -183,7 +183,8 @@ def from_flat_config(flat: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     rot = flat.get("rotate_deg", d["rotate"]["max_deg"])
     if np.any(np.asarray(rot, dtype=float) > 0):
-        out["rotate"] = {"max_deg": list(np.broadcast_to(np.asarray(rot, dtype=float), (3,))), "axes": "xyz",
+        out["rotate"] = {"max_deg": [float(v) for v in np.broadcast_to(np.asarray(rot, dtype=float), (3,))],
+                         "axes": "xyz",
                          "p": flat.get("rotate_prob", d["rotate"]["p"])}
     if flat.get("scale", 0.1):
         s = float(flat.get("scale", 0.1))
