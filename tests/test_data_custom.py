@@ -89,3 +89,25 @@ def test_report_writes_table_and_plot(tmp_path, capsys):
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "| **total** | 160 | 64 |" in text and "| 0 wave | 20 | 8 |" in text
     assert (tmp_path / "rep" / "balance.png").stat().st_size > 10_000
+
+
+def test_prepared_directory_is_lazy_and_checked(tmp_path):
+    from core.data.store import IndexedArray, PreparedFormatError, write_prepared
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(6, 1, 5, 17, 2)).astype(np.float16)
+    write_prepared(tmp_path / "p", data, [5, 4, 3, 5, 2, 1], [0, 1, 0, 1, 0, 1], [f"s{i}" for i in range(6)],
+                   ["a", "b"], "coco17", splits={"train": np.array([4, 0, 2]), "test": np.array([1, 3, 5])})
+    train = load_prepared(tmp_path / "p", "train")
+    assert isinstance(train.data, IndexedArray) and train.names == ["s4", "s0", "s2"]
+    np.testing.assert_array_equal(np.asarray(train.data), data[[4, 0, 2]])
+    np.testing.assert_array_equal(train.data[1, :, :3], data[0, :, :3])
+    np.testing.assert_array_equal(train.sample(0), data[4, :, :2].astype(np.float32))
+    sub = train.subset(np.array([2, 0]))
+    assert sub.names == ["s2", "s4"] and np.array_equal(np.asarray(sub.data), data[[2, 4]])
+    with pytest.raises(KeyError, match="no split 'val'.*'test', 'train', 'all'"):
+        load_prepared(tmp_path / "p", "val")
+    (tmp_path / "p" / "labels.npy").unlink()
+    with pytest.raises(PreparedFormatError, match="labels.npy is missing"):
+        load_prepared(tmp_path / "p")
+    with pytest.raises(FileNotFoundError, match="not a prepared data set"):
+        load_prepared(tmp_path)
