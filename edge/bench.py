@@ -70,7 +70,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
     stages = [s for s in STAGES[:-1] if any(s in r["latency"] for r in rows)]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(min(14, max(6, 0.8 * len(rows) + 2)), 5))
     bottom = np.zeros(len(rows))
     for s in stages:
         # mean per frame: a stage that runs every S frames (classify) contributes its mean / S
@@ -79,7 +79,8 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.bar(range(len(rows)), vals, bottom=bottom, label=s)
         bottom += vals
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([f"{r['video']}\n{r['model']}" for r in rows], fontsize=7)
+    ax.set_xticklabels([f"{Path(r['video']).stem}\n{r['model']}" for r in rows], fontsize=6, rotation=60,
+                       ha="right")
     ax.set_ylabel("ms per frame (mean)")
     ax.set_title("edge loop: time per frame by stage")
     ax.axhline(1000 / 30, color="k", ls="--", lw=0.8, label="30 FPS budget")

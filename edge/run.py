@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stride < 1:
         print("edge.run: error: --stride must be >= 1", file=sys.stderr)
         return 2
-    display = args.display or (not args.headless and display_available() and args.skeletons is None)
+    display = args.display or (not args.headless and display_available())
     if args.display and not display_available():
         print("edge.run: error: --display needs a display (none found: DISPLAY/WAYLAND_DISPLAY unset); "
               "use --headless --out-video out.mp4", file=sys.stderr)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.layouts import get_layout
 from edge.events import ActionEvents, EventWriter, read_events
 from edge.smoothing import UNKNOWN, ActionSmoother, softmax
 from edge.tracking import HipTracker
@@ -120,6 +121,34 @@ def test_tracker_single_person_follows_nearest_not_most_confident():
     t = HipTracker(max_persons=1)
     t.update([np.array([0.3, 0.5])])
     assert t.update([np.array([0.9, 0.5]), np.array([0.32, 0.5])]) == [1]
+
+
+def test_two_person_model_keeps_each_person_in_their_slot(tmp_path):
+    """A model trained with M=2: the detector's person order flips mid-sequence, the window does not."""
+    from core.checkpoint import save_checkpoint
+    from core.models.last import create_model
+    from core.runtime import load_runtime
+    from core.spec import InputSpec
+    from core.synthetic import synthetic_clip
+    from edge.capture import Frame
+    from edge.run import EdgeLoop, LoopConfig, RunResult
+    spec = InputSpec(layout=LAYOUT, frames=8, persons=2, window_frames=12)
+    ckpt = save_checkpoint(tmp_path / "m2.pt", create_model("last_nano", num_classes=2, layout=LAYOUT), spec,
+                           ["a", "b"])
+    loop = EdgeLoop(load_runtime(ckpt, threads=1), LoopConfig(stride=4))
+    assert loop.persons == 2 and loop.window.persons == 2
+    a = synthetic_clip("wave", LAYOUT, 20, seed=1)[0]
+    b = synthetic_clip("squat", LAYOUT, 20, seed=2)[0]
+    a[..., 0] -= 1.0  # person a stands 1 m to the left of b
+    b[..., 0] += 1.0
+    result = RunResult()
+    for t in range(20):
+        people = [a[t], b[t]] if t < 10 else [b[t], a[t]]  # the detector swaps its order at frame 10
+        loop.step(Frame(t, t / 30, None, people), result)
+    clip = loop.window.clip()  # (M, T, V, C), last 12 frames
+    hips = list(get_layout(LAYOUT).hips)
+    assert (clip[0, :, hips, 0].mean(0) < 0).all() and (clip[1, :, hips, 0].mean(0) > 0).all()
+    assert result.classifications >= 2
 
 
 # ---- smoothing and events ---------------------------------------------------------------------------
