@@ -199,7 +199,8 @@ def predict_fn(path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
 
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib: str | Path | None = None,
            batch: int | None = 1, frontend: str = "auto", target: str | None = None, verify_samples: int = 32,
-           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, **opts: Any) -> ExportResult:
+           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None,
+           **opts: Any) -> ExportResult:
     """Convert a checkpoint to an .mlpackage, write its metadata, validate it against PyTorch fp32."""
     if precision not in PRECISIONS:
         raise InputError(f"converters.coreml exports {', '.join(PRECISIONS)}, not {precision!r}")
@@ -304,12 +305,17 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
     msg = (f"{checked_by} vs PyTorch fp32 on {stats['samples']} clips ({source}): max |logit diff| "
            f"{stats['max_abs_diff']:.3g}, top-1 agreement {stats['top1_agreement']:.3f}, max |activation| "
            f"{stats['max_activation']:.3g}")
+    split_stats: dict[str, Any] = {}
+    if eval_data:
+        from converters.tflite import score_on_split, split_message
+        split_stats = score_on_split(program.predict if not is_macos() else predict_fn(path), model, ck, eval_data)
+        msg += "; " + split_message(split_stats)
     if notes:
         msg += "; " + "; ".join(notes)
     if not good:
         msg = f"outside tolerance ({problems}): " + msg
     return ExportResult(FORMAT, final_precision, path, "ok" if good else "failed", msg,
-                        extra={**stats, **{k: v for k, v in info.items() if k != "metadata"},
+                        extra={**stats, **split_stats, **{k: v for k, v in info.items() if k != "metadata"},
                                "verify_source": source, "batch": batch, "frontend": used,
                                "requested_precision": precision, "export_seconds": round(export_seconds, 2)})
 
@@ -322,6 +328,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES,
                    help=f"calibration clips for w8a8 (default {DEFAULT_CALIB_SAMPLES})")
     p.add_argument("--verify-samples", type=int, default=32, help="clips compared with PyTorch (default 32)")
+    p.add_argument("--eval-data", default=None,
+                   help="also score top-1 on a real split, e.g. nw_ucla:test (mil_eval or CoreML vs PyTorch fp32)")
     p.add_argument("--verbose", action="store_true", help="show coremltools' own progress output")
 
 
@@ -330,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"frontend": a.frontend, "target": a.target,
                                                  "calib_samples": a.calib_samples,
-                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose})
+                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose,
+                                                 "eval_data": a.eval_data})
 
 
 if __name__ == "__main__":

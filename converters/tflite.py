@@ -207,6 +207,30 @@ def verify(path: Path, model, x: np.ndarray, threads: int | None = None) -> dict
     return stats
 
 
+def score_on_split(predict, model, ck: dict[str, Any], data: str) -> dict[str, Any]:
+    """Top-1 of the artifact and of PyTorch fp32 on a real split ('<dataset>:<split>'), their agreement and
+    max logit difference: the accuracy proof the interpreter check alone cannot give."""
+    from converters.calib import load_data_split
+    from core.checkpoint import input_spec
+    from train.evaluate import predict_split
+    split = load_data_split(data, layout=ck["layout"])
+    spec = input_spec(ck)
+    reference = predict_split(lambda b: torch_logits(model, b), split, spec, desc="PyTorch fp32")
+    got = predict_split(predict, split, spec, desc="artifact")
+    labels = np.asarray(split.labels)
+    stats = compare_logits(reference, got)
+    return {"eval_data": data, "eval_clips": int(len(labels)),
+            "top1_fp32": float((reference.argmax(1) == labels).mean()),
+            "top1": float((got.argmax(1) == labels).mean()),
+            "eval_agreement": stats["top1_agreement"], "eval_max_abs_diff": stats["max_abs_diff"]}
+
+
+def split_message(s: dict[str, Any]) -> str:
+    return (f"on {s['eval_data']} ({s['eval_clips']} clips): top-1 {100 * s['top1']:.2f} vs PyTorch fp32 "
+            f"{100 * s['top1_fp32']:.2f} ({100 * (s['top1'] - s['top1_fp32']):+.2f} points), agreement "
+            f"{s['eval_agreement']:.3f}, max |logit diff| {s['eval_max_abs_diff']:.3g}")
+
+
 def _judge(precision: str, stats: dict[str, Any]) -> tuple[bool, str]:
     rel, agreement = TOLERANCE[precision]
     problems = []
@@ -221,8 +245,10 @@ def _judge(precision: str, stats: dict[str, Any]) -> tuple[bool, str]:
 
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = 1, int8_method: str = DEFAULT_INT8_METHOD, verify_samples: int = 64,
-           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, **opts: Any) -> ExportResult:
-    """Convert a checkpoint to a .tflite file and score it in the LiteRT interpreter against PyTorch fp32."""
+           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None,
+           **opts: Any) -> ExportResult:
+    """Convert a checkpoint to a .tflite file and score it in the LiteRT interpreter against PyTorch fp32
+    (on the verification clips; with eval_data '<dataset>:<split>' also top-1 on that real split)."""
     if precision not in PRECISIONS:
         raise InputError(f"converters.tflite exports {', '.join(PRECISIONS)}, not {precision!r}")
     if int8_method not in INT8_METHODS:
@@ -296,12 +322,16 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
                f" (float: {', '.join(info['float_op_types']) or 'none'})")
     msg = (f"LiteRT interpreter vs PyTorch fp32 on {stats['samples']} clips ({source}): max |logit diff| "
            f"{stats['max_abs_diff']:.3g}, top-1 agreement {stats['top1_agreement']:.3f}; {io}")
+    split_stats: dict[str, Any] = {}
+    if eval_data:
+        split_stats = score_on_split(predict_fn(path), model, ck, eval_data)
+        msg += "; " + split_message(split_stats)
     if notes:
         msg += "; " + "; ".join(notes)
     if not good:
         msg = f"outside tolerance ({problems}): " + msg
     return ExportResult(FORMAT, precision, path, "ok" if good else "failed", msg,
-                        extra={**stats, **info, "verify_source": source, "calibration": calib_source,
+                        extra={**stats, **info, **split_stats, "verify_source": source, "calibration": calib_source,
                                "int8_method": method, "batch": batch, "export_seconds": round(export_seconds, 2)})
 
 
@@ -317,6 +347,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES,
                    help=f"calibration clips used for INT8 (default {DEFAULT_CALIB_SAMPLES})")
     p.add_argument("--verify-samples", type=int, default=64, help="clips compared with PyTorch (default 64)")
+    p.add_argument("--eval-data", default=None,
+                   help="also score top-1 on a real split, e.g. nw_ucla:test (artifact vs PyTorch fp32)")
     p.add_argument("--verbose", action="store_true", help="show litert-torch's own progress output")
 
 
@@ -325,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     return export_main(export, argv, fmt=FORMAT, precisions=PRECISIONS, default_batch=1,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"int8_method": a.int8_method, "calib_samples": a.calib_samples,
-                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose})
+                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose,
+                                                 "eval_data": a.eval_data})
 
 
 if __name__ == "__main__":
