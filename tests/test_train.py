@@ -176,7 +176,10 @@ def test_resume_after_interruption_matches_uninterrupted(trained, tmp_path):
     cfg = tiny_config(out)
     first = run(cfg, stop_after_epochs=EPOCHS // 2)  # "killed" half way
     assert not first["finished"] and first["epochs"] == EPOCHS // 2
-    resumed = run(tiny_config(out), resume="auto")
+    from train.fit import main
+
+    # the command a user types; argparse would take the override for --resume's optional path
+    resumed = main([*TINY, f"schedule.epochs={EPOCHS}", f"output_dir={out}", "--resume", "train.seed=0"])
     assert resumed["finished"] and resumed["epochs"] == EPOCHS
     ref_rows = [json.loads(x) for x in (ref_out / "metrics.jsonl").read_text().splitlines()]
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -228,3 +231,13 @@ def test_ddp_two_processes_gloo(tmp_path):
     # validation metrics are over the whole split, not one rank's half
     full = evaluate_logits(np.zeros((64, 8)), np.zeros(64, dtype=int), ckpt["class_names"])["num_samples"]
     assert ckpt["metrics"]["num_samples"] == full == len(load_split("synthetic", "test"))
+
+
+def test_report_table_and_plot(trained, tmp_path, capsys):
+    from train.report import main
+
+    out, summary = trained
+    table = main([str(out), str(tmp_path / "not_a_run"), "--out", str(tmp_path / "report")])
+    assert "| last_nano | joint |" in table and f"{100 * summary['best_top1']:.2f}" in table
+    assert "skipped" in capsys.readouterr().err
+    assert (tmp_path / "report.png").stat().st_size > 0 and (tmp_path / "report.md").exists()

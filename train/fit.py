@@ -609,6 +609,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = parse_args(argv)
+    if args.resume not in (None, "auto") and "=" in args.resume and not Path(args.resume).exists():
+        # "--resume schedule.epochs=30": argparse took the override for the optional checkpoint path
+        args.overrides.append(args.resume)
+        args.resume = "auto"
     cfg = load_config(args.config, args.overrides)
     if args.print_config:
         import yaml

@@ -1,0 +1,110 @@
+"""Compare finished training runs: a Markdown table and a plot (accuracy curves, accuracy vs size).
+
+    python -m train.report runs/nw_ucla/last_large runs/nw_ucla/last_small --out runs/nw_ucla/report
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """summary.json + metrics.jsonl of one output_dir."""
+    run_dir = Path(run_dir)
+    summary_path, metrics_path = run_dir / "summary.json", run_dir / "metrics.jsonl"
+    if not summary_path.is_file() or not metrics_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no summary.json / metrics.jsonl (not a train.fit output_dir, "
+                                f"or the run has not finished an epoch)")
+    summary = json.loads(summary_path.read_text())
+    history = []
+    for n, line in enumerate(metrics_path.read_text().splitlines(), 1):
+        try:
+            history.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{metrics_path}:{n}: not JSON ({exc})") from exc
+    summary["history"] = history
+    summary["dir"] = str(run_dir)
+    last = next((h for h in reversed(history) if h.get("val_top1") is not None), {})
+    summary["last_top1"], summary["last_top5"] = last.get("val_top1"), last.get("val_top5")
+    return summary
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def markdown_table(runs: list[dict[str, Any]]) -> str:
+    clips = sorted({k for r in runs for k in r if k.startswith("best_top1_") and k.endswith("clips")})
+    head = ["variant", "streams", "params (M)", "epochs", "wall time", "top-1 best", "top-5 best",
+            "top-1 last epoch"] + [f"top-1 best, {k[len('best_top1_'):-len('clips')]} clips" for k in clips]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        epochs = f"{r['epochs']}" + ("" if r.get("finished") else f" of {r['planned_epochs']} (unfinished)")
+        wall = r["wall_seconds"]
+        row = [r["variant"], "+".join(r["streams"]), f"{r['params'] / 1e6:.3f}", epochs,
+               f"{wall / 3600:.2f} h" if wall >= 3600 else f"{wall / 60:.1f} min", pct(r["best_top1"]),
+               pct(r.get("best_top5")), pct(r.get("last_top1"))] + [pct(r.get(k)) for k in clips]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot_runs(runs: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for r in runs:
+        label = f"{r['variant']} ({'+'.join(r['streams'])})"
+        ep = [h["epoch"] for h in r["history"] if h.get("val_top1") is not None]
+        ax1.plot(ep, [100 * h["val_top1"] for h in r["history"] if h.get("val_top1") is not None], label=label)
+        ax2.scatter(r["params"] / 1e6, 100 * r["best_top1"], s=60)
+        ax2.annotate(label, (r["params"] / 1e6, 100 * r["best_top1"]), textcoords="offset points", xytext=(5, 5))
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("validation top-1 (%)")
+    ax1.grid(alpha=0.3)
+    ax1.legend()
+    ax2.set_xscale("log")
+    ax2.set_xlabel("parameters (M)")
+    ax2.set_ylabel("best top-1 (%)")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> str:
+    p = argparse.ArgumentParser(prog="python -m train.report",
+                                description="Table (Markdown) and plot comparing train.fit output directories.")
+    p.add_argument("runs", nargs="+", help="output_dir of each run")
+    p.add_argument("--out", default=None, help="write <out>.md and <out>.png")
+    args = p.parse_args(argv)
+    runs, skipped = [], []
+    for d in args.runs:
+        try:
+            runs.append(load_run(d))
+        except (FileNotFoundError, ValueError) as exc:
+            skipped.append(str(exc))
+    for msg in skipped:
+        print(f"skipped: {msg}", file=sys.stderr)
+    if not runs:
+        sys.exit("error: no readable runs")
+    table = markdown_table(runs)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(table + "\n")
+        plot_runs(runs, out.with_suffix(".png"))
+        print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.png')}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
