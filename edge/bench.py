@@ -44,7 +44,22 @@ def bench_one(video: Path, model: Path, pose_model: Path, threads: int, stride: 
             "frames_with_person": result.frames_with_person, "classifications": result.classifications,
             "events": writer.count, "wall_s": wall, "fps_wall": result.frames / wall if wall else 0.0,
             "latency": result.latency, "rss_start_mb": rss0, "rss_end_mb": result.rss_end_mb,
-            "labels": sorted({label for _, label, _ in result.labels}), "error": result.error}
+            "labels": sorted({label for _, label, _ in result.labels}),
+            "label_sequence": [label for _, label, _ in result.labels], "error": result.error}
+
+
+def agreement(rows: list[dict]) -> str:
+    """Per video: the fraction of classifications whose smoothed label equals the first model's."""
+    first_model = rows[0]["model"]
+    ref = {r["video"]: r["label_sequence"] for r in rows if r["model"] == first_model}
+    lines = [f"| video | model | classifications | same label as {first_model} |", "|---|---|---|---|"]
+    for r in rows:
+        base, seq = ref.get(r["video"], []), r["label_sequence"]
+        if r["model"] == first_model or not seq:
+            continue
+        same = sum(a == b for a, b in zip(base, seq)) / max(len(base), len(seq))
+        lines.append(f"| {r['video']} | {r['model']} | {len(seq)} | {same:.3f} |")
+    return "\n".join(lines)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -119,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge.bench: error: {exc}", file=sys.stderr)
         return 1
     table = markdown(rows)
+    if len(args.model) > 1:
+        table += "\n\n" + agreement(rows)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
     (out / "report.md").write_text(table + "\n")
     plot(rows, out / "latency.png")

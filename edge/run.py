@@ -26,6 +26,10 @@ from edge.tracking import HipTracker
 from edge.window import SkeletonWindow, WindowPolicy
 
 POSE_LAYOUT = "mediapipe33"
+# MediaPipe world landmarks: x right (as in the image), y down, z away from the camera, hip-centred. Kinect/NTU
+# camera space: x to the sensor's left, y up, z away. (-x, -y, z) is a 180-degree rotation about z between the
+# two (a rotation, never a mirror: negating y alone would flip the body's front and back after alignment).
+MEDIAPIPE_WORLD_TO_CAMERA = np.array([-1.0, -1.0, 1.0], dtype=np.float32)
 
 
 def rss_mb() -> float | None:
@@ -147,7 +151,10 @@ class EdgeLoop:
             return [], [], None
         with self.latency.stage("pose"):
             poses = self.pose.detect(frame.image, int(round(frame.time_s * 1000)))
-        people = [(p.world if self.coordinates == "world" else p.image)[:, :c] for p in poses]
+        if self.coordinates == "world":
+            people = [(p.world[:, :3] * MEDIAPIPE_WORLD_TO_CAMERA)[:, :c] for p in poses]
+        else:  # image landmarks: normalised x, y (down), relative z, exactly as MediaPipe recordings store them
+            people = [p.image[:, :c] for p in poses]
         return people, [p.image_centre for p in poses], [p.image for p in poses]
 
     def _presence_event(self, state: str, frame) -> None:
@@ -233,7 +240,11 @@ class EdgeLoop:
                 except StopIteration:
                     break
                 self.latency.add("capture", (time.perf_counter() - t0) * 1e3)
-                info = self.step(frame, result)
+                try:
+                    info = self.step(frame, result)
+                except (EdgeError, ValueError, RuntimeError, OSError) as exc:  # e.g. a backend failing mid-run
+                    result.error = f"frame {frame.index}: {type(exc).__name__}: {_one_line(exc)}"
+                    break
                 if sink is not None or display:
                     with self.latency.stage("draw"):
                         image = self.render(frame, info, canvas, getattr(source, "dropped", 0))

@@ -432,6 +432,32 @@ def test_pose_model_resolution_order_and_sha256(tmp_path, monkeypatch):
     assert got == cached.with_name("pose_landmarker_lite.task") and got.read_bytes() == b"lite"
 
 
+def test_backend_failure_mid_run_ends_cleanly_with_valid_events(edge_ckpt, replay_file, tmp_path):
+    """A backend that fails on its 3rd call (e.g. a GPU lost mid-run): the loop stops with one message and the
+    events file still ends with error + run_end."""
+    from core.runtime import load_runtime
+    from edge.capture import SkeletonReplaySource, load_skeleton_sequence
+    from edge.run import EdgeLoop, LoopConfig
+    runtime = load_runtime(edge_ckpt, threads=1)
+    real_predict, calls = runtime.predict, []
+
+    def failing_predict(x):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("device lost\nsecond line of a long backend message")
+        return real_predict(x)
+
+    runtime.predict = failing_predict
+    path = tmp_path / "ev.jsonl"
+    with EventWriter(path) as writer:
+        result = EdgeLoop(runtime, LoopConfig(stride=4), events=writer).run(
+            SkeletonReplaySource(load_skeleton_sequence(replay_file)))
+    assert result.error is not None and result.error.endswith("RuntimeError: device lost")
+    assert result.classifications == 2
+    events = read_events(path)
+    assert [e["event"] for e in events[-2:]] == ["error", "run_end"]
+
+
 def test_camera_source_always_serves_the_newest_frame_and_counts_drops(tmp_path):
     """A file opened as the 'camera' device plays at its frame rate (200 fps here) on the reader thread,
     faster than this consumer: the consumer always gets the newest frame and the rest are counted as dropped."""

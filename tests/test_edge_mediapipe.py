@@ -52,6 +52,37 @@ def test_pose_estimator_on_a_real_frame(shared_dir, pose_model):
     assert 0 < p.image_centre[0] < 1 and 0 < p.image_centre[1] < 1
 
 
+def test_world_landmarks_enter_the_window_rotated_not_mirrored(shared_dir, pose_model, tmp_path):
+    """MediaPipe world (y down) -> camera axes (y up) by a rotation: what the window holds is exactly
+    (-x, -y, z) of the landmarks."""
+    from core.checkpoint import save_checkpoint
+    from core.models.last import create_model
+    from core.runtime import load_runtime
+    from core.spec import InputSpec
+    from edge.capture import VideoFileSource
+    from edge.pose import MediaPipePose
+    from edge.run import EdgeLoop, RunResult
+    spec = InputSpec(layout="mediapipe33", frames=8, window_frames=8)
+    ckpt = save_checkpoint(tmp_path / "mp.pt", create_model("last_nano", num_classes=2, layout="mediapipe33"),
+                           spec, ["a", "b"])
+    source = VideoFileSource(shared_dir / "data" / "video" / "ta_chi.mp4", max_frames=3)
+    seen = []
+    with MediaPipePose(pose_model) as pose:
+        detect = pose.detect
+        pose.detect = lambda image, ts: seen.append(detect(image, ts)) or seen[-1]  # keep what MediaPipe returned
+        loop = EdgeLoop(load_runtime(ckpt, threads=1), pose=pose)
+        result = RunResult()
+        for frame in source:
+            loop.step(frame, result)
+        source.close()
+    mediapipe_world = seen[-1][0].world[:, :3]
+    assert mediapipe_world[[11, 12], 1].mean() < mediapipe_world[[23, 24], 1].mean()  # MediaPipe: y down
+    raw = loop.window.clip()[0, -1]
+    assert np.allclose(raw, mediapipe_world * np.array([-1, 1, 1]) * np.array([1, -1, 1]))
+    shoulders_y, hips_y = raw[[11, 12], 1].mean(), raw[[23, 24], 1].mean()
+    assert shoulders_y > hips_y  # y points up after the rotation (ta_chi starts upright)
+
+
 def test_real_video_headless_overlay_events_latency(shared_dir, pose_model, ntu_ckpt, tmp_path, capsys):
     video, events = tmp_path / "overlay.mp4", tmp_path / "events.jsonl"
     rc = run_cli("--video", shared_dir / "data" / "video" / "ta_chi.mp4", "--model", ntu_ckpt, "--pose-model",
