@@ -13,12 +13,11 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.errors import EdgeError, SourceError
+from edge.errors import EdgeError
 from edge.events import ActionEvents, EventWriter
 from edge.latency import LatencyMeter
 from edge.smoothing import UNKNOWN, ActionSmoother, softmax
@@ -386,11 +385,12 @@ def print_summary(result: RunResult, loop: EdgeLoop, source, out=None) -> None:
         for _, label, _ in result.labels:
             counts[label] = counts.get(label, 0) + 1
         print("labels: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])), file=out)
-    if loop.spec and getattr(source, "kind", "") == "camera":
+    if getattr(source, "kind", "") == "camera":
         print(f"camera: {result.dropped} frames dropped (processing the newest frame only)", file=out)
     if result.rss_start_mb is not None and result.rss_end_mb is not None and result.frames:
-        print(f"memory: RSS {result.rss_start_mb:.1f} MB after {result.rss_start_frame} frames -> {result.rss_end_mb:.1f} MB after "
-              f"{result.frames} frames ({result.rss_end_mb - result.rss_start_mb:+.1f} MB)", file=out)
+        print(f"memory: RSS {result.rss_start_mb:.1f} MB after {result.rss_start_frame} frames -> "
+              f"{result.rss_end_mb:.1f} MB after {result.frames} frames "
+              f"({result.rss_end_mb - result.rss_start_mb:+.1f} MB)", file=out)
 
 
 def main(argv: list[str] | None = None) -> int:
