@@ -23,6 +23,15 @@ ACTIONS = ("wave", "squat", "jump")
 LAYOUT = "mediapipe33"
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """The edge loop sets torch's (process-wide) thread count; give other areas' tests theirs back."""
+    import torch
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---- a small real model, trained once per session on synthetic motions --------------------------------
 @lru_cache(maxsize=None)
 def _trained_checkpoint(directory: str) -> Path:

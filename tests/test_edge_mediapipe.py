@@ -11,6 +11,15 @@ pytest.importorskip("mediapipe")
 cv2 = pytest.importorskip("cv2")
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """The edge loop sets torch's (process-wide) thread count; give other areas' tests theirs back."""
+    import torch
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def pose_model(shared_dir):
     path = shared_dir / "models" / "pose_landmarker_full.task"
