@@ -462,6 +462,18 @@ def main(argv: list[str] | None = None) -> int:
         events.emit("error", message=str(exc))
         print(f"edge.run: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # an output path that cannot be created, a disk that filled up, ...
+        message = f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or _one_line(exc)}".lstrip(": ")
+        events.emit("error", message=message)
+        print(f"edge.run: error: {message}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line (and valid events); LAST_EDGE_DEBUG=1 shows the traceback
+        if os.environ.get("LAST_EDGE_DEBUG"):
+            raise
+        events.emit("error", message=f"internal error: {type(exc).__name__}: {_one_line(exc)}")
+        print(f"edge.run: internal error: {type(exc).__name__}: {_one_line(exc)} (set LAST_EDGE_DEBUG=1 for the "
+              "traceback)", file=sys.stderr)
+        return 1
     finally:
         for closable in (sink, pose, source, events):
             if closable is not None:

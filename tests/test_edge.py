@@ -370,6 +370,17 @@ def test_bad_skeleton_file(edge_ckpt, tmp_path, capsys, content, match):
     assert "bad.npz" in line and match in line
 
 
+def test_unwritable_out_video_is_one_line(edge_ckpt, replay_file, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    events = tmp_path / "ev.jsonl"
+    rc = run_cli("--skeletons", replay_file, "--model", edge_ckpt, "--headless", "--out-video", blocker / "out.mp4",
+                 "--events", events)
+    assert rc == 1
+    assert "a_file" in _one_error_line(capsys)
+    assert read_events(events)[-1]["event"] == "error"
+
+
 def test_index_out_of_range(edge_ckpt, tmp_path, capsys):
     path = tmp_path / "set.npz"
     np.savez(path, pose=np.ones((3, 10, 33, 3), np.float32), label=np.array([0, 1, 2]))
