@@ -52,14 +52,13 @@ class HipTracker:
             for slot, det in best or []:
                 slots[slot] = det
                 used.add(det)
-        # unmatched detections take free slots, most confident first
+        # unmatched detections (most confident first) take the slots nobody matched this frame: empty slots
+        # first, then the one whose person has been gone longest (a lone person who 'jumped' stays tracked)
         for det in range(n):
             if det in used:
                 continue
-            free = [s for s in range(self.max_persons) if slots[s] is None and self.centres[s] is None]
-            if not free:
-                free = [s for s in range(self.max_persons) if slots[s] is None
-                        and self.missing[s] > 0]  # a slot that lost its person may take a newcomer
+            free = sorted((s for s in range(self.max_persons) if slots[s] is None),
+                          key=lambda s: (self.centres[s] is not None, -self.missing[s]))
             if free:
                 slots[free[0]] = det
                 used.add(det)

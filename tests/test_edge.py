@@ -130,6 +130,9 @@ def test_tracker_single_person_follows_nearest_not_most_confident():
     t = HipTracker(max_persons=1)
     t.update([np.array([0.3, 0.5])])
     assert t.update([np.array([0.9, 0.5]), np.array([0.32, 0.5])]) == [1]
+    # a lone detection far away (a jump, or pixel coordinates) is still the tracked person, every frame
+    assert t.update([np.array([250.0, 400.0])]) == [0]
+    assert t.update([np.array([260.0, 390.0])]) == [0]
 
 
 def test_two_person_model_keeps_each_person_in_their_slot(tmp_path):
