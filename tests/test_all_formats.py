@@ -1,0 +1,56 @@
+"""python -m converters: every requested format is a row (a missing backend or converter is a row with its
+reason, not a crash), scored on a real split, saved as markdown, CSV, JSON and a plot."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import warnings
+
+import pytest
+
+import converters.__main__ as all_formats
+from converters_helpers import shared_checkpoint
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory):
+    return shared_checkpoint(tmp_path_factory)
+
+
+def test_all_formats_table(art, tmp_path, capsys):
+    out = tmp_path / "table"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = all_formats.main(["--ckpt", str(art["ckpt_int8"]), "--formats", "onnx,int8,trt", "--data",
+                                 "synthetic:test", "--calib", str(art["calib"]), "--limit", "32", "--out",
+                                 str(out), "--latency-runs", "2", "--threads", "1", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| format | precision | status |" in printed
+    rows = {(r["format"], r["precision"]): r for r in json.loads((out / "formats_table.json").read_text())["rows"]}
+    ref, onnx_row, q = rows[("pytorch", "fp32")], rows[("onnx", "fp32")], rows[("int8", "int8")]
+    assert ref["status"] == onnx_row["status"] == q["status"] == "ok"
+    assert 0 < ref["top1"] <= 1 and onnx_row["top1"] == ref["top1"]
+    assert onnx_row["max_logit_diff"] < 1e-3 and onnx_row["delta_top1"] == 0
+    assert abs(q["delta_top1"]) <= 10  # 32 clips: 1 clip = 3 points
+    assert all(r["latency_ms"] and r["latency_ms"] > 0 for r in (ref, onnx_row, q))
+    trt_row = rows[("trt", "int8")]
+    if importlib.util.find_spec("tensorrt") is None:
+        assert trt_row["status"] == "missing-backend" and "trtexec" in trt_row["message"]
+    with open(out / "formats_table.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert (out / "formats_table.png").stat().st_size > 5000
+    assert "Δ top-1" in (out / "formats_table.md").read_text()
+
+
+def test_missing_converter_is_a_row_not_a_crash(art, tmp_path):
+    result = all_formats.run_export("no_such_format", "fp32", art["ckpt"], tmp_path, None, 1)
+    assert result.status == "failed" and "not part of this checkout" in result.message
+
+
+def test_bad_arguments_exit_2(art, tmp_path, capsys):
+    assert all_formats.main(["--ckpt", str(art["ckpt"]), "--formats", "onnx,pdf", "--out", str(tmp_path)]) == 2
+    assert "unknown ['pdf']" in capsys.readouterr().err
+    assert all_formats.main(["--ckpt", str(art["ckpt"]), "--formats", "int8", "--out", str(tmp_path)]) == 2
+    assert "calibration set" in capsys.readouterr().err

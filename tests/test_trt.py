@@ -1,0 +1,99 @@
+"""TensorRT converter: the no-TensorRT path (everything up to the engine, the exact commands, exit status 3)
+and the logic that does not need TensorRT (precision per device, shape profiles, cache keys, trtexec)."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from converters import trt
+from converters_helpers import shared_checkpoint
+
+HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory):
+    return shared_checkpoint(tmp_path_factory)
+
+
+@pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed: the no-TensorRT path does not apply")
+def test_no_tensorrt_path_prepares_everything_and_prints_commands(art, tmp_path, capsys):
+    code = trt.main(["--ckpt", str(art["ckpt"]), "--precision", "int8", "--calib", str(art["calib"]),
+                     "--out", str(tmp_path), "--quiet"])
+    assert code == 3  # documented: backend missing, the rest was built
+    out = capsys.readouterr().out
+    assert "TensorRT is not installed" in out
+    qdq = tmp_path / "tiny_int8_b1.onnx"
+    assert qdq.is_file()
+    assert f"trtexec --onnx={qdq} --saveEngine={tmp_path / 'tiny_int8_b1.engine'}" in out
+    assert "--stronglyTyped" in out and "--int8" in out
+    plan = json.loads((tmp_path / "tiny_int8_b1.engine.build.json").read_text())
+    assert plan["precision"] == "int8" and plan["int8_mode"] == "explicit"
+    assert plan["commands"]["python"].startswith("python -m converters.trt --ckpt")
+    assert plan["profile"] == [[1, 3, 16, 25, 1]] * 3
+    assert not (tmp_path / "tiny_int8_b1.engine").exists()  # no fake engine
+
+
+@pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed")
+def test_no_tensorrt_fp16_dynamic_prepares_fp16_onnx_for_trt11(art, tmp_path):
+    res = trt.export(art["ckpt"], tmp_path, "fp16", dynamic=(1, 4, 8))
+    assert res.status == "missing-backend" and res.exit_code == 3
+    assert "--minShapes=skeleton:1x3x16x25x1" in res.extra["trtexec_trt10"]
+    assert "--maxShapes=skeleton:8x3x16x25x1" in res.extra["trtexec_trt10"]
+    assert "--fp16" in res.extra["trtexec_trt10"]
+    half = tmp_path / "tiny_fp16.onnx"
+    assert f"--onnx={half}" in res.extra["trtexec_trt11"] and "--fp16" not in res.extra["trtexec_trt11"]
+    # the fp16 graph TensorRT 11 would build from is valid and close to fp32 in onnxruntime
+    from core.runtime import load_runtime
+    from converters_helpers import held_out
+    x, _ = held_out(per_class=2)
+    a = load_runtime(half).predict(x)
+    b = load_runtime(tmp_path / "tiny_fp32.onnx").predict(x)
+    assert np.abs(a - b).max() < 0.05 * max(1.0, np.abs(b).max())
+
+
+def test_jetson_nano_gets_fp16_instead_of_int8():
+    assert trt.resolve_precision("int8", "jetson_nano")[0] == "fp16"
+    assert trt.resolve_precision("int8", "jetson_orin_nano") == ("int8", "")
+    assert trt.resolve_precision("fp32", "jetson_nano") == ("fp32", "")
+    with pytest.raises(trt.InputError, match="--device"):
+        trt.resolve_precision("int8", "toaster")
+
+
+def test_calibration_cache_key_covers_data_batch_version_device():
+    x = np.random.default_rng(0).standard_normal((8, 3, 4, 5, 1)).astype(np.float32)
+    key = trt.calibration_cache_key(x, 4, "10.3.0", "Orin")
+    assert key == trt.calibration_cache_key(x.copy(), 4, "10.3.0", "Orin")
+    others = {trt.calibration_cache_key(x, 2, "10.3.0", "Orin"), trt.calibration_cache_key(x, 4, "8.6.2", "Orin"),
+              trt.calibration_cache_key(x, 4, "10.3.0", "Xavier"), trt.calibration_cache_key(x + 1e-3, 4, "10.3.0", "Orin")}
+    assert key not in others and len(others) == 4
+
+
+def test_trtexec_command_per_version_and_dynamic_parsing():
+    plan = trt.ShapePlan((1, 3, 64, 20, 1), 1, 1, 1, 1)
+    t10 = trt.trtexec_command(trt.Path("m.onnx"), trt.Path("m.engine"), plan, "int8", 10, 512)
+    t11 = trt.trtexec_command(trt.Path("m.onnx"), trt.Path("m.engine"), plan, "int8", 11, 512)
+    assert "--int8" in t10 and "--stronglyTyped" not in t10 and "--memPoolSize=workspace:512M" in t10
+    assert "--stronglyTyped" in t11 and "--int8" not in t11 and "--fp16" not in t11
+    assert not any(a.startswith("--minShapes") for a in t10)  # fixed batch: the ONNX shape is the engine shape
+    assert trt.parse_dynamic("1,8,32") == (1, 8, 32)
+    for bad in ("8,1,32", "1,2", "a,b,c", "0,1,2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            trt.parse_dynamic(bad)
+
+
+def test_toposort_restores_producer_order():
+    import onnx
+    from onnx import TensorProto, helper
+    a = helper.make_node("Relu", ["x"], ["a"], name="a")
+    b = helper.make_node("Neg", ["a"], ["b"], name="b")
+    c = helper.make_node("Abs", ["b"], ["y"], name="c")
+    graph = helper.make_graph([c, a, b], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    trt.toposort(graph)
+    assert [n.name for n in graph.node] == ["a", "b", "c"]
+    onnx.checker.check_model(helper.make_model(graph))
