@@ -17,7 +17,7 @@ def art(tmp_path_factory):
 
 
 def test_qdq_int8_accuracy_within_tolerance(art, tmp_path):
-    result = int8.export(art["ckpt_int8"], tmp_path, "int8", calib=art["calib"], batch=None)
+    result = int8.export(art["ckpt_int8"], tmp_path, "int8", calib=art["calib"], batch=None, quantizer="ort")
     assert result.status == "ok", result.message
     assert result.extra["QuantizeLinear"] > 20 and result.extra["DequantizeLinear"] > 20
     assert result.extra["float_nodes"] > 0
