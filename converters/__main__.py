@@ -229,6 +229,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/export/<ckpt stem>)")
     p.add_argument("--batch", type=int, default=1, help="fixed batch of the edge artifacts (TRT/TFLite/CoreML; "
                                                          "ONNX models keep a dynamic batch)")
+    p.add_argument("--int8-quantizers", default="auto",
+                   help="Q/DQ INT8 rows: auto (the better of onnxruntime/ModelOpt), or a list such as ort,modelopt "
+                        "for one row each")
     p.add_argument("--trt-precision", choices=("fp32", "fp16", "int8"), default="int8")
     p.add_argument("--tflite-precisions", default=",".join(DEFAULT_PRECISIONS["tflite"]))
     p.add_argument("--coreml-precisions", default=",".join(DEFAULT_PRECISIONS["coreml"]))
@@ -240,9 +243,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def format_rows(formats: list[str], args: argparse.Namespace) -> list[tuple[str, str]]:
-    rows = []
+def format_rows(formats: list[str], args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
+    """(format, precision, converter options) per table row."""
+    rows: list[tuple[str, str, dict[str, Any]]] = []
     for fmt in formats:
+        if fmt == "int8":
+            quantizers = [q for q in args.int8_quantizers.split(",") if q]
+            rows += [("int8", "int8" if len(quantizers) == 1 else f"int8/{q}", {"quantizer": q}) for q in quantizers]
+            continue
         if fmt == "trt":
             precisions: tuple[str, ...] = (args.trt_precision,)
         elif fmt == "tflite":
@@ -251,7 +259,7 @@ def format_rows(formats: list[str], args: argparse.Namespace) -> list[tuple[str,
             precisions = tuple(p for p in args.coreml_precisions.split(",") if p)
         else:
             precisions = DEFAULT_PRECISIONS[fmt]
-        rows += [(fmt, p) for p in precisions]
+        rows += [(fmt, p, {}) for p in precisions]
     return rows
 
 
@@ -275,7 +283,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], Path]:
             raise InputError(f"--data {args.data}: its classes {split.class_names[:4]}... differ from the "
                              f"checkpoint's {ckpt['class_names'][:4]}...")
     calib = args.calib
-    if calib is None and any(row in NEEDS_CALIBRATION for row in plan):
+    if calib is None and any((fmt, precision.split("/")[0]) in NEEDS_CALIBRATION for fmt, precision, _ in plan):
         source = args.calib_data or (f"{parse_data_arg(args.data)[0]}:train" if args.data else None)
         if source is None:
             raise InputError("INT8 rows need a calibration set: pass --calib FILE, --calib-data <dataset>:train "
@@ -288,10 +296,13 @@ def run(args: argparse.Namespace) -> tuple[list[Row], Path]:
 
     rows = [Row("pytorch", "fp32", "ok", Path(args.ckpt), artifact_size(args.ckpt), message="reference")]
     fp32_onnx: Path | None = None
-    for fmt, precision in plan:
-        log.info("== %s %s", fmt, precision)
-        opts: dict[str, Any] = {}
+    for fmt, label, row_opts in plan:
+        log.info("== %s %s", fmt, label)
+        precision = label.split("/")[0]
+        opts: dict[str, Any] = dict(row_opts)
         batch: int | None = args.batch
+        if fmt == "trt" and precision == "int8":
+            opts["quantizer"] = args.int8_quantizers.split(",")[0]
         if fmt in ("onnx", "int8"):
             batch = None  # ONNX models keep a dynamic batch
             if fmt == "int8" and fp32_onnx is not None:
@@ -299,6 +310,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], Path]:
         result = run_export(fmt, precision, args.ckpt, out_dir, calib, batch, **opts)
         if fmt == "onnx" and result.status == "ok":
             fp32_onnx = result.path
+        result.precision = label
         rows.append(Row.from_result(result))
         log.info("%s", result.summary())
 

@@ -289,7 +289,7 @@ def write_build_report(path: Path, report: dict[str, Any]) -> Path:
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = 1, dynamic: tuple[int, int, int] | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
            int8_mode: str = "explicit", device: str | None = None, keep_float: str = "fragile",
-           **opts: Any) -> ExportResult:
+           quantizer: str = "auto", **opts: Any) -> ExportResult:
     """Build (or, without TensorRT, prepare) a TensorRT engine; see the module docstring."""
     from converters import int8 as int8_export
     from converters import onnx as onnx_export
@@ -319,7 +319,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     build_onnx = {10: fp32.path, 11: fp32.path}  # ONNX to build from, per TensorRT major version
     if precision == "int8" and int8_mode == "explicit":
         q = int8_export.export(ckpt, out_dir, "int8", calib=calib, batch=onnx_batch, keep_float=keep_float,
-                               fp32_onnx=fp32.path)
+                               fp32_onnx=fp32.path, quantizer=quantizer)
         if q.path is None or q.status not in ("ok", "failed"):
             return ExportResult("trt", precision, None, "failed", f"Q/DQ ONNX step failed: {q.message}")
         if q.status == "failed":
@@ -419,6 +419,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="device profile (devices/*.yaml, e.g. jetson_nano): INT8 becomes FP16 where INT8 is not fast")
     p.add_argument("--keep-float", choices=("fragile", "attention", "none"), default="fragile",
                    help="ops kept in float in the Q/DQ model (see converters.int8)")
+    p.add_argument("--quantizer", choices=("auto", "ort", "modelopt"), default="auto",
+                   help="Q/DQ quantizer for explicit INT8 (see converters.int8)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"dynamic": a.dynamic, "workspace_mb": a.workspace,
                                                  "int8_mode": a.int8_mode, "device": a.device,
-                                                 "keep_float": a.keep_float})
+                                                 "keep_float": a.keep_float, "quantizer": a.quantizer})
 
 
 if __name__ == "__main__":

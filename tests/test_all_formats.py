@@ -23,7 +23,7 @@ def test_all_formats_table(art, tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = all_formats.main(["--ckpt", str(art["ckpt_int8"]), "--formats", "onnx,int8,trt", "--data",
-                                 "synthetic:test", "--calib", str(art["calib"]), "--limit", "32", "--out",
+                                 "synthetic:test", "--calib", str(art["calib"]), "--int8-quantizers", "ort", "--limit", "32", "--out",
                                  str(out), "--latency-runs", "2", "--threads", "1", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out

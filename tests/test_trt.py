@@ -23,7 +23,7 @@ def art(tmp_path_factory):
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed: the no-TensorRT path does not apply")
 def test_no_tensorrt_path_prepares_everything_and_prints_commands(art, tmp_path, capsys):
     code = trt.main(["--ckpt", str(art["ckpt"]), "--precision", "int8", "--calib", str(art["calib"]),
-                     "--out", str(tmp_path), "--quiet"])
+                     "--quantizer", "ort", "--out", str(tmp_path), "--quiet"])
     assert code == 3  # documented: backend missing, the rest was built
     out = capsys.readouterr().out
     assert "TensorRT is not installed" in out
