@@ -190,8 +190,9 @@ def save_plot(rows: list[Row], path: Path, title: str = "") -> Path | None:
     colors = {"ok": "tab:green", "exported-not-verifiable-here": "tab:orange", "failed": "tab:red",
               "missing-backend": "tab:gray"}
     fig, axes = plt.subplots(1, 3, figsize=(max(12, 2.4 * len(rows)), 4.5), constrained_layout=True)
-    for ax, key, ylabel, scale in ((axes[0], "top1", "top-1 (%)", 100.0), (axes[1], "latency_ms", "latency (ms, batch 1)", 1.0),
-                                   (axes[2], "size_bytes", "size (KB)", 1 / 1024)):
+    panels = ((axes[0], "top1", "top-1 (%)", 100.0), (axes[1], "latency_ms", "latency (ms, batch 1)", 1.0),
+              (axes[2], "size_bytes", "size (KB)", 1 / 1024))
+    for ax, key, ylabel, scale in panels:
         vals = [(getattr(r, key) or 0) * scale for r in rows]
         bars = ax.bar(range(len(rows)), vals, color=[colors.get(r.status, "tab:blue") for r in rows])
         for b, r, v in zip(bars, rows, vals):

@@ -12,7 +12,8 @@ the one with the higher top-1 agreement with fp32 on the calibration clips is ke
 
 Weights are INT8 per output channel, activations INT8 per tensor, both symmetric (zero point 0), which is
 what TensorRT accepts for explicit quantization. Activation ranges come from the 99.999th percentile
-(measured on a NW-UCLA last_small: top-1 agreement with fp32 0.964 vs 0.852 with min/max ranges). Numerically fragile ops stay in float (--keep-float):
+(measured on a NW-UCLA last_small: top-1 agreement with fp32 0.964 vs 0.852 with min/max ranges).
+Numerically fragile ops stay in float (--keep-float):
     attention  the linear-attention products (activation x activation MatMuls) and their Div
     fragile    (default) attention + the dynamic-adjacency MatMuls of the graph convolution and every
                un-folded BatchNormalization (the input normalisation and the post-aggregation BN)

@@ -336,16 +336,18 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     shape_arg = (f" --dynamic {plan.min_batch},{plan.opt_batch},{plan.max_batch}" if plan.batch is None
                  else f" --batch {plan.batch}")
     python_cmd = (f"python -m converters.trt --ckpt {shlex.quote(str(ckpt))} --precision {precision}{calib_arg}"
-                  f"{shape_arg} --workspace {workspace_mb}" + (f" --int8-mode {int8_mode}" if precision == "int8" else ""))
+                  f"{shape_arg} --workspace {workspace_mb}"
+                  + (f" --int8-mode {int8_mode}" if precision == "int8" else ""))
     commands = {"python": python_cmd}
     if not (precision == "int8" and int8_mode == "implicit"):  # trtexec cannot run our calibrator
         commands["trtexec_trt10"] = shlex.join(trtexec_command(build_onnx[10], engine_path, plan, precision, 10,
                                                               workspace_mb, INPUT_NAME))
         commands["trtexec_trt11"] = shlex.join(trtexec_command(build_onnx[11], engine_path, plan, precision, 11,
                                                               workspace_mb, INPUT_NAME))
-    build_plan = {"requested_precision": requested, "precision": precision, "int8_mode": int8_mode if precision == "int8"
-                  else None, "batch": plan.batch, "profile": [list(s) for s in plan.profile], "onnx_trt10":
-                  str(build_onnx[10]), "onnx_trt11": str(build_onnx[11]), "engine": str(engine_path),
+    build_plan = {"requested_precision": requested, "precision": precision,
+                  "int8_mode": int8_mode if precision == "int8" else None, "batch": plan.batch,
+                  "profile": [list(s) for s in plan.profile], "onnx_trt10": str(build_onnx[10]),
+                  "onnx_trt11": str(build_onnx[11]), "engine": str(engine_path),
                   "calibration": str(calib) if calib is not None else None, "commands": commands, "notes": notes}
     plan_path = write_json(engine_path.with_name(engine_path.name + ".build.json"), build_plan)
 
