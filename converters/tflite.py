@@ -10,9 +10,9 @@ fp32   litert-torch conversion of the traced model (torch.export), float32 I/O.
 fp16   the fp32 file with float16 weights (ai-edge-quantizer float casting): half the size, float32 I/O
        and float32 math on CPU; GPU delegates run it in fp16.
 int8   static post-training quantization calibrated on the calibration set; --int8-method picks how:
-       pt2e        (default) litert-torch PT2E, per-channel int8 weights and int8 activations for conv,
-                   linear, add and concat, but the elementwise multiplies (the linear-attention products
-                   and the dynamic-adjacency scale) stay float: quantising them collapses accuracy.
+       pt2e        (default) litert-torch PT2E: per-channel int8 weights and int8 activations for conv,
+                   add and concat; the elementwise multiplies (the linear-attention products and the
+                   dynamic-adjacency scale) and the classifier head stay float (float32 logits).
        pt2e-all    litert-torch's stock PT2E config, multiplies quantised too (for comparison).
        aeq-w8a8    ai-edge-quantizer's static W8A8 recipe on the fp32 file: nearly every op integer.
        aeq-w8a16   ai-edge-quantizer W8 weights, int16 activations.
@@ -107,29 +107,35 @@ def cast_fp16(fp32_path: Path, path: Path, quiet: bool = True) -> Path:
     return path
 
 
-def _pt2e_quantizer(quantize_mul: bool):
-    """litert-torch's PT2E quantizer, per-channel symmetric int8 weights; `mul` optionally left float."""
+# PT2E op patterns left in float by the default recipe: the elementwise multiplies (linear-attention out*z and
+# alpha*A_dynamic: quantising them costs accuracy) and the classifier head (float logits, no int8 ties)
+FLOAT_PATTERNS = ("mul", "mul_relu", "linear", "addmm")
+
+
+def _pt2e_quantizer(float_patterns: tuple[str, ...] = FLOAT_PATTERNS):
+    """litert-torch's PT2E quantizer (per-channel symmetric int8 weights, int8 activations) with the
+    given op patterns left unannotated, i.e. computed in float."""
     _litert_torch()
     from litert_torch.quantize import pt2e_quantizer as pt2eq
 
-    class KeepMulFloat(pt2eq.PT2EQuantizer):
+    class PartialPT2EQuantizer(pt2eq.PT2EQuantizer):
         # set_module_name/type silently match nothing under torch.export in torch 2.13, so the op list is
-        # the only reliable switch: the linear-attention out*z product (and alpha*A_dynamic) stay float.
-        STATIC_OPS = [op for op in pt2eq.PT2EQuantizer.STATIC_OPS if op not in ("mul", "mul_relu")]
+        # the only reliable switch
+        STATIC_OPS = [op for op in pt2eq.PT2EQuantizer.STATIC_OPS if op not in float_patterns]
 
-    cls = pt2eq.PT2EQuantizer if quantize_mul else KeepMulFloat
-    return cls().set_global(pt2eq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    return PartialPT2EQuantizer().set_global(
+        pt2eq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
 
 
-def convert_int8_pt2e(model, calib_x: np.ndarray, path: Path, batch: int = 1, quantize_mul: bool = False,
-                      quiet: bool = True) -> Path:
+def convert_int8_pt2e(model, calib_x: np.ndarray, path: Path, batch: int = 1,
+                      float_patterns: tuple[str, ...] = FLOAT_PATTERNS, quiet: bool = True) -> Path:
     """PT2E static INT8: export, insert observers, run the calibration clips, convert, lower to TFLite."""
     litert_torch = _litert_torch()
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     named = NamedIO(model).eval()
     sample = torch.from_numpy(np.ascontiguousarray(calib_x[:batch]))
-    quantizer = _pt2e_quantizer(quantize_mul)
+    quantizer = _pt2e_quantizer(float_patterns)
     graph = torch.export.export(named, (), {"skeleton": sample}).module()
     graph = prepare_pt2e(graph, quantizer)
     from tqdm import tqdm
@@ -296,7 +302,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
             if precision == "fp16":
                 cast_fp16(fp32_path, path, quiet)
             elif precision == "int8" and int8_method.startswith("pt2e"):
-                convert_int8_pt2e(model, calib_x, path, batch, quantize_mul=int8_method == "pt2e-all", quiet=quiet)
+                convert_int8_pt2e(model, calib_x, path, batch,
+                                  float_patterns=() if int8_method == "pt2e-all" else FLOAT_PATTERNS, quiet=quiet)
             elif precision == "int8":
                 convert_int8_aeq(fp32_path, calib_x, path, 8 if int8_method == "aeq-w8a8" else 16, quiet)
     except BackendMissing as exc:
