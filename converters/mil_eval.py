@@ -540,7 +540,8 @@ def main(argv: list[str] | None = None) -> None:
         description="Evaluate a CoreML .mlpackage in numpy (no macOS needed) and compare it with its checkpoint.")
     parser.add_argument("mlpackage", help="the .mlpackage to evaluate")
     parser.add_argument("--ckpt", help="checkpoint to compare against (PyTorch fp32)")
-    parser.add_argument("--samples", type=int, default=8, help="random-clip inputs when comparing (default 8)")
+    parser.add_argument("--calib", help="calibration .npz (python -m converters.calib): compare on its real clips")
+    parser.add_argument("--samples", type=int, default=8, help="clips to compare (default 8)")
     parser.add_argument("--ranges", action="store_true", help="print max|x| per op and flag fp16 overflow")
     args = parser.parse_args(argv)
     program = load(args.mlpackage)
@@ -552,7 +553,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.ckpt:
         from converters.common import compare_logits, load_export_model, torch_logits, verification_inputs
         model, ckpt = load_export_model(args.ckpt)
-        x, source = verification_inputs(ckpt, None, count=args.samples * shape[0])
+        x, source = verification_inputs(ckpt, args.calib, count=args.samples * shape[0])
         stats = compare_logits(torch_logits(model, x), program.predict(x))
         print(f"vs PyTorch fp32 on {stats['samples']} clips ({source}): max |logit diff| "
               f"{stats['max_abs_diff']:.3g}, top-1 agreement {stats['top1_agreement']:.3f}")
