@@ -151,13 +151,20 @@ def convert_int8_pt2e(model, calib_x: np.ndarray, path: Path, batch: int = 1,
     return path
 
 
+# TFLite ops the ai-edge-quantizer recipes leave in float: an int8 DIV fails at runtime on the linear-attention
+# normaliser (its denominator quantises to the zero point: "div.cc data[i] != zero_point")
+AEQ_FLOAT_OPS = ("DIV",)
+
+
 def convert_int8_aeq(fp32_path: Path, calib_x: np.ndarray, path: Path, activation_bits: int = 8,
-                     quiet: bool = True) -> Path:
+                     float_ops: tuple[str, ...] = AEQ_FLOAT_OPS, quiet: bool = True) -> Path:
     """ai-edge-quantizer static recipe (int8 weights, int8/int16 activations) calibrated on the clips."""
     require("ai_edge_quantizer", PIP_HINT)
     from ai_edge_quantizer import quantizer, recipe
     qt = quantizer.Quantizer(str(fp32_path))
     qt.load_quantization_recipe(recipe.static_wi8_ai8() if activation_bits == 8 else recipe.static_wi8_ai16())
+    for op in float_ops:
+        qt.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key="no_quantize")
     batch = _fixed_batch(fp32_path)
     # the calibration data is {signature: [{input name: array}, ...]}
     from ai_edge_litert.interpreter import Interpreter
@@ -305,7 +312,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
                 convert_int8_pt2e(model, calib_x, path, batch,
                                   float_patterns=() if int8_method == "pt2e-all" else FLOAT_PATTERNS, quiet=quiet)
             elif precision == "int8":
-                convert_int8_aeq(fp32_path, calib_x, path, 8 if int8_method == "aeq-w8a8" else 16, quiet)
+                convert_int8_aeq(fp32_path, calib_x, path, 8 if int8_method == "aeq-w8a8" else 16, quiet=quiet)
     except BackendMissing as exc:
         return missing_backend(FORMAT, precision, exc)
     except Exception as exc:  # a conversion failure is a result row, not a crash
@@ -322,7 +329,13 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
                              calibration=calib_source)
     write_sidecar(path, meta)
 
-    stats = verify(path, model, x)
+    try:
+        stats = verify(path, model, x)
+    except RuntimeError as exc:  # the interpreter refuses to run the file: a result row, not a crash
+        first = str(exc).strip().splitlines()[0][:300]
+        return ExportResult(FORMAT, precision, path, "failed",
+                            f"written, but the LiteRT interpreter cannot run it: {first}",
+                            extra={**info, "calibration": calib_source, "int8_method": method, "batch": batch})
     good, problems = _judge(precision, stats)
     io = f"I/O {info['input_dtype']} -> {info['output_dtype']}"
     if precision == "int8":
