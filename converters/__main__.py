@@ -347,10 +347,45 @@ def run(args: argparse.Namespace) -> tuple[list[Row], Path]:
     if args.latency_runs > 0 and predictors:
         from converters.common import verification_inputs
         x1 = verification_inputs(ckpt, calib, count=1)[0][:1]
-        log.info("latency: %d interleaved batch-1 runs of %d runtimes", args.latency_runs, len(predictors))
-        for key, ms in interleaved_latency(predictors, x1, args.latency_runs).items():
+        log.info("latency: %d interleaved batch-1 runs of %d runtimes (fresh process)", args.latency_runs,
+                 len(predictors))
+        paths = {key: str(rows[int(key)].path) for key in predictors}
+        for key, ms in latency_in_fresh_process(paths, x1, out_dir, args.latency_runs, args.threads).items():
             rows[int(key)].latency_ms = ms
     return rows, out_dir
+
+
+LATENCY_SCRIPT = """
+import json, sys
+import numpy as np
+from core.runtime import load_runtime, runtime_kind
+from converters.__main__ import interleaved_latency
+a = json.loads(sys.argv[1])
+x = np.load(a["x"])
+runtimes = {k: load_runtime(p, threads=a["threads"], **({"spinning": False} if runtime_kind(p) == "onnxruntime" else {}))
+            for k, p in a["paths"].items()}
+print(json.dumps(interleaved_latency({k: rt.predict for k, rt in runtimes.items()}, x, a["runs"])))
+"""
+
+
+def latency_in_fresh_process(paths: dict[str, str], x: np.ndarray, work_dir: Path, runs: int,
+                             threads: int | None) -> dict[str, float]:
+    """Interleaved latency measured in a new interpreter: the converters leave the scoring process with
+    JAX, coremltools and litert-torch loaded and torch's state changed (seen here: PyTorch 2.6 s per clip
+    after the conversions vs 14 ms in a fresh process)."""
+    import json
+    import subprocess
+    x_file = work_dir / ".latency_input.npy"
+    np.save(x_file, x)
+    try:
+        done = subprocess.run([sys.executable, "-c", LATENCY_SCRIPT, json.dumps(
+            {"paths": paths, "x": str(x_file), "runs": runs, "threads": threads})], capture_output=True, text=True)
+    finally:
+        x_file.unlink(missing_ok=True)
+    if done.returncode != 0:
+        log.warning("latency measurement failed: %s", (done.stderr or "").strip().splitlines()[-1:])
+        return {}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:

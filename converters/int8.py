@@ -133,22 +133,43 @@ def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | No
             round(time.perf_counter() - start, 2)}
 
 
+MODELOPT_SCRIPT = """
+import json, sys
+import modelopt.onnx.quantization as mq
+a = json.loads(sys.argv[1])
+mq.quantize(onnx_path=a["src"], quantize_mode="int8", calibration_data_path=a["calib"],
+            calibration_method=a["method"], output_path=a["out"], nodes_to_exclude=a["exclude"] or None,
+            calibration_eps=["cpu"])
+"""
+
+
 def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float: str = "fragile",
                       method: str = "minmax") -> dict[str, Any]:
-    """NVIDIA ModelOpt ONNX PTQ (places Q/DQ the way TensorRT fuses them), run on CPU."""
+    """NVIDIA ModelOpt ONNX PTQ (places Q/DQ the way TensorRT fuses them), run on CPU in a subprocess:
+    ModelOpt patches onnxruntime's calibrators on import, which breaks a later quantize_static in the same
+    process (seen here: "Histogram has not been collected")."""
+    import json
+    import subprocess
+
     import onnx
-    mq = require("modelopt.onnx.quantization",
-                 "pip install nvidia-modelopt lief cppimport onnxconverter-common (the [onnx] extra pulls GPU "
-                 "packages; this minimal set runs on CPU)")
+    if not modelopt_available():
+        raise BackendMissing("NVIDIA ModelOpt is not installed; install it with: pip install nvidia-modelopt lief "
+                             "cppimport onnxconverter-common onnxslim (its [onnx] extra would pull GPU packages)")
     exclude = fragile_nodes(onnx.load(str(fp32_path)), keep_float)
     calib_file = out_path.with_name(out_path.stem + ".calib.npy")
     np.save(calib_file, x)
+    args = {"src": str(fp32_path), "calib": str(calib_file), "out": str(out_path), "exclude": exclude,
+            "method": "max" if method == "minmax" else "entropy"}
     start = time.perf_counter()
-    mq.quantize(onnx_path=str(fp32_path), quantize_mode="int8", calibration_data_path=str(calib_file),
-                calibration_method="max" if method == "minmax" else "entropy", output_path=str(out_path),
-                nodes_to_exclude=exclude or None, calibration_eps=["cpu"])
-    calib_file.unlink(missing_ok=True)
-    return {"quantizer": "modelopt.onnx.quantization", "calibration_method": method, "keep_float": keep_float,
+    try:
+        done = subprocess.run([sys.executable, "-c", MODELOPT_SCRIPT, json.dumps(args)], capture_output=True,
+                              text=True)
+    finally:
+        calib_file.unlink(missing_ok=True)
+    if done.returncode != 0 or not out_path.is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"ModelOpt quantization failed (exit {done.returncode}): {' | '.join(tail)}")
+    return {"quantizer": "modelopt.onnx.quantization", "calibration_method": args["method"], "keep_float": keep_float,
             "float_nodes": len(exclude), "calibration_seconds": round(time.perf_counter() - start, 2)}
 
 
