@@ -13,10 +13,11 @@ w8a8         w8 plus int8 activations calibrated on the calibration set
              w8 model instead (result precision "w8").
 int8         an alias: w8a8 on macOS, w8 elsewhere.
 
-Frontend: the issue asks for the jit.trace path. With numpy >= 2.3, coremltools 9's TorchScript frontend
-fails on this model's shape arithmetic ("only 0-dimensional arrays can be converted to Python scalars"),
-so --frontend auto (default) tries jit.trace and falls back to torch.export (+ run_decompositions), which
-coremltools 9 also supports; the result says which one produced the file.
+Frontend: jit.trace (the default). With numpy >= 2.3, coremltools 9's TorchScript frontend fails on this
+model's shape arithmetic ("only 0-dimensional arrays can be converted to Python scalars" when it casts a
+traced size to int); the conversion works around it for its own duration (_numpy2_int_cast_fix). --frontend
+auto (default) falls back to torch.export (+ run_decompositions) if tracing still fails; the result says
+which frontend produced the file.
 
 Verification: CoreML's predict() needs macOS. Everywhere, the package is evaluated by converters.mil_eval
 (a numpy interpreter of the MIL program, fp16 tensors rounded to fp16) and compared with PyTorch fp32:
@@ -83,6 +84,30 @@ def _quiet(enabled: bool = True):
         yield
 
 
+@contextlib.contextmanager
+def _numpy2_int_cast_fix():
+    """coremltools 9's TorchScript frontend casts a traced tensor size to int with int(array of shape (1,)),
+    which numpy >= 2.3 refuses ("only 0-dimensional arrays can be converted to Python scalars"). For the
+    duration of one conversion, such constant size-1 values are cast through .item() instead; everything
+    else goes to the original handler."""
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.frontend.torch import ops as torch_ops
+    original = torch_ops._cast
+
+    def cast(context, node, dtype, dtype_name):
+        x = torch_ops._get_inputs(context, node, expected=1)[0]
+        if x.can_be_folded_to_const() and np.ndim(x.val) > 0 and np.size(x.val) == 1:
+            context.add(mb.const(val=dtype(np.asarray(x.val).item()), name=node.name), node.name)
+            return
+        original(context, node, dtype, dtype_name)
+
+    torch_ops._cast = cast
+    try:
+        yield
+    finally:
+        torch_ops._cast = original
+
+
 def _source_model(model, sample: np.ndarray, frontend: str):
     import torch
     x = torch.from_numpy(sample)
@@ -110,7 +135,8 @@ def convert(model, sample: np.ndarray, precision: str = "fp16", frontend: str = 
     last_error: Exception | None = None
     for name in order:
         try:
-            with _quiet(quiet):
+            fix = _numpy2_int_cast_fix() if name == "trace" else contextlib.nullcontext()
+            with _quiet(quiet), fix:
                 source = _source_model(model, sample, name)
                 mlmodel = ct.convert(source, inputs=inputs, outputs=outputs, convert_to="mlprogram",
                                      compute_precision=compute, minimum_deployment_target=deployment)
@@ -240,8 +266,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
         raise
     except Exception as exc:
         return ExportResult(FORMAT, precision, None, "failed", f"coremltools conversion failed: {exc}")
-    if used != frontend and frontend == "auto" and front_notes:
-        notes.append(f"converted with torch.export ({front_notes[0]})")
+    notes.append(f"frontend {'jit.trace' if used == 'trace' else 'torch.export'}"
+                 + (f" ({front_notes[0]})" if front_notes else ""))
     final_precision = precision
     try:
         if precision in ("w8", "w8a8"):

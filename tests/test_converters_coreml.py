@@ -42,6 +42,7 @@ def test_fp16_package_spec(fp16_result, ckpt):
     r = fp16_result
     assert r.status == "ok", r.message
     assert r.path.suffix == ".mlpackage" and r.size_bytes > 10_000
+    assert r.extra["frontend"] == "trace"  # the jit.trace path works (with the numpy-2 cast fix)
     mlmodel = ct.models.MLModel(str(r.path), skip_model_load=True)
     spec = mlmodel.get_spec()
     assert spec.WhichOneof("Type") == "mlProgram"
