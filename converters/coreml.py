@@ -123,7 +123,7 @@ def convert(model, sample: np.ndarray, precision: str = "fp16", frontend: str = 
     """torch -> ct.models.MLModel (ML Program). Returns (mlmodel, frontend used, notes)."""
     ct = _coremltools()
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
-    target_name = target or ("iOS17" if precision == "w8a8" else "iOS16")
+    target_name = target or "iOS16"
     try:
         deployment = getattr(ct.target, target_name)
     except AttributeError as exc:
@@ -261,7 +261,9 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
     sample = np.ascontiguousarray(x[:batch])
     base = "fp32" if precision == "fp32" else "fp16"
     try:
-        mlmodel, used, front_notes = convert(model, sample, base, frontend, target, quiet)
+        # activation quantization emits quantize/dequantize ops, which need iOS17
+        mlmodel, used, front_notes = convert(model, sample, base, frontend,
+                                             target or ("iOS17" if precision == "w8a8" else None), quiet)
     except InputError:
         raise
     except Exception as exc:
