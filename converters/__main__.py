@@ -237,8 +237,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tflite-precisions", default=",".join(DEFAULT_PRECISIONS["tflite"]))
     p.add_argument("--coreml-precisions", default=",".join(DEFAULT_PRECISIONS["coreml"]))
     p.add_argument("--limit", type=int, default=None, help="score on a stratified subset of N clips (quick runs)")
-    p.add_argument("--threads", type=int, default=None, help=f"CPU threads per runtime (default: all, here "
-                                                             f"{cpu_count()})")
+    p.add_argument("--threads", type=int, default=None,
+                   help=f"CPU threads per runtime (default: the backend's own, here up to {cpu_count()}); use 1 on a "
+                        "busy machine, where multi-threaded PyTorch stalls")
     p.add_argument("--latency-runs", type=int, default=30, help="timed batch-1 runs per format (0: skip)")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
@@ -370,9 +371,11 @@ print(json.dumps(interleaved_latency({k: rt.predict for k, rt in runtimes.items(
 
 def latency_in_fresh_process(paths: dict[str, str], x: np.ndarray, work_dir: Path, runs: int,
                              threads: int | None) -> dict[str, float]:
-    """Interleaved latency measured in a new interpreter: the converters leave the scoring process with
-    JAX, coremltools and litert-torch loaded and torch's state changed (seen here: PyTorch 2.6 s per clip
-    after the conversions vs 14 ms in a fresh process)."""
+    """Interleaved latency measured in a new interpreter that loads only the runtimes (the converters leave
+    the scoring process with JAX, coremltools and litert-torch and their thread pools loaded).
+
+    Use --threads 1 on a shared machine: with 2 threads on 2 busy cores, PyTorch's OpenMP barriers stall
+    (measured here: last_small 628 ms per clip with 2 threads vs 5.5 ms with 1, while a training job ran)."""
     import json
     import subprocess
     x_file = work_dir / ".latency_input.npy"
