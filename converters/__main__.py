@@ -189,7 +189,7 @@ def save_plot(rows: list[Row], path: Path, title: str = "") -> Path | None:
     labels = [f"{r.format}\n{r.precision}" for r in rows]
     colors = {"ok": "tab:green", "exported-not-verifiable-here": "tab:orange", "failed": "tab:red",
               "missing-backend": "tab:gray"}
-    fig, axes = plt.subplots(1, 3, figsize=(max(12, 2.4 * len(rows)), 4.5), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(max(12, 1.4 * len(rows)), 4.5), constrained_layout=True)
     panels = ((axes[0], "top1", "top-1 (%)", 100.0), (axes[1], "latency_ms", "latency (ms, batch 1)", 1.0),
               (axes[2], "size_bytes", "size (KB)", 1 / 1024))
     for ax, key, ylabel, scale in panels:
