@@ -29,7 +29,6 @@ from torch import nn
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.models.last import LAST, create_model
 from core.spec import InputSpec
-from train.augment import SkeletonAugment
 from train.config import ConfigError, load_config, save_config
 from train.evaluate import evaluate_logits, load_data_split, predict_split, save_confusion_plot, torch_predict_fn
 
@@ -379,9 +378,8 @@ def _run(cfg: dict[str, Any], ddp: Dist, resume: str | None, stop_after_epochs: 
     from torch.utils.data.distributed import DistributedSampler
 
     from core.data.dataset import SkeletonDataset
-    from core.layouts import get_layout
 
-    augment = SkeletonAugment.from_config(cfg["augment"], get_layout(spec.layout))
+    augment = dict(cfg["augment"])  # the flat config block; core.data.augment builds the transforms
     crop = tuple(cfg["data"]["crop_ratio"]) if cfg["data"]["crop_ratio"] else None
     train_ds = SkeletonDataset(train_split, spec, train=True, augment=augment, seed=seed,
                                crop_ratio=crop or (1.0, 1.0))

@@ -49,7 +49,7 @@ def _rotation(axis: str, angle: float) -> np.ndarray:
 def apply_linear(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """x (C, T, V, M) -> matrix @ x over the first (coordinate) axis; missing joints stay zero."""
     c = matrix.shape[0]
-    present = np.abs(x).sum(0, keepdims=True) > 0
+    present = np.any(x != 0, axis=0, keepdims=True)  # NaN counts as present: never hide bad data
     out = x.copy()
     out[:c] = np.einsum("ij,j...->i...", matrix.astype(np.float32), x[:c])
     return np.where(present, out, 0.0).astype(np.float32)
@@ -112,7 +112,7 @@ class GaussianNoise:
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() >= self.p:
             return x
-        present = np.abs(x).sum(0, keepdims=True) > 0
+        present = np.any(x != 0, axis=0, keepdims=True)  # NaN counts as present: never hide bad data
         return np.where(present, x + rng.normal(0.0, self.std, size=x.shape), 0.0).astype(np.float32)
 
 
