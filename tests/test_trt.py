@@ -97,3 +97,92 @@ def test_toposort_restores_producer_order():
     trt.toposort(graph)
     assert [n.name for n in graph.node] == ["a", "b", "c"]
     onnx.checker.check_model(helper.make_model(graph))
+
+
+class FakeTensorRT:
+    """Stands in for the tensorrt module (not installable here) to run build_engine's call sequence with the
+    TensorRT 10/11 names it uses; records what the builder was asked for."""
+
+    class Logger:
+        WARNING, ERROR = 2, 1
+
+        def __init__(self, level):
+            self.level = level
+
+    class NetworkDefinitionCreationFlag:
+        EXPLICIT_BATCH, STRONGLY_TYPED = 0, 1
+
+    class BuilderFlag:
+        FP16, INT8 = "FP16", "INT8"
+
+    class MemoryPoolType:
+        WORKSPACE = "WORKSPACE"
+
+    def __init__(self, version: str):
+        self.__version__ = version
+        self.calls: dict = {"flags": set()}
+        fake = self
+
+        class Network:
+            num_layers = 42
+
+        class Config:
+            def set_memory_pool_limit(self, pool, size):
+                fake.calls["workspace"] = (pool, size)
+
+            def set_flag(self, flag):
+                fake.calls["flags"].add(flag)
+
+            def add_optimization_profile(self, profile):
+                fake.calls["profile"] = profile.shapes
+
+        class Profile:
+            def set_shape(self, name, lo, opt, hi):
+                self.shapes = (name, lo, opt, hi)
+
+        class Builder:
+            def __init__(self, logger):
+                pass
+
+            def create_network(self, flags):
+                fake.calls["network_flags"] = flags
+                return Network()
+
+            def create_builder_config(self):
+                return Config()
+
+            def create_optimization_profile(self):
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                return b"serialized-engine"
+
+        class OnnxParser:
+            num_errors = 0
+
+            def __init__(self, network, logger):
+                pass
+
+            def parse_from_file(self, path):
+                fake.calls["parsed"] = path
+                return True
+
+        self.Builder, self.OnnxParser = Builder, OnnxParser
+
+
+@pytest.mark.parametrize("version,strongly_typed", [("10.3.0", False), ("11.0.0", True)])
+def test_build_engine_call_sequence_with_a_stand_in_tensorrt(tmp_path, version, strongly_typed):
+    fake = FakeTensorRT(version)
+    plan = trt.ShapePlan((4, 3, 16, 25, 1), None, 1, 4, 8)
+    engine = tmp_path / "m.engine"
+    info = trt.build_engine(fake, tmp_path / "m.onnx", engine, plan, "int8", "explicit", 256)
+    assert engine.read_bytes() == b"serialized-engine"
+    assert info["strongly_typed"] is strongly_typed and info["network_layers"] == 42
+    assert fake.calls["profile"] == ("skeleton", (1, 3, 16, 25, 1), (4, 3, 16, 25, 1), (8, 3, 16, 25, 1))
+    assert fake.calls["workspace"] == ("WORKSPACE", 256 << 20)
+    # TensorRT 11: strongly typed, no precision flags (they were removed); 10: INT8 + FP16 flags
+    assert fake.calls["flags"] == (set() if strongly_typed else {"INT8", "FP16"})
+    assert fake.calls["network_flags"] == (1 << 1 if strongly_typed else 0)
+    if strongly_typed:
+        with pytest.raises(trt.InputError, match="TensorRT 11 removed implicit INT8"):
+            trt.build_engine(fake, tmp_path / "m.onnx", engine, plan, "int8", "implicit", 256)
