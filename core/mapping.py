@@ -6,7 +6,7 @@ midpoints; a target joint is zero (missing) when any source joint it needs is mi
 
 Supported: identity, mediapipe33 -> ntu25 | kinect20 | coco17, coco17 -> ntu25 | kinect20,
 ntu25 -> kinect20, kinect20 -> ntu25. Layout conversion never changes the axes: MediaPipe's y points
-down, Kinect's up; ``flip_y`` turns one into the other when the model was trained without ``align``.
+down, Kinect's up; ``mediapipe_world_to_camera`` rotates one into the other (180 degrees about z).
 
 mediapipe33 -> ntu25 (MP landmark index in brackets; "mid" = mean of the listed points)
 
@@ -182,11 +182,18 @@ def convert_layout(x: np.ndarray, src: str, dst: str) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def flip_y(x: np.ndarray) -> np.ndarray:
-    """Negate the y axis (MediaPipe's y points down, Kinect's up); zero joints stay zero."""
-    x = np.array(x, dtype=np.float32, copy=True)
-    x[..., 1] = -x[..., 1]
-    return x + 0.0  # -0.0 -> 0.0 so missing joints stay exactly zero
+# MediaPipe world landmarks: x right (as in the image), y down, z away from the camera, hip-centred. Kinect/NTU
+# camera space: x to the sensor's left, y up, z away. (-x, -y, z) is a 180-degree rotation about z between the
+# two: a rotation, never a mirror (negating y alone would swap the body's front and back after alignment).
+MEDIAPIPE_WORLD_TO_CAMERA = np.array([-1.0, -1.0, 1.0], dtype=np.float32)
+
+
+def mediapipe_world_to_camera(x: np.ndarray) -> np.ndarray:
+    """MediaPipe world axes (y down) -> Kinect camera axes (y up) by (-x, -y, z); zero joints stay zero."""
+    x = np.asarray(x, dtype=np.float32)
+    out = x.copy()
+    out[..., :3] = x[..., :3] * MEDIAPIPE_WORLD_TO_CAMERA[: min(3, x.shape[-1])]
+    return out + 0.0  # -0.0 -> 0.0 so missing joints stay exactly zero
 
 
 def mapping_table(src: str, dst: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from core.mapping import mediapipe_world_to_camera
 from edge.errors import EdgeError
 from edge.events import ActionEvents, EventWriter
 from edge.latency import LatencyMeter
@@ -25,10 +26,6 @@ from edge.tracking import HipTracker
 from edge.window import SkeletonWindow, WindowPolicy
 
 POSE_LAYOUT = "mediapipe33"
-# MediaPipe world landmarks: x right (as in the image), y down, z away from the camera, hip-centred. Kinect/NTU
-# camera space: x to the sensor's left, y up, z away. (-x, -y, z) is a 180-degree rotation about z between the
-# two (a rotation, never a mirror: negating y alone would flip the body's front and back after alignment).
-MEDIAPIPE_WORLD_TO_CAMERA = np.array([-1.0, -1.0, 1.0], dtype=np.float32)
 
 
 def rss_mb() -> float | None:
@@ -151,7 +148,7 @@ class EdgeLoop:
         with self.latency.stage("pose"):
             poses = self.pose.detect(frame.image, int(round(frame.time_s * 1000)))
         if self.coordinates == "world":
-            people = [(p.world[:, :3] * MEDIAPIPE_WORLD_TO_CAMERA)[:, :c] for p in poses]
+            people = [mediapipe_world_to_camera(p.world[:, :3])[:, :c] for p in poses]
         else:  # image landmarks: normalised x, y (down), relative z, exactly as MediaPipe recordings store them
             people = [p.image[:, :c] for p in poses]
         return people, [p.image_centre for p in poses], [p.image for p in poses]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from core.layouts import get_layout
-from core.mapping import convert_layout, flip_y, mapping_matrix, supported_conversions
+from core.mapping import convert_layout, mapping_matrix, mediapipe_world_to_camera, supported_conversions
 from core.synthetic import synthetic_clip
 
 
@@ -53,4 +53,8 @@ def test_missing_joints_propagate_and_shapes_are_checked():
     with pytest.raises(ValueError, match="no mapping from layout 'ntu25' to 'mediapipe33'"):
         mapping_matrix("ntu25", "mediapipe33")
     np.testing.assert_array_equal(convert_layout(x, "mediapipe33", "mediapipe33"), x)
-    np.testing.assert_array_equal(flip_y(np.array([[1.0, 2.0, 3.0]])), [[1.0, -2.0, 3.0]])
+    out = mediapipe_world_to_camera(np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
+    np.testing.assert_array_equal(out, [[-1.0, -2.0, 3.0], [0.0, 0.0, 0.0]])
+    assert not np.signbit(out[1]).any()  # missing joints stay exactly +0
+    # a rotation (det +1), not a mirror: the body's handedness survives
+    assert np.linalg.det(np.diag([-1.0, -1.0, 1.0])) == 1.0
