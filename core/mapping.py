@@ -35,6 +35,8 @@ hands or feet, so hand, hand_tip and thumb copy the wrist and foot copies the an
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from core.layouts import get_layout
@@ -151,9 +153,17 @@ def supported_conversions() -> list[tuple[str, str]]:
 
 def mapping_matrix(src: str, dst: str) -> np.ndarray:
     """(V_dst, V_src) weights: x_dst = W @ x_src over the joint axis. Each row sums to 1."""
+    return _cached_matrix(get_layout(src).name, get_layout(dst).name).copy()
+
+
+@lru_cache(maxsize=None)
+def _cached_matrix(src: str, dst: str) -> np.ndarray:
+    """Built once per layout pair: the edge loop converts every frame."""
     src_l, dst_l = get_layout(src), get_layout(dst)
     if src_l.name == dst_l.name:
-        return np.eye(src_l.num_joints, dtype=np.float32)
+        w = np.eye(src_l.num_joints, dtype=np.float32)
+        w.setflags(write=False)
+        return w
     try:
         recipe = _RECIPES[(src_l.name, dst_l.name)]()
     except KeyError:
@@ -163,6 +173,7 @@ def mapping_matrix(src: str, dst: str) -> np.ndarray:
     for joint in dst_l.joints:
         for source, weight in recipe[joint].items():  # a KeyError here is a bug in a recipe
             w[dst_l.index(joint), src_l.index(source)] += weight
+    w.setflags(write=False)
     return w
 
 
@@ -174,7 +185,7 @@ def convert_layout(x: np.ndarray, src: str, dst: str) -> np.ndarray:
     if x.ndim < 2 or x.shape[-2] != src_l.num_joints:
         raise ValueError(f"convert_layout: array of shape {x.shape} does not have {src_l.num_joints} "
                          f"{src_l.name} joints on axis -2")
-    w = mapping_matrix(src, dst)
+    w = _cached_matrix(src_l.name, get_layout(dst).name)
     out = np.einsum("uv,...vc->...uc", w, x)
     missing = (np.abs(x).sum(-1) == 0).astype(np.float32)  # (..., V_src)
     needs_missing = np.einsum("uv,...v->...u", (w > 0).astype(np.float32), missing) > 0

@@ -54,11 +54,7 @@ class LayoutMapper:
         self.identity = source == target
         if self.identity:
             return
-        try:
-            from core.mapping import convert_layout
-        except ImportError:
-            raise EdgeError(f"model/layout mismatch: the input is {source} but the model expects {target}, and "
-                            "core.mapping (layout conversion) is not available in this install") from None
+        from core.mapping import convert_layout
         self._convert = convert_layout
         from core.layouts import get_layout
         probe = np.zeros((1, get_layout(source).num_joints, 3), np.float32)
