@@ -78,7 +78,7 @@ def test_bad_input_stops_before_training(tmp_path, override, message):
 
 
 def test_nan_loss_stops_with_step_and_checkpoint(tmp_path, monkeypatch):
-    import train.fit as fit
+    import train.trainer as fit  # where the trainer looks the data up
 
     original = fit.load_data
 

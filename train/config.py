@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
         "align": True,
         "scale": True,
         "num_workers": 2,
+        "label_fraction": 1.0,  # < 1: train on this stratified fraction of the training labels (low-label runs)
+        "label_seed": 0,  # which labelled subset (kept fixed across seeds so every arm sees the same clips)
     },
     "augment": {
         "enabled": True,
@@ -79,6 +81,30 @@ DEFAULTS: dict[str, Any] = {
         "eval_every": 1,  # epochs between evaluations (the last epoch is always evaluated)
         "test_clips": 1,  # clips averaged in the final evaluation of best.pt
         "log_every": 20,  # steps between TensorBoard scalars
+        "ema_decay": 0.0,  # > 0: keep a weight EMA (timm ModelEmaV3 style), evaluate it and save ema.pt
+    },
+    # train.distill: student = model.*, teacher = a live checkpoint or an offline file (train.teacher)
+    "distill": {
+        "teacher": None,  # live teacher: a LAST checkpoint run frozen (other streams / variant allowed)
+        "teacher_file": None,  # offline teacher: .npz from `python -m train.teacher` (or a cross-modal file)
+        "alpha": None,  # weight of the hard-label CE; None: per student variant (nano 0.3, small 0.5, else 0.5)
+        "alpha_end": None,  # if set, alpha moves linearly from `alpha` to this over the run
+        "tau": 4.0,  # KD temperature
+        "feature_weight": 0.0,  # gamma of per-stage feature mimicry (live LAST teacher only; design: 0.1)
+        "feature_stages": [0, 1, 2],  # stage indices tapped in student and teacher (forward_intermediates)
+        "projector": "linear",  # linear | mlp: student pooled feature -> teacher feature width
+        "projector_loss": "cosine",  # mse | cosine | infonce
+        "projector_weight": 0.0,  # weight of the pooled-feature loss (offline / cross-modal features)
+        "infonce_temperature": 0.1,
+    },
+    # train.pretrain: MaskCLR self-supervised pretraining (no labels)
+    "pretrain": {
+        "mask_ratio": [0.5, 0.75],  # fraction of (frame, joint) cells masked, drawn per clip
+        "part_share": 0.5,  # share of the masking done by body parts (the rest by a contiguous frame block)
+        "recon_weight": 1.0,  # masked-joint reconstruction (MSE on the masked, present joints)
+        "contrast_weight": 1.0,  # NT-Xent between the two views' pooled embeddings
+        "temperature": 0.07,
+        "proj_dim": 128,
     },
 }
 
@@ -132,20 +158,31 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
+def _merge_file(cfg: dict[str, Any], path: Path, chain: tuple[Path, ...] = ()) -> None:
+    """Merge a YAML file into cfg, after the file(s) its `_base_:` names (relative to it; a list is merged in
+    order), so a config states only what differs from its base."""
+    if not path.is_file():
+        where = f" (_base_ of {chain[-1]})" if chain else ""
+        raise ConfigError(f"{path}: config file not found{where}")
+    if path.resolve() in [c.resolve() for c in chain]:
+        raise ConfigError(f"{path}: _base_ cycle: {' -> '.join(str(c) for c in chain + (path,))}")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    bases = loaded.pop("_base_", None) or []
+    for base in [bases] if isinstance(bases, str) else bases:
+        _merge_file(cfg, path.parent / base, chain + (path,))
+    _merge(cfg, loaded, str(path))
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Defaults, then the YAML file, then `section.key=value` overrides; validated."""
+    """Defaults, then the YAML file (after its `_base_` files), then `section.key=value` overrides; validated."""
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
-        _merge(cfg, loaded, str(path))
+        _merge_file(cfg, Path(path))
     for text in overrides or []:
         _merge(cfg, parse_override(text), f"command line {text!r}")
     validate(cfg)
@@ -188,6 +225,20 @@ def validate(cfg: dict[str, Any]) -> None:
     need(int(s["T_0"]) >= 1 and int(s["T_mult"]) >= 1, "schedule.T_0 and T_mult must be >= 1")
     need(t["amp"] in ("auto", "off", "fp16", "bf16"), f"train.amp must be auto, off, fp16 or bf16, got {t['amp']!r}")
     need(int(t["test_clips"]) >= 1, f"train.test_clips must be >= 1, got {t['test_clips']}")
+    need(0 <= float(t["ema_decay"]) < 1, f"train.ema_decay must be in [0, 1), got {t['ema_decay']}")
+    need(0 < float(d["label_fraction"]) <= 1, f"data.label_fraction must be in (0, 1], got {d['label_fraction']}")
+    k, p = cfg["distill"], cfg["pretrain"]
+    need(k["alpha"] is None or 0 <= float(k["alpha"]) <= 1, f"distill.alpha must be in [0, 1], got {k['alpha']}")
+    need(k["alpha_end"] is None or 0 <= float(k["alpha_end"]) <= 1,
+         f"distill.alpha_end must be in [0, 1], got {k['alpha_end']}")
+    need(float(k["tau"]) > 0, f"distill.tau must be > 0, got {k['tau']}")
+    need(k["projector"] in ("linear", "mlp"), f"distill.projector must be linear or mlp, got {k['projector']!r}")
+    need(k["projector_loss"] in ("mse", "cosine", "infonce"),
+         f"distill.projector_loss must be mse, cosine or infonce, got {k['projector_loss']!r}")
+    mr = p["mask_ratio"]
+    need(isinstance(mr, (list, tuple)) and len(mr) == 2 and 0 < float(mr[0]) <= float(mr[1]) < 1,
+         f"pretrain.mask_ratio must be [lo, hi] with 0 < lo <= hi < 1, got {mr!r}")
+    need(0 <= float(p["part_share"]) <= 1, f"pretrain.part_share must be in [0, 1], got {p['part_share']}")
 
 
 def save_config(cfg: dict[str, Any], path: str | Path) -> Path:

@@ -272,6 +272,34 @@ class LAST(nn.Module):
             feats.append(x)
         return feats
 
+    def forward_intermediates(self, x: torch.Tensor, indices: int | list[int] | None = None,
+                              stop_early: bool = False, intermediates_only: bool = False
+                              ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm-style stage taps: (final feature map (N, M, C, T', V), [stage i output (N*M, C_i, T_i, V) for i in
+        indices]). indices: None = every stage, an int n = the last n stages, a list = those stages (negative
+        counts from the end). stop_early skips the stages after the last tap (only with intermediates_only)."""
+        n_stages = len(self.stages)
+        if indices is None:
+            take = list(range(n_stages))
+        elif isinstance(indices, int):
+            take = list(range(n_stages - indices, n_stages))
+        else:
+            take = [i % n_stages if -n_stages <= i < n_stages else i for i in indices]
+        if any(not 0 <= i < n_stages for i in take):
+            raise ValueError(f"stage indices {indices} out of range for {n_stages} stages")
+        m = x.shape[-1]
+        x, _ = self._fold_persons(x)
+        x = self.stem(x)
+        feats = []
+        last = max(take) if (stop_early and intermediates_only and take) else n_stages - 1
+        for i, stage in enumerate(self.stages[:last + 1]):
+            x = stage(x)
+            if i in take:
+                feats.append(x)
+        if intermediates_only:
+            return feats
+        return x.reshape(-1, m, *x.shape[1:]), feats
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, V, M) -> (N, M, C_out, T', V) feature map."""
         m = x.shape[-1]
