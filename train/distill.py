@@ -1,0 +1,370 @@
+"""Knowledge distillation into a LAST student: logit KD, per-stage feature mimicry, feature projectors.
+
+    python -m train.teacher --ckpt /work/ckpts/nw_ucla/last_base_jvb/best.pt --data nw_ucla:train --out teacher.npz
+    python -m train.distill --config configs/nw_ucla_distill_nano.yaml                      # offline teacher file
+    python -m train.distill --config configs/nw_ucla_distill_nano.yaml distill.teacher=T.pt distill.teacher_file=null
+    python -m train.distill --config configs/nw_ucla_distill_nano.yaml model.init=runs/pretrain/nano/best.pt
+
+Teachers: a live LAST checkpoint run frozen (`distill.teacher`; other streams and another variant allowed, the
+layout and class list must match), or an offline file (`distill.teacher_file`: per sample name the logits and
+pooled features from `python -m train.teacher`, or features of another width, e.g. a cross-modal RGB teacher).
+
+Losses (every weight in the `distill` config section):
+    loss = alpha * CE(student, y) + (1 - alpha) * tau^2 * KL(softmax(teacher / tau) || softmax(student / tau))
+         + feature_weight   * mean_i MSE(connector_i(student stage i), teacher stage i)     (live LAST teacher)
+         + projector_weight * D(projector(student pooled feature), teacher pooled feature)  (mse | cosine | infonce)
+Connectors (1x1 conv + BN) and projectors exist only in training: best.pt / last.pt hold the plain student.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.checkpoint import CheckpointError, input_spec, load_checkpoint, load_model
+from core.models.last import LAST
+from train.config import ConfigError, load_config
+from train.trainer import FitError, Trainer, run_trainer
+
+# Hard-label weight per student variant (design note 004: a bigger capacity gap leans more on the teacher).
+DEFAULT_ALPHA = {"last_nano": 0.3, "last_lite_nano": 0.3, "last_small": 0.5, "last_lite_small": 0.5}
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """tau^2 * KL(softmax(teacher / tau) || softmax(student / tau)), averaged over the batch (Hinton et al.);
+    the tau^2 keeps the gradient scale independent of the temperature."""
+    log_p_student = F.log_softmax(student_logits.float() / tau, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits.float() / tau, dim=1)
+    return F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True) * tau * tau
+
+
+def logit_distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                       alpha: float, tau: float, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                          torch.Tensor]:
+    """(alpha * CE + (1 - alpha) * KD, CE, KD)."""
+    ce = F.cross_entropy(student_logits.float(), labels, label_smoothing=label_smoothing)
+    kd = kd_loss(student_logits, teacher_logits, tau)
+    return alpha * ce + (1.0 - alpha) * kd, ce, kd
+
+
+def align_time(student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average-pool the longer of two (N, C, T, V) maps over time to the shorter one's T (strides may differ)."""
+    ts, tt = student.shape[2], teacher.shape[2]
+    if ts > tt:
+        student = F.adaptive_avg_pool2d(student, (tt, student.shape[3]))
+    elif tt > ts:
+        teacher = F.adaptive_avg_pool2d(teacher, (ts, teacher.shape[3]))
+    return student, teacher
+
+
+class Connector(nn.Sequential):
+    """1x1 conv + BN from the student's stage width to the teacher's (training only)."""
+
+    def __init__(self, student_channels: int, teacher_channels: int):
+        super().__init__(nn.Conv2d(student_channels, teacher_channels, 1, bias=False), nn.BatchNorm2d(teacher_channels))
+
+
+def feature_mimicry_loss(student_feats: list[torch.Tensor], teacher_feats: list[torch.Tensor],
+                         connectors: nn.ModuleList) -> torch.Tensor:
+    """Mean over the tapped stages of MSE(connector(student stage), teacher stage), time aligned by pooling."""
+    losses = []
+    for s, t, connect in zip(student_feats, teacher_feats, connectors):
+        s, t = align_time(connect(s), t.float())
+        losses.append(F.mse_loss(s.float(), t))
+    return torch.stack(losses).mean()
+
+
+class Projector(nn.Module):
+    """Student pooled feature -> teacher feature width: Linear, or a 2-layer MLP (Linear-BN-ReLU-Linear)."""
+
+    def __init__(self, in_dim: int, out_dim: int, kind: str = "linear"):
+        super().__init__()
+        if kind == "linear":
+            self.net: nn.Module = nn.Linear(in_dim, out_dim)
+        elif kind == "mlp":
+            hidden = max(in_dim, out_dim)
+            self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                     nn.Linear(hidden, out_dim))
+        else:
+            raise ValueError(f"projector must be linear or mlp, got {kind!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def projector_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, temperature: float = 0.1) -> torch.Tensor:
+    """mse: mean squared error; cosine: mean (1 - cos); infonce: cross-entropy of each prediction against the
+    batch's targets (its own target is the positive), on L2-normalised vectors."""
+    pred, target = pred.float(), target.float()
+    if kind == "mse":
+        return F.mse_loss(pred, target)
+    if kind == "cosine":
+        return (1.0 - F.cosine_similarity(pred, target, dim=1)).mean()
+    if kind == "infonce":
+        logits = F.normalize(pred, dim=1) @ F.normalize(target, dim=1).t() / temperature
+        return F.cross_entropy(logits, torch.arange(len(pred), device=pred.device))
+    raise ValueError(f"projector_loss must be mse, cosine or infonce, got {kind!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Teachers
+
+
+class TeacherError(FitError):
+    """A teacher that does not fit the student (layout, classes, sample names); stops before training."""
+
+
+class LiveTeacher(nn.Module):
+    """A LAST checkpoint run frozen (eval mode, no gradients) on the student's input batch."""
+
+    def __init__(self, path: str | Path, layout: str, class_names: list[str], student: str, spec: Any):
+        super().__init__()
+        try:
+            model, ckpt = load_model(path)
+        except CheckpointError as exc:
+            raise TeacherError(f"distill.teacher: {exc}") from exc
+        if ckpt["layout"] != layout:
+            raise TeacherError(f"teacher {path} uses layout {ckpt['layout']!r} but the student ({student}) uses "
+                               f"{layout!r}; layouts must match")
+        if list(ckpt["class_names"]) != list(class_names):
+            raise TeacherError(f"teacher {path} has {len(ckpt['class_names'])} classes "
+                               f"({', '.join(ckpt['class_names'][:3])}, ...) but the student ({student}) has "
+                               f"{len(class_names)} ({', '.join(class_names[:3])}, ...); class lists must match")
+        tspec = input_spec(ckpt)
+        for key in ("channels", "center", "align", "scale"):
+            if getattr(tspec, key) != getattr(spec, key):
+                raise TeacherError(f"teacher {path} was trained with {key}={getattr(tspec, key)!r}, the student "
+                                   f"({student}) uses {key}={getattr(spec, key)!r}; preprocessing must match")
+        self.model: LAST = model.eval().requires_grad_(False)
+        self.path, self.variant, self.streams = str(path), model.variant, tuple(model.cfg.streams)
+        self.stage_channels = [s[0] for s in model.cfg.stages]
+        self.num_features = model.num_features
+
+    def train(self, mode: bool = True) -> "LiveTeacher":
+        return super().train(False)  # always frozen: BN statistics and dropout stay in eval mode
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, indices: list[int] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(logits, pooled feature, stage maps at `indices`)."""
+        final, feats = self.model.forward_intermediates(x, indices=indices if indices else [])
+        return self.model.forward_head(final), self.model.forward_head(final, pre_logits=True), feats
+
+
+class TeacherFile:
+    """Per-sample teacher outputs from an .npz, read generically:
+
+    - `names` (N,) sample names + `features` (N, D) and/or `logits` (N, K) [+ `stage_<i>` (N, C_i)]: the file
+      `python -m train.teacher` writes;
+    - or one array per sample name, a feature vector (D,) or per-frame features (T, D) averaged over frames
+      (a cross-modal file keyed by sample name)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise TeacherError(f"distill.teacher_file: {self.path} not found; write it with python -m train.teacher")
+        try:
+            data = np.load(self.path, allow_pickle=False)
+            keys = list(data.keys())
+        except Exception as exc:  # not a zip, truncated
+            raise TeacherError(f"distill.teacher_file: {self.path} is not a readable .npz ({exc})") from exc
+        self.logits = self.features = None
+        self.meta: dict[str, Any] = {}
+        self.class_names: list[str] | None = None
+        if "names" in keys or "sample_names" in keys:
+            self.names = [str(n) for n in data["names" if "names" in keys else "sample_names"]]
+            if "logits" in keys:
+                self.logits = np.asarray(data["logits"], dtype=np.float32)
+            if "features" in keys:
+                feats = np.asarray(data["features"], dtype=np.float32)
+                self.features = feats.mean(axis=1) if feats.ndim == 3 else feats
+            if "class_names" in keys:
+                self.class_names = [str(c) for c in data["class_names"]]
+            if "meta" in keys:
+                import json
+
+                self.meta = json.loads(str(data["meta"]))
+        else:  # one array per sample
+            self.names = keys
+            rows = [np.asarray(data[k], dtype=np.float32) for k in keys]
+            rows = [r.mean(axis=0) if r.ndim == 2 else r.reshape(-1) for r in rows]
+            if len({r.shape for r in rows}) > 1:
+                raise TeacherError(f"distill.teacher_file: {self.path}: per-sample feature arrays differ in size")
+            self.features = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+        if self.logits is None and self.features is None:
+            raise TeacherError(f"distill.teacher_file: {self.path} has neither `logits` nor `features` "
+                               f"(keys: {', '.join(keys[:8])})")
+        for what, arr in (("logits", self.logits), ("features", self.features)):
+            if arr is not None and len(arr) != len(self.names):
+                raise TeacherError(f"distill.teacher_file: {self.path}: {len(arr)} rows of {what} for "
+                                   f"{len(self.names)} names")
+        if len(set(self.names)) != len(self.names):
+            raise TeacherError(f"distill.teacher_file: {self.path} repeats sample names")
+
+    @property
+    def feature_dim(self) -> int | None:
+        return None if self.features is None else int(self.features.shape[1])
+
+    def rows_for(self, names: list[str], what: str = "training split") -> np.ndarray:
+        """Row of every name; a missing or extra name stops with the counts and a few examples."""
+        index = {n: i for i, n in enumerate(self.names)}
+        missing = [n for n in names if n not in index]
+        wanted = set(names)
+        extra = [n for n in self.names if n not in wanted]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} sample(s) of the {what} missing from the file (e.g. "
+                             f"{', '.join(missing[:3])})")
+            if extra:
+                parts.append(f"{len(extra)} name(s) in the file not in the {what} (e.g. {', '.join(extra[:3])})")
+            raise TeacherError(f"distill.teacher_file: {self.path} holds {len(self.names)} samples, the {what} "
+                               f"{len(names)}: " + "; ".join(parts) + ". Write the file for the same data and "
+                               f"split with python -m train.teacher")
+        return np.array([index[n] for n in names], dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer
+
+
+class DistillTrainer(Trainer):
+    loss_fields = ["ce", "kd", "feat", "proj"]
+
+    def resolve_alpha(self) -> float:
+        k = self.cfg["distill"]
+        if k["alpha"] is not None:
+            return float(k["alpha"])
+        return DEFAULT_ALPHA.get(self.cfg["model"]["variant"], 0.5)
+
+    def build_extras(self) -> nn.Module | None:
+        """Load the teacher (checked against the student before any step) and build connectors / projector."""
+        k = self.cfg["distill"]
+        if bool(k["teacher"]) == bool(k["teacher_file"]):
+            raise TeacherError("set exactly one of distill.teacher (a checkpoint, live) and distill.teacher_file "
+                               "(an .npz from python -m train.teacher)")
+        student = f"{self.cfg['model']['variant']} on {self.cfg['data']['name']}" + (
+            f", init {self.cfg['model']['init']}" if self.cfg["model"]["init"] else "")
+        self.alpha0 = self.resolve_alpha()
+        self.alpha1 = float(k["alpha_end"]) if k["alpha_end"] is not None else self.alpha0
+        self.tau = float(k["tau"])
+        self.teacher: LiveTeacher | None = None
+        self.teacher_rows = self.teacher_logits = self.teacher_features = None
+        extras = nn.ModuleDict()
+        self.stages = [int(i) for i in k["feature_stages"]] if float(k["feature_weight"]) > 0 else []
+        if k["teacher"]:
+            self.teacher = LiveTeacher(k["teacher"], self.spec.layout, self.class_names, student, self.spec)
+            self.teacher.to(self.ddp.device)
+            teacher_dim = self.teacher.num_features
+            if self.stages:
+                n = len(self.model.stages)
+                if any(not -n <= i < n for i in self.stages) or len(self.teacher.stage_channels) != n:
+                    raise TeacherError(f"distill.feature_stages {self.stages}: the student has {n} stages, the "
+                                       f"teacher {len(self.teacher.stage_channels)}")
+                extras["connectors"] = nn.ModuleList(
+                    Connector(self.model.cfg.stages[i][0], self.teacher.stage_channels[i]) for i in self.stages)
+        else:
+            if self.stages:
+                raise TeacherError("distill.feature_weight > 0 needs a live teacher (distill.teacher): per-stage maps "
+                                   "are not stored in teacher files; use distill.projector_weight for file features")
+            tf = TeacherFile(k["teacher_file"])
+            if tf.class_names is not None and tf.logits is not None and tf.class_names != self.class_names:
+                raise TeacherError(f"teacher file {tf.path} has {len(tf.class_names)} classes but the student "
+                                   f"({student}) has {len(self.class_names)}; class lists must match")
+            rows = tf.rows_for(list(self.train_split.names), f"{self.cfg['data']['name']} "
+                                                             f"{self.cfg['data']['train_split']} split")
+            self.teacher_file = tf
+            if tf.logits is not None:
+                self.teacher_logits = torch.from_numpy(tf.logits[rows]).to(self.ddp.device)
+            if tf.features is not None:
+                self.teacher_features = torch.from_numpy(tf.features[rows]).to(self.ddp.device)
+            teacher_dim = tf.feature_dim
+        if float(k["projector_weight"]) > 0:
+            if teacher_dim is None:
+                raise TeacherError("distill.projector_weight > 0 but the teacher file has no `features`")
+            extras["projector"] = Projector(self.model.num_features, teacher_dim, k["projector"])
+        if self.teacher is None and self.teacher_logits is None and "projector" not in extras:
+            raise TeacherError(f"teacher file {k['teacher_file']} has no logits: set distill.projector_weight > 0 "
+                               f"to learn from its features")
+        return extras if len(extras) else None
+
+    def describe(self) -> str:
+        k = self.cfg["distill"]
+        if self.teacher is not None:
+            src = f"live teacher {self.teacher.variant} ({'+'.join(self.teacher.streams)}) {self.teacher.path}"
+        else:
+            src = f"teacher file {k['teacher_file']}"
+        alpha = f"{self.alpha0:g}" + (f"->{self.alpha1:g}" if self.alpha1 != self.alpha0 else "")
+        return (f"; distilling from {src}: alpha {alpha}, tau {self.tau:g}, feature_weight {k['feature_weight']}, "
+                f"projector_weight {k['projector_weight']}")
+
+    def current_alpha(self) -> float:
+        total = max(self.steps_per_epoch * int(self.cfg["schedule"]["epochs"]), 1)
+        progress = min(self.scheduler.last_epoch / total, 1.0)
+        return self.alpha0 + (self.alpha1 - self.alpha0) * progress
+
+    def compute_loss(self, model, extras, batch):
+        x, y, idx = batch
+        k = self.cfg["distill"]
+        final, feats = model.forward_intermediates(x, indices=self.stages)
+        logits = model.forward_head(final)
+        parts: dict[str, torch.Tensor] = {}
+        alpha = self.current_alpha()
+        smoothing = float(self.cfg["optim"]["label_smoothing"])
+        t_feats: list[torch.Tensor] = []
+        if self.teacher is not None:
+            t_logits, t_pooled, t_feats = self.teacher(x, self.stages)
+        else:
+            t_logits = self.teacher_logits[idx] if self.teacher_logits is not None else None
+            t_pooled = self.teacher_features[idx] if self.teacher_features is not None else None
+        if t_logits is not None:
+            loss, parts["ce"], parts["kd"] = logit_distill_loss(logits, t_logits, y, alpha, self.tau, smoothing)
+        else:
+            loss = parts["ce"] = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
+        if self.stages:
+            parts["feat"] = feature_mimicry_loss(feats, t_feats, extras["connectors"])
+            loss = loss + float(k["feature_weight"]) * parts["feat"]
+        if extras is not None and "projector" in extras:
+            pooled = model.forward_head(final, pre_logits=True)
+            parts["proj"] = projector_loss(extras["projector"](pooled), t_pooled, k["projector_loss"],
+                                           float(k["infonce_temperature"]))
+            loss = loss + float(k["projector_weight"]) * parts["proj"]
+        for name in self.loss_fields:
+            parts.setdefault(name, torch.zeros((), device=x.device))
+        return loss, logits, parts
+
+
+def run(cfg: dict[str, Any], resume: str | None = None, stop_after_epochs: int | None = None,
+        overwrite: bool = False) -> dict[str, Any]:
+    return run_trainer(DistillTrainer, cfg, resume, stop_after_epochs, overwrite)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any] | None:
+    from train.fit import parse_args
+
+    args = parse_args(argv, prog="python -m train.distill",
+                      description="Distil a teacher into a LAST student (config section `distill`).")
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg, sort_keys=False))
+        return None
+    return run(cfg, resume=args.resume, stop_after_epochs=args.stop_after_epochs, overwrite=args.overwrite)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ConfigError, FitError, CheckpointError) as exc:
+        sys.exit(f"python -m train.distill: error: {exc}")
