@@ -157,7 +157,7 @@ def report(args: argparse.Namespace) -> str:
     out = Path(args.out)
     meta = {}
     if (out / "teacher.npz").exists():
-        meta = json.loads(str(np.load(out / "teacher.npz")["meta"]))
+        meta = json.loads(str(np.load(out / "teacher.npz")["meta_json"]))
     arms = [(f"{a}_{v}", v, a) for v in VARIANTS for a in ("scratch", "kd", "maskclr_kd")]
     arms += [("low_scratch", "last_small", "10% labels: scratch"), ("low_maskclr", "last_small",
                                                                       "10% labels: MaskCLR fine-tune")]

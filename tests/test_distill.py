@@ -270,7 +270,7 @@ def test_pretrained_checkpoint_initialises_a_fine_tune(tmp_path):
     assert "no validation split" in lines and "recon" in lines and "contrast" in lines
     tuned = tmp_path / "tuned"
     fit_run(load_config(None, TINY + [f"output_dir={tuned}", f"model.init={out / 'best.pt'}",
-                                      "optim.lr=1e-12", "schedule.warmup_epochs=0", "optim.weight_decay=0"]))
+                                      "optim.lr=1e-12", "schedule.name=constant", "optim.weight_decay=0"]))
     after = load_checkpoint(tuned / "last.pt")["state_dict"]
     fresh = create_model("last_nano", num_classes=8, layout="ntu25").state_dict()
     key = "stages.1.blocks.0.gcn.conv.weight"

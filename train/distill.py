@@ -188,12 +188,16 @@ class TeacherFile:
             if "features" in keys:
                 feats = np.asarray(data["features"], dtype=np.float32)
                 self.features = feats.mean(axis=1) if feats.ndim == 3 else feats
+            elif "frame_features" in keys:  # per-frame only: average over time
+                self.features = np.asarray(data["frame_features"], dtype=np.float32).mean(axis=1)
             if "class_names" in keys:
                 self.class_names = [str(c) for c in data["class_names"]]
-            if "meta" in keys:
-                import json
+            for key in ("meta_json", "meta"):
+                if key in keys:
+                    import json
 
-                self.meta = json.loads(str(data["meta"]))
+                    self.meta = json.loads(str(data[key]))
+                    break
         else:  # one array per sample
             self.names = keys
             rows = [np.asarray(data[k], dtype=np.float32) for k in keys]

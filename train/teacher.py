@@ -2,13 +2,16 @@
 
     python -m train.teacher --ckpt /work/ckpts/nw_ucla/last_base_jvb/best.pt --data nw_ucla:train --out teacher.npz
     python -m train.teacher --ckpt T.pt --data nw_ucla:train --out runs/teachers/ --stages    # + per-stage features
-    python -m train.teacher --video-model DIR --videos DIR --out rgb_teacher.npz              # cross-modal (RGB)
+    python -m train.teacher --video-model DIR --videos DIR [--skeletons DIR] --out rgb_teacher.npz   # RGB teacher
 
 A skeleton teacher file holds, per sample name, the logits and the pooled (pre-logits) features of the teacher
 checkpoint on the test-time clip (the checkpoint's own preprocessing; `--clips N` averages N temporal clips), and
 with `--stages` every stage's output pooled over time, joints and persons (`stage_<i>`). Keys: names, labels,
-class_names, logits (N, K), features (N, D), [stage_<i> (N, C_i)], meta (JSON: checkpoint, variant, streams, data).
-`--video-model` hands the command to train.video_teacher (the RGB -> skeleton path; optional extra).
+class_names, logits (N, K), features (N, D), [stage_<i> (N, C_i)], meta_json (JSON: checkpoint, variant, streams, data).
+`--video-model` runs train.video_teacher (the RGB -> skeleton path, an optional extra): names, features (N, D),
+[frame_features (N, T', D)], meta_json. train.distill reads either file (distill.teacher_file).
+Exit codes: 0 written, 1 failed, 2 bad input (the message names the file or argument), 3 optional backend
+missing (the message says what to install).
 """
 from __future__ import annotations
 
@@ -22,11 +25,14 @@ import numpy as np
 import torch
 
 from core.checkpoint import CheckpointError, input_spec, load_model
+from core.runtime import BackendMissing
 from train.evaluate import load_data_split, prepare_test_clips
 
+PROG = "python -m train.teacher"
 
-class TeacherFileError(RuntimeError):
-    pass
+
+class TeacherFileError(ValueError):
+    """Bad input for a teacher file (data set, class list); the message names the argument."""
 
 
 def parse_data(text: str) -> tuple[str, str]:
@@ -38,31 +44,29 @@ def parse_data(text: str) -> tuple[str, str]:
 
 @torch.no_grad()
 def teacher_outputs(model: Any, split: Any, spec: Any, batch_size: int = 32, clips: int = 1, stages: bool = False,
-                    progress: bool = True) -> dict[str, np.ndarray]:
+                    progress: bool = True, device: str = "cpu") -> dict[str, np.ndarray]:
     """logits, features [, stage_<i>] of every sample of `split` (clip-averaged)."""
     from tqdm import tqdm
 
-    model.eval()
+    model = model.to(device).eval()
     n = len(split)
     out: dict[str, list[np.ndarray]] = {"logits": [], "features": []}
     per_batch = max(1, batch_size // clips)
     for start in tqdm(range(0, n, per_batch), desc="teacher", unit="batch", disable=not progress, leave=False):
         ids = range(start, min(start + per_batch, n))
-        x = torch.from_numpy(np.concatenate([prepare_test_clips(split.sample(i), spec, clips) for i in ids]))
+        x = torch.from_numpy(np.concatenate([prepare_test_clips(split.sample(i), spec, clips) for i in ids])).to(device)
         final, feats = model.forward_intermediates(x, indices=None if stages else [])
         rows = {"logits": model.forward_head(final), "features": model.forward_head(final, pre_logits=True)}
         m = x.shape[-1]
         for i, f in enumerate(feats):
             rows[f"stage_{i}"] = f.reshape(-1, m, *f.shape[1:]).mean(dim=(3, 4)).mean(dim=1)
         for key, value in rows.items():
-            out.setdefault(key, []).append(value.float().reshape(len(ids), clips, -1).mean(1).numpy())
+            out.setdefault(key, []).append(value.float().reshape(len(ids), clips, -1).mean(1).cpu().numpy())
     return {k: np.concatenate(v) if v else np.zeros((0, 0), np.float32) for k, v in out.items()}
 
 
 def write_teacher_file(ckpt_path: str, data: str, out: str | Path, root: str | None = None, batch_size: int = 32,
-                       clips: int = 1, stages: bool = False, threads: int | None = None) -> Path:
-    if threads:
-        torch.set_num_threads(threads)
+                       clips: int = 1, stages: bool = False, device: str = "cpu", progress: bool = True) -> Path:
     name, split_name = parse_data(data)
     model, ckpt = load_model(ckpt_path)
     spec = input_spec(ckpt)
@@ -76,7 +80,7 @@ def write_teacher_file(ckpt_path: str, data: str, out: str | Path, root: str | N
     if list(split.class_names) != list(ckpt["class_names"]):
         raise TeacherFileError(f"--data {data} has {len(split.class_names)} classes, the teacher {ckpt_path} "
                                f"{len(ckpt['class_names'])}; class lists must match")
-    outputs = teacher_outputs(model, split, spec, batch_size, clips, stages)
+    outputs = teacher_outputs(model, split, spec, batch_size, clips, stages, progress, device)
     out = Path(out)
     if out.is_dir() or not out.suffix:
         out = out / "teacher.npz"
@@ -85,7 +89,7 @@ def write_teacher_file(ckpt_path: str, data: str, out: str | Path, root: str | N
     meta = {"checkpoint": str(ckpt_path), "variant": model.variant, "streams": list(model.cfg.streams),
             "data": name, "split": split_name, "clips": clips, "top1_on_split": top1}
     np.savez(out, names=np.array(split.names), labels=split.labels, class_names=np.array(ckpt["class_names"]),
-             meta=np.array(json.dumps(meta)), **outputs)
+             meta_json=np.array(json.dumps(meta)), **outputs)
     print(f"{out}: {len(split)} samples of {name}:{split_name}, logits {outputs['logits'].shape[1]}, features "
           f"{outputs['features'].shape[1]}" + (", per-stage features" if stages else "")
           + f"; teacher top-1 on this split {100 * top1:.2f}%")
@@ -93,43 +97,90 @@ def write_teacher_file(ckpt_path: str, data: str, out: str | Path, root: str | N
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m train.teacher", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", "--checkpoint", dest="ckpt", help="teacher checkpoint (a LAST best.pt)")
-    p.add_argument("--data", help="NAME:SPLIT the student trains on, e.g. nw_ucla:train")
-    p.add_argument("--root", default=None, help="data root if not the data set's default")
-    p.add_argument("--out", required=True, help="output .npz (a folder gets teacher.npz)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--clips", type=int, default=1, help="temporal clips averaged per sample")
-    p.add_argument("--stages", action="store_true", help="also store every stage's pooled features")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--video-model", default=None, help="cross-modal RGB teacher (see train.video_teacher)")
-    return p.parse_known_args(argv)
+    p = argparse.ArgumentParser(prog=PROG, description="Write a teacher file (.npz) for distillation.",
+                                epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ckpt", "--checkpoint", dest="ckpt", metavar="CHECKPOINT",
+                        help="skeleton teacher: a LAST checkpoint (logits + pooled features per sample)")
+    source.add_argument("--video-model", metavar="DIR",
+                        help="cross-modal teacher: a local transformers VideoMAE folder (config.json, weights, "
+                             "preprocessor_config.json); never downloaded at run time")
+    p.add_argument("--out", required=True, help="the .npz to write (a folder: <folder>/teacher.npz, or "
+                   "<folder>/rgb_teacher.npz for --video-model)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--batch", type=int, default=None, help="samples per forward pass (default 32; videos 4)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    skel = p.add_argument_group("skeleton teacher (--ckpt)")
+    skel.add_argument("--data", metavar="NAME:SPLIT", help="the student's training data, e.g. nw_ucla:train")
+    skel.add_argument("--root", default=None, help="data root if not the data set's default")
+    skel.add_argument("--clips", type=int, default=1, help="temporal clips averaged per sample (default 1)")
+    skel.add_argument("--stages", action="store_true", help="also store every stage's pooled features")
+    video = p.add_argument_group("cross-modal teacher (--video-model)")
+    video.add_argument("--videos", metavar="DIR", help="folder of RGB videos, searched recursively; a video's "
+                       "sample name is its stem without NTU's _rgb suffix (S001C001P001R001A001_rgb.avi)")
+    video.add_argument("--skeletons", metavar="DIR", help="keep only videos whose sample name has a "
+                       ".skeleton file here (default: every video)")
+    video.add_argument("--per-frame", action="store_true",
+                       help="also store per-temporal-token features (frame_features, N x T' x D)")
+    video.add_argument("--frames", type=int, default=None,
+                       help="frames sampled uniformly per video (default and only valid value: the model's "
+                            "num_frames; given, it is checked)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.video_model and not args.videos:
+        p.error("--video-model needs --videos DIR")
+    if args.ckpt and not args.data:
+        p.error("--ckpt needs --data NAME:SPLIT (the split the student trains on)")
+    return args
 
 
-def main(argv: list[str] | None = None) -> Path:
-    args, rest = parse_args(argv)
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_video(args: argparse.Namespace) -> Any:
+    try:
+        from train.video_teacher import run_video_teacher, skeleton_names
+    except ImportError as exc:
+        raise BackendMissing(f"the cross-modal teacher (train.video_teacher) is not available: {exc}") from exc
+
+    names = skeleton_names(args.skeletons) if args.skeletons else None
+    out = Path(args.out)
+    if out.is_dir():
+        out = out / "rgb_teacher.npz"
+    return run_video_teacher(args.video_model, args.videos, out, names=names, per_frame=args.per_frame,
+                             frames=args.frames, device=resolve_device(args.device), batch=args.batch or 4,
+                             progress=not args.no_progress,
+                             source=f"--skeletons {args.skeletons}" if args.skeletons else None)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.video_model:
-        try:
-            from train import video_teacher
-        except ImportError as exc:
-            print(f"python -m train.teacher: error: the cross-modal teacher is not available ({exc})",
-                  file=sys.stderr)
-            sys.exit(3)
-        return video_teacher.main(sys.argv[1:] if argv is None else argv)
-    if rest:
-        print(f"python -m train.teacher: error: unrecognized arguments: {' '.join(rest)}", file=sys.stderr)
-        sys.exit(2)
-    if not args.ckpt or not args.data:
-        print("python -m train.teacher: error: --ckpt and --data are required (or --video-model)", file=sys.stderr)
-        sys.exit(2)
-    return write_teacher_file(args.ckpt, args.data, args.out, args.root, args.batch, args.clips, args.stages,
-                              args.threads)
+        return run_video(args)
+    return write_teacher_file(args.ckpt, args.data, args.out, args.root, args.batch or 32, args.clips, args.stages,
+                              device=resolve_device(args.device), progress=not args.no_progress)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """main() with the project's error policy: one line `prog: error: ...` and an exit code."""
+    try:
+        main(argv)
+    except BackendMissing as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 3
+    except (FileNotFoundError, ValueError, TeacherFileError, CheckpointError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (TeacherFileError, CheckpointError) as exc:
-        print(f"python -m train.teacher: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(cli())
