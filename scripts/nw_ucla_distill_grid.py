@@ -72,6 +72,17 @@ def jobs(args: argparse.Namespace) -> list[dict]:
         add(f"low_maskclr_s{seed}", py + low + [f"train.seed={seed}", f"model.init={pre}",
                                                 f"name=low_maskclr_s{seed}", f"output_dir={out}/low_maskclr_s{seed}"],
             needs=[out / "pretrain_last_small" / "summary.json"])
+    # extras, one seed: the weight EMA of a scratch run, and the live teacher with per-stage feature mimicry
+    add("ema_scratch_last_nano_s0", py + ["train.fit", "--config", "configs/nw_ucla_last_small.yaml",
+                                          "model.variant=last_nano", "train.seed=0", *common,
+                                          f"train.ema_decay={args.ema_decay}", "name=ema_scratch_last_nano_s0",
+                                          f"output_dir={out}/ema_scratch_last_nano_s0"])
+    add("kdlive_feat_last_nano_s0", py + ["train.distill", "--config", "configs/nw_ucla_distill.yaml",
+                                          "model.variant=last_nano", "train.seed=0", *common,
+                                          "distill.teacher_file=null", f"distill.teacher={args.teacher}",
+                                          "distill.feature_weight=0.1", "name=kdlive_feat_last_nano_s0",
+                                          f"output_dir={out}/kdlive_feat_last_nano_s0"],
+        needs=[args.teacher] + ([args.teacher_done] if args.teacher_done else []))
     return listing
 
 
@@ -184,6 +195,19 @@ def report(args: argparse.Namespace) -> str:
         ax.set_ylabel("test-view top-1 (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    extra_lines = []
+    for name, what in (("ema_scratch_last_nano_s0", f"last_nano scratch with weight EMA (decay {args.ema_decay})"),
+                       ("kdlive_feat_last_nano_s0", "last_nano KD from the live teacher + stage mimicry (gamma 0.1)")):
+        r = load_run(out / name)
+        if r is None:
+            continue
+        line = (f"| {what} | 1 (seed 0) | {100 * r['best']:.2f} | {100 * r['last']:.2f} | {r['minutes']:.1f} |")
+        if "ema" in name:
+            ema = [c.get("ema_top1") for c in r["curve"]]
+            line = (f"| {what}: raw weights | 1 (seed 0) | {100 * r['best']:.2f} | {100 * r['last']:.2f} | "
+                    f"{r['minutes']:.1f} |\n| {what}: EMA weights | 1 (seed 0) | {100 * max(ema):.2f} | "
+                    f"{100 * ema[-1]:.2f} | (same run) |")
+        extra_lines.append(line)
     teacher = (f"teacher {meta.get('variant')} ({'+'.join(meta.get('streams', []))}), "
                f"{meta.get('checkpoint')}" if meta else "teacher file missing")
     fig.suptitle(f"NW-UCLA cross-view, {args.epochs} epochs per arm (low-label: {args.low_label_epochs}); {teacher}")
@@ -195,6 +219,9 @@ def report(args: argparse.Namespace) -> str:
         if s.exists():
             pre_notes.append(f"{v} {json.loads(s.read_text())['wall_seconds'] / 60:.1f} min")
     table = "\n".join(lines)
+    if extra_lines:
+        table += ("\n\n| extra run | seeds | best-epoch top-1 (%) | last-epoch top-1 (%) | train min |\n"
+                  "|---|---|---|---|---|\n" + "\n".join(extra_lines))
     text = (f"{table}\n\nTeacher: {teacher}"
             + (f" (its top-1 on the training split: {100 * meta['top1_on_split']:.2f}%)" if meta else "")
             + f"\nMaskCLR pretraining (one run per variant, seed 0, {args.epochs} epochs, training split only): "
@@ -213,6 +240,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--low-label-epochs", type=int, default=30)
+    p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--wrap", default="", help="prefix for every command, e.g. /work/bin/heavy")

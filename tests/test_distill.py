@@ -316,3 +316,19 @@ def test_forward_intermediates_taps_stages_timm_style():
     torch.testing.assert_close(only[0], feats[-1])
     with pytest.raises(ValueError, match="out of range"):
         model.forward_intermediates(x, indices=[3])
+
+
+def test_typed_config_checks_value_types_and_suggests_keys():
+    from train.config import TrainConfig
+
+    cfg = load_config(None, ["optim.lr=1", "schedule.epochs=3", "schedule.warmup_epochs=1"])
+    typed = TrainConfig.from_dict(cfg)
+    assert typed.optim.lr == 1.0 and isinstance(typed.optim.lr, float) and typed.schedule.epochs == 3
+    with pytest.raises(ConfigError, match=r"optim\.lr must be a number, got 'fast'"):
+        load_config(None, ["optim.lr=fast"])
+    with pytest.raises(ConfigError, match=r"schedule\.epochs must be an integer, got 2\.5"):
+        load_config(None, ["schedule.epochs=2.5"])
+    with pytest.raises(ConfigError, match=r"model\.streams must be a list"):
+        load_config(None, ["model.streams=joint"])
+    with pytest.raises(ConfigError, match=r"did you mean optim\.weight_decay\?"):
+        load_config(None, ["optim.weight_decy=0.1"])

@@ -5,108 +5,158 @@ Every key must be known: a typo stops the run before anything is loaded, naming 
 from __future__ import annotations
 
 import copy
+import difflib
 import re
+import typing
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
-# Defaults follow the design notes (AdamW 1e-3 / 1e-4, 5 warm-up epochs, cosine with warm restarts
-# T_0=10, T_mult=2, eta_min=1e-6, clip 1.0, batch 64); None means "derive from the data / model".
-DEFAULTS: dict[str, Any] = {
-    "name": None,  # run name; default <data.name>_<model.variant>
-    "output_dir": None,  # default runs/train/<name>
-    "model": {
-        "variant": "last_small",
-        "streams": ["joint"],  # any of joint, velocity, bone (computed inside the model)
-        "layout": None,  # must match the data set's layout if given
-        "num_classes": None,  # must match the data set's class count if given
-        "dropout": None,  # None: the variant's default
-        "sync_bn": False,  # SyncBatchNorm under torchrun
-        "init": None,  # a checkpoint to start from (weights only; a different head is re-initialised)
-    },
-    "data": {
-        "name": "synthetic",  # core.data.load_split name: nw_ucla, ntu60_xsub, ..., synthetic
-        "root": None,  # data root if not the data set's default
-        "train_split": "train",
-        "val_split": "test",
-        "frames": 64,  # T fed to the model
-        "persons": None,  # M; default: as many as the data set has
-        "sampling": "uniform",  # test-time sampling: uniform | center
-        "crop_ratio": [0.5, 1.0],  # training: random valid interval of this fraction of the clip
-        "center": True,
-        "align": True,
-        "scale": True,
-        "num_workers": 2,
-        "label_fraction": 1.0,  # < 1: train on this stratified fraction of the training labels (low-label runs)
-        "label_seed": 0,  # which labelled subset (kept fixed across seeds so every arm sees the same clips)
-    },
-    "augment": {
-        "enabled": True,
-        "rotate_deg": [0.0, 15.0, 0.0],  # max |angle| about the x, y (up) and z axes of the aligned skeleton
-        "rotate_prob": 0.5,
-        "scale": 0.1,  # factor uniform in [1 - s, 1 + s]
-        "scale_prob": 0.5,
-        "shear": 0.1,
-        "shear_prob": 0.3,
-        "noise": 0.001,  # Gaussian sigma, in torso lengths
-        "noise_prob": 0.5,
-        "flip_prob": 0.0,  # left/right mirror (changes handedness; off by default)
-    },
-    "optim": {
-        "name": "adamw",  # adamw | sgd
-        "lr": 1.0e-3,
-        "weight_decay": 1.0e-4,
-        "betas": [0.9, 0.999],
-        "momentum": 0.9,  # sgd only
-        "batch_size": 64,  # per process
-        "clip_grad": 1.0,  # max gradient norm; 0 disables
-        "label_smoothing": 0.0,
-    },
-    "schedule": {
-        "epochs": 80,
-        "warmup_epochs": 5,  # linear warm-up from warmup_start_factor * lr
-        "warmup_start_factor": 0.01,
-        "name": "cosine_restarts",  # cosine_restarts | cosine | constant
-        "T_0": 10,  # epochs of the first cosine cycle (after warm-up)
-        "T_mult": 2,
-        "eta_min": 1.0e-6,
-    },
-    "train": {
-        "seed": 0,
-        "deterministic": True,
-        "device": "auto",  # auto | cpu | cuda
-        "amp": "auto",  # auto (fp16 on CUDA, off on CPU) | off | fp16 | bf16
-        "threads": None,  # torch intra-op threads on CPU
-        "eval_every": 1,  # epochs between evaluations (the last epoch is always evaluated)
-        "test_clips": 1,  # clips averaged in the final evaluation of best.pt
-        "log_every": 20,  # steps between TensorBoard scalars
-        "ema_decay": 0.0,  # > 0: keep a weight EMA (timm ModelEmaV3 style), evaluate it and save ema.pt
-    },
-    # train.distill: student = model.*, teacher = a live checkpoint or an offline file (train.teacher)
-    "distill": {
-        "teacher": None,  # live teacher: a LAST checkpoint run frozen (other streams / variant allowed)
-        "teacher_file": None,  # offline teacher: .npz from `python -m train.teacher` (or a cross-modal file)
-        "alpha": None,  # weight of the hard-label CE; None: per student variant (nano 0.3, small 0.5, else 0.5)
-        "alpha_end": None,  # if set, alpha moves linearly from `alpha` to this over the run
-        "tau": 4.0,  # KD temperature
-        "feature_weight": 0.0,  # gamma of per-stage feature mimicry (live LAST teacher only; design: 0.1)
-        "feature_stages": [0, 1, 2],  # stage indices tapped in student and teacher (forward_intermediates)
-        "projector": "linear",  # linear | mlp: student pooled feature -> teacher feature width
-        "projector_loss": "cosine",  # mse | cosine | infonce
-        "projector_weight": 0.0,  # weight of the pooled-feature loss (offline / cross-modal features)
-        "infonce_temperature": 0.1,
-    },
-    # train.pretrain: MaskCLR self-supervised pretraining (no labels)
-    "pretrain": {
-        "mask_ratio": [0.5, 0.75],  # fraction of (frame, joint) cells masked, drawn per clip
-        "part_share": 0.5,  # share of the masking done by body parts (the rest by a contiguous frame block)
-        "recon_weight": 1.0,  # masked-joint reconstruction (MSE on the masked, present joints)
-        "contrast_weight": 1.0,  # NT-Xent between the two views' pooled embeddings
-        "temperature": 0.07,
-        "proj_dim": 128,
-    },
-}
+# Typed sections: the field types are checked when a file or an override sets a key, the defaults follow the
+# design notes (AdamW 1e-3 / 1e-4, 5 warm-up epochs, cosine with warm restarts T_0=10, T_mult=2, eta_min=1e-6,
+# clip 1.0, batch 64); None means "derive from the data / model". Code reads the resolved config as a plain dict
+# (`load_config`) or as these dataclasses (`TrainConfig.from_dict(cfg)`).
+
+
+@dataclass
+class ModelConfig:
+    variant: str = "last_small"
+    streams: list[str] = field(default_factory=lambda: ["joint"])  # any of joint, velocity, bone (in the model)
+    layout: Optional[str] = None  # must match the data set's layout if given
+    num_classes: Optional[int] = None  # must match the data set's class count if given
+    dropout: Optional[float] = None  # None: the variant's default
+    sync_bn: bool = False  # SyncBatchNorm under torchrun
+    init: Optional[str] = None  # a checkpoint to start from (same-named, same-shaped tensors: pretrained encoder)
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"  # core.data.load_split name: nw_ucla, ntu60_xsub, ..., synthetic
+    root: Optional[str] = None  # data root if not the data set's default
+    train_split: str = "train"
+    val_split: str = "test"
+    frames: int = 64  # T fed to the model
+    persons: Optional[int] = None  # M; default: as many as the data set has
+    sampling: str = "uniform"  # test-time sampling: uniform | center
+    crop_ratio: Optional[list[float]] = field(default_factory=lambda: [0.5, 1.0])  # training: random interval
+    center: bool = True
+    align: bool = True
+    scale: bool = True
+    num_workers: int = 2
+    label_fraction: float = 1.0  # < 1: train on this stratified fraction of the training labels (low-label runs)
+    label_seed: int = 0  # which labelled subset (fixed across seeds so every arm sees the same clips)
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = True
+    rotate_deg: list[float] = field(default_factory=lambda: [0.0, 15.0, 0.0])  # max |angle| about x, y (up), z
+    rotate_prob: float = 0.5
+    scale: float = 0.1  # factor uniform in [1 - s, 1 + s]
+    scale_prob: float = 0.5
+    shear: float = 0.1
+    shear_prob: float = 0.3
+    noise: float = 0.001  # Gaussian sigma, in torso lengths
+    noise_prob: float = 0.5
+    flip_prob: float = 0.0  # left/right mirror (changes handedness; off by default)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adamw | sgd
+    lr: float = 1.0e-3
+    weight_decay: float = 1.0e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    momentum: float = 0.9  # sgd only
+    batch_size: int = 64  # per process
+    clip_grad: float = 1.0  # max gradient norm; 0 disables
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class ScheduleConfig:
+    epochs: int = 80
+    warmup_epochs: int = 5  # linear warm-up from warmup_start_factor * lr
+    warmup_start_factor: float = 0.01
+    name: str = "cosine_restarts"  # cosine_restarts | cosine | constant
+    T_0: int = 10  # epochs of the first cosine cycle (after warm-up)
+    T_mult: int = 2
+    eta_min: float = 1.0e-6
+
+
+@dataclass
+class RunConfig:  # the `train:` section
+    seed: int = 0
+    deterministic: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+    amp: str = "auto"  # auto (fp16 on CUDA, off on CPU) | off | fp16 | bf16
+    threads: Optional[int] = None  # torch intra-op threads on CPU
+    eval_every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
+    test_clips: int = 1  # clips averaged in the final evaluation of best.pt
+    log_every: int = 20  # steps between TensorBoard scalars
+    ema_decay: float = 0.0  # > 0: keep a weight EMA (timm ModelEmaV3 style), evaluate it and save ema.pt
+
+
+@dataclass
+class DistillConfig:  # train.distill: student = model.*, teacher = a live checkpoint or an offline file
+    teacher: Optional[str] = None  # live teacher: a LAST checkpoint run frozen (other streams / variant allowed)
+    teacher_file: Optional[str] = None  # offline teacher: .npz from `python -m train.teacher` (or cross-modal)
+    alpha: Optional[float] = None  # hard-label CE weight; None: per student variant (nano 0.3, small 0.5, else 0.5)
+    alpha_end: Optional[float] = None  # if set, alpha moves linearly from `alpha` to this over the run
+    tau: float = 4.0  # KD temperature
+    feature_weight: float = 0.0  # gamma of per-stage feature mimicry (live LAST teacher only; design: 0.1)
+    feature_stages: list[int] = field(default_factory=lambda: [0, 1, 2])  # stages tapped (forward_intermediates)
+    projector: str = "linear"  # linear | mlp: student pooled feature -> teacher feature width
+    projector_loss: str = "cosine"  # mse | cosine | infonce
+    projector_weight: float = 0.0  # weight of the pooled-feature loss (offline / cross-modal features)
+    infonce_temperature: float = 0.1
+
+
+@dataclass
+class PretrainConfig:  # train.pretrain: MaskCLR self-supervised pretraining (no labels)
+    mask_ratio: list[float] = field(default_factory=lambda: [0.5, 0.75])  # masked (frame, joint) cells, per clip
+    part_share: float = 0.5  # share of the masking done by body parts (the rest: one contiguous frame block)
+    recon_weight: float = 1.0  # masked-joint reconstruction (MSE on the masked, present joints)
+    contrast_weight: float = 1.0  # NT-Xent between the two views' pooled embeddings
+    temperature: float = 0.07
+    proj_dim: int = 128
+
+
+@dataclass
+class TrainConfig:
+    name: Optional[str] = None  # run name; default <data.name>_<model.variant>
+    output_dir: Optional[str] = None  # default runs/train/<name>
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: RunConfig = field(default_factory=RunConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any]) -> "TrainConfig":
+        sections = {f.name: f.type for f in fields(cls)}
+        kwargs = {}
+        for key, value in cfg.items():
+            section = _SECTIONS.get(key)
+            kwargs[key] = section(**value) if section is not None else value
+        unknown = set(cfg) - set(sections)
+        if unknown:
+            raise ConfigError(f"config: unknown section(s) {sorted(unknown)}")
+        return cls(**kwargs)
+
+
+_SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "augment": AugmentConfig,
+                              "optim": OptimConfig, "schedule": ScheduleConfig, "train": RunConfig,
+                              "distill": DistillConfig, "pretrain": PretrainConfig}
+DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
 
 
 class ConfigError(ValueError):
@@ -125,19 +175,57 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _field_types() -> dict[str, Any]:
+    """'optim.lr' -> float, 'model.layout' -> Optional[str], ... from the dataclasses."""
+    out = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        section = _SECTIONS.get(name)
+        if section is None:
+            out[name] = hint
+            continue
+        for key, sub in typing.get_type_hints(section).items():
+            out[f"{name}.{key}"] = sub
+    return out
+
+
+def _check_type(path: str, value: Any, hint: Any, source: str) -> Any:
+    """The value, converted where YAML's reading is loose (an int for a float); else a ConfigError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    words = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {path} must be a list, got {value!r}")
+        return [_check_type(f"{path}[{i}]", v, args[0], source) for i, v in enumerate(value)] if args else list(value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hint in words and not (isinstance(value, hint) and (hint is bool or not isinstance(value, bool))):
+        raise ConfigError(f"{source}: {path} must be {words[hint]}, got {value!r}")
+    return value
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any], source: str, prefix: str = "") -> None:
+    types = _field_types()
     for key, value in update.items():
         value = _number(value)
         path = f"{prefix}{key}"
         if key not in base:
+            close = difflib.get_close_matches(str(key), list(base), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
             known = ", ".join(sorted(base))
-            raise ConfigError(f"{source}: unknown config key {path!r}; known keys here: {known}")
+            raise ConfigError(f"{source}: unknown config key {path!r}{hint}; known keys here: {known}")
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {path!r} must be a mapping of keys, got {value!r}")
             _merge(base[key], value, source, f"{path}.")
         else:
-            base[key] = value
+            base[key] = _check_type(path, value, types[path], source) if path in types else value
 
 
 def parse_override(text: str) -> dict[str, Any]:
