@@ -332,3 +332,94 @@ def test_typed_config_checks_value_types_and_suggests_keys():
         load_config(None, ["model.streams=joint"])
     with pytest.raises(ConfigError, match=r"did you mean optim\.weight_decay\?"):
         load_config(None, ["optim.weight_decy=0.1"])
+
+
+def test_distill_resume_restores_connectors_and_ema(tmp_path):
+    """Killed after one epoch and resumed: same metrics and weights (student, connectors, EMA) as one run."""
+    import json
+
+    from train.distill import run
+
+    teacher = synthetic_teacher(tmp_path / "teacher.pt")
+    args = TINY[:-1] + ["schedule.epochs=2", f"distill.teacher={teacher}", "distill.feature_weight=0.1",
+                        "train.ema_decay=0.9"]
+    run(load_config(None, args + [f"output_dir={tmp_path / 'ref'}"]))
+    cfg = load_config(None, args + [f"output_dir={tmp_path / 'cut'}"])
+    assert not run(cfg, stop_after_epochs=1)["finished"]
+    assert run(cfg, resume="auto")["finished"]
+    ref, cut = (load_checkpoint(tmp_path / d / "last.pt") for d in ("ref", "cut"))
+    for part in ("extras", "ema"):
+        for k, v in ref["resume"][part].items():
+            torch.testing.assert_close(cut["resume"][part][k], v, rtol=1e-5, atol=1e-6, msg=f"{part}.{k}")
+    rows = [[json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("ref", "cut")]
+    for a, b in zip(*rows):
+        for key in ("train_loss", "kd", "feat", "val_top1", "ema_top1"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (a["epoch"], key)
+
+
+def test_distill_ddp_two_processes_gloo(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    teacher = synthetic_teacher(tmp_path / "teacher.pt")
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(repo))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "train.distill", *TINY, "train.device=cpu", f"distill.teacher={teacher}", "distill.feature_weight=0.1",
+           f"output_dir={out}"]
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["finished"]
+    best = load_checkpoint(out / "best.pt")
+    assert set(best["state_dict"]) == plain_keys(best)
+    # DDP wraps the student and its connectors together; rank 0's checkpoint carries the connectors
+    assert "connectors.0.0.weight" in load_checkpoint(out / "last.pt")["resume"]["extras"]
+
+
+def test_cross_modal_teacher_file_drives_a_student_projector(shared_dir, tmp_path):
+    """RGB -> skeleton end to end on the real NTU pair: a tiny random VideoMAE writes the teacher file through
+    `python -m train.teacher --video-model`, the distillation reader finds the sample by name, and a student's
+    projector learns from it (the loss falls)."""
+    pytest.importorskip("train.video_teacher", reason="the cross-modal teacher (train/video_teacher.py) is absent")
+    transformers = pytest.importorskip("transformers", reason="the optional 'video' extra (transformers) is absent")
+    from core.data.ntu import read_skeleton
+    from core.preprocess import prepare_clip
+    from train.teacher import main as teacher_main
+
+    name = "S001C001P001R001A001"
+    ntu = shared_dir / "data" / "ntu"
+    if not (ntu / f"{name}_rgb.avi").is_file():
+        pytest.skip(f"the paired NTU sample is not in {ntu}")
+    torch.manual_seed(0)
+    config = transformers.VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=16,
+                                         num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    model_dir = tmp_path / "videomae"
+    transformers.VideoMAEModel(config).save_pretrained(model_dir)
+    transformers.VideoMAEImageProcessor(size={"shortest_edge": 32},
+                                        crop_size={"height": 32, "width": 32}).save_pretrained(model_dir)
+    out = tmp_path / "rgb_teacher.npz"
+    teacher_main(["--video-model", str(model_dir), "--videos", str(ntu), "--skeletons", str(ntu), "--out", str(out),
+                  "--device", "cpu", "--no-progress"])
+    tf = TeacherFile(out)
+    target = torch.from_numpy(tf.features[tf.rows_for([name], "NTU pair")])
+    assert target.shape == (1, 16)
+    raw = read_skeleton(ntu / f"{name}.skeleton")
+    joints = next(iter(raw.bodies.values())).array()[None]  # (M=1, T, 25, 3)
+    x = torch.from_numpy(prepare_clip(joints, InputSpec(layout="ntu25", frames=24)))[None]
+    student = create_model("last_nano", num_classes=60, layout="ntu25").eval()
+    projector = Projector(student.num_features, tf.feature_dim, "mlp").eval()
+    optim = torch.optim.Adam(projector.parameters(), lr=1e-2)
+    with torch.no_grad():
+        pooled = student.forward_head(student.forward_features(x), pre_logits=True)
+    losses = []
+    for _ in range(20):
+        loss = projector_loss(projector(pooled), target, "mse")
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
