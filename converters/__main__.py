@@ -375,7 +375,7 @@ def latency_in_fresh_process(paths: dict[str, str], x: np.ndarray, work_dir: Pat
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list_formats:
         print(formats.markdown_table(), end="")
@@ -398,5 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command line: exit status 0 ok, 1 failed, 2 bad input, 3 backend missing (core.cli)."""
+    return run_cli(_main, PROG, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main, PROG))
+    sys.exit(main())

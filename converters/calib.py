@@ -34,6 +34,7 @@ log = logging.getLogger("converters.calib")
 DEFAULT_NUM = 500
 MIN_RECOMMENDED = 100
 CALIB_FORMAT = "last-edge-calibration/1"
+PROG = "python -m converters.calib"
 
 
 def parse_data_arg(data: str) -> tuple[str, str]:
@@ -177,7 +178,7 @@ def make_calibration_file(ckpt_path: str | Path, data: str, num: int = DEFAULT_N
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=EXIT_CODES_HELP)
     p.add_argument("--ckpt", required=True, type=Path, help="checkpoint whose input spec the clips follow")
     p.add_argument("--data", required=True, help="NAME:SPLIT, e.g. nw_ucla:train or synthetic:train")
@@ -195,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-PROG = "python -m converters.calib"
+def main(argv: list[str] | None = None) -> int:
+    """The command line: exit status 0 ok, 1 failed, 2 bad input, 3 backend missing (core.cli)."""
+    return run_cli(_main, PROG, argv)
+
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, PROG))
+    sys.exit(main())

@@ -20,7 +20,7 @@ from core.mil_eval import load
 PROG = "python -m converters.mil_eval"
 
 
-def main(argv: list[str] | None = None) -> None:
+def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=PROG, epilog=EXIT_CODES_HELP, description=__doc__.split("\n\n")[0])
     parser.add_argument("mlpackage", help="the .mlpackage to evaluate")
     parser.add_argument("--ckpt", help="checkpoint to compare against (PyTorch fp32)")
@@ -51,5 +51,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{len(bad)} op(s) overflow fp16" if bad else "no fp16 overflow")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command line: exit status 0 ok, 1 failed, 2 bad input, 3 backend missing (core.cli)."""
+    return run_cli(_main, PROG, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main, PROG))
+    sys.exit(main())

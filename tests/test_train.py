@@ -193,15 +193,15 @@ def test_resume_after_interruption_matches_uninterrupted(trained, tmp_path):
 
 
 def test_evaluate_command_scores_checkpoint(trained, tmp_path, capsys):
-    from train.evaluate import main
+    from train.evaluate import evaluate
 
     out, summary = trained
-    metrics = main(["--checkpoint", str(out / "best.pt"), "--data", "synthetic:test",
+    metrics = evaluate(["--checkpoint", str(out / "best.pt"), "--data", "synthetic:test",
                     "--out", str(tmp_path / "eval")])
     assert metrics["top1"] == pytest.approx(summary["best_top1"])
     assert "top-1" in capsys.readouterr().out
     assert (tmp_path / "eval" / "metrics.json").exists() and (tmp_path / "eval" / "confusion.png").exists()
-    multi = main(["--checkpoint", str(out / "best.pt"), "--data", "synthetic", "--clips", "3", "--no-per-class"])
+    multi = evaluate(["--checkpoint", str(out / "best.pt"), "--data", "synthetic", "--clips", "3", "--no-per-class"])
     assert 0.0 <= multi["top1"] <= 1.0 and multi["clips"] == 3
 
 

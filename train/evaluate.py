@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     model, ckpt = load_model(args.ckpt)
     spec = input_spec(ckpt)
@@ -69,5 +69,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return metrics
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command line: exit status 0 ok, 1 failed, 2 bad input (core.cli)."""
+    return run_cli(evaluate, PROG, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main, PROG))
+    sys.exit(main())
