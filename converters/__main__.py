@@ -32,7 +32,7 @@ from converters.common import (BackendMissing, ExportResult, InputError, artifac
 from converters.formats import FORMATS
 from converters.verify import verification_inputs
 from core.checkpoint import input_spec, load_model
-from core.cli import run_cli
+from core.cli import ArgumentParser, run_cli
 from core.evaluation import check_split_matches, evaluate_logits, predict_split
 from core.runtime import load_runtime, runtime_kind
 
@@ -200,7 +200,7 @@ def save_plot(rows: list[Row], path: Path, title: str = "") -> Path | None:
 # ----------------------------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="exit status: 0 table written (rows may still be failed/missing; see the "
                                        "table), 2 bad input (checkpoint, data set, calibration file, arguments)")

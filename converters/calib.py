@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from converters.common import InputError, input_shape, setup_logging
 from core.checkpoint import load_checkpoint
-from core.cli import EXIT_CODES_HELP, run_cli
+from core.cli import ArgumentParser, run_cli
 from core.evaluation import load_data_split as _load_data_split
 from core.evaluation import parse_data_arg as _parse_data_arg
 from core.preprocess import prepare_clip
@@ -179,7 +179,7 @@ def make_calibration_file(ckpt_path: str | Path, data: str, num: int = DEFAULT_N
 
 
 def _main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=EXIT_CODES_HELP)
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--ckpt", required=True, type=Path, help="checkpoint whose input spec the clips follow")
     p.add_argument("--data", required=True, help="NAME:SPLIT, e.g. nw_ucla:train or synthetic:train")
     p.add_argument("--num", type=int, default=DEFAULT_NUM, help=f"clips to draw (default {DEFAULT_NUM}; "

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core.checkpoint import CheckpointError, load_model
-from core.cli import EXIT_BACKEND_MISSING, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, error_message
+from core.cli import ArgumentParser, EXIT_BACKEND_MISSING, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, error_message
 from core.layouts import get_layout
 from core.runtime import BackendMissing, require  # noqa: F401  (re-exported: the converters' lazy importer)
 
@@ -161,7 +161,7 @@ def export_main(export_fn: Callable[..., ExportResult], argv: list[str] | None =
     epilog = ("exit status: 0 ok / exported-not-verifiable-here, 1 failed, 2 bad input (arguments, checkpoint, "
               "calibration file), 3 backend missing here (what could be built was built; the message says how "
               "to finish)")
-    parser = argparse.ArgumentParser(prog=f"python -m converters.{fmt}", description=description, epilog=epilog)
+    parser = ArgumentParser(prog=f"python -m converters.{fmt}", description=description, epilog=epilog)
     add_export_args(parser, precisions, default_precision, default_batch)
     if add_args is not None:
         add_args(parser)

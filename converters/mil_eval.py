@@ -6,14 +6,13 @@ The evaluator itself is core.mil_eval (it is also the `.mlpackage` runtime off m
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 
 from converters.common import load_export_model
 from converters.verify import compare_logits, verification_inputs
-from core.cli import EXIT_CODES_HELP, run_cli
+from core.cli import ArgumentParser, run_cli
 from core.evaluation import torch_logits
 from core.mil_eval import load
 
@@ -21,7 +20,7 @@ PROG = "python -m converters.mil_eval"
 
 
 def _main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=PROG, epilog=EXIT_CODES_HELP, description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("mlpackage", help="the .mlpackage to evaluate")
     parser.add_argument("--ckpt", help="checkpoint to compare against (PyTorch fp32)")
     parser.add_argument("--calib", help="calibration .npz (python -m converters.calib): compare on its real clips")

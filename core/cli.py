@@ -12,6 +12,7 @@ Unknown names (variants, config keys, data sets) suggest the closest valid one (
 """
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 import runpy
@@ -25,6 +26,18 @@ EXIT_CODES_HELP = ("exit status: 0 ok, 1 failed, 2 bad input (missing file, bad 
 
 class BadInput(ValueError):
     """Bad user input (argument, file, name); the message names it. Exit status 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the toolkit's error policy: a usage error is one `prog: error: ...` line, exit status 2,
+    and the exit codes are listed in --help."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("epilog", EXIT_CODES_HELP)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (--help for usage)\n")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.checkpoint import input_spec, load_model
-from core.cli import EXIT_CODES_HELP, run_cli
+from core.cli import ArgumentParser, run_cli
 from core.evaluation import (check_split_matches, evaluate_logits, format_metrics, load_data_split, predict_split,
                              save_confusion_plot, torch_predict_fn)
 
@@ -32,7 +32,7 @@ def positive_int(value: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, epilog=EXIT_CODES_HELP,
+    p = ArgumentParser(prog=PROG,
                                 description="Score a LAST checkpoint on a data set split and print top-1, "
                                             "top-5, per-class accuracy and the confusion matrix.")
     p.add_argument("--ckpt", "--checkpoint", dest="ckpt", required=True,
