@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from core.cli import ArgumentParser, run_cli
+from core.data.prepared import SkeletonSplit
 from core.layouts import get_layout
 
 SYNTHETIC_ACTIONS = ("wave", "clap", "squat", "jump", "punch", "kick", "arm_circles", "walk_in_place")
@@ -157,7 +158,6 @@ def synthetic_clip(action: str, layout: str = "ntu25", frames: int = 64, seed: i
 def make_synthetic_split(layout: str = "ntu25", per_class: int = 20, frames: int = 64, seed: int = 0,
                          persons: int = 1, actions: tuple[str, ...] = SYNTHETIC_ACTIONS, name: str = "synthetic"):
     """A SkeletonSplit of procedurally generated clips with varying lengths (60-100% of `frames`)."""
-    from core.data.prepared import SkeletonSplit
     rng = np.random.default_rng(seed)
     v = get_layout(layout).num_joints
     n = per_class * len(actions)
