@@ -40,38 +40,51 @@ def jobs(args: argparse.Namespace) -> list[dict]:
     add("teacher", py + ["train.teacher", "--ckpt", args.teacher, "--data", "nw_ucla:train", "--out",
                          str(teacher_npz), "--threads", "1"],
         needs=[args.teacher] + ([args.teacher_done] if args.teacher_done else []), kind="file")
-    for seed in args.seeds:  # the first priority: scratch vs KD, seed by seed
-        for v in VARIANTS:
-            add(f"scratch_{v}_s{seed}", py + ["train.fit", "--config", "configs/nw_ucla_last_small.yaml",
-                                              f"model.variant={v}", f"train.seed={seed}", *common,
-                                              f"name=scratch_{v}_s{seed}", f"output_dir={out}/scratch_{v}_s{seed}"])
-            add(f"kd_{v}_s{seed}", py + ["train.distill", "--config", "configs/nw_ucla_distill.yaml",
-                                         f"model.variant={v}", f"train.seed={seed}", *common,
-                                         f"distill.teacher_file={teacher_npz}", f"name=kd_{v}_s{seed}",
-                                         f"output_dir={out}/kd_{v}_s{seed}"], needs=[teacher_npz])
-        if seed == args.seeds[0]:
-            for v in VARIANTS:  # one pretraining per variant (seed 0), shared by the fine-tunes of every seed
-                add(f"pretrain_{v}", py + ["train.pretrain", "--config", "configs/nw_ucla_pretrain_maskclr.yaml",
-                                           f"model.variant={v}", *common, f"name=pretrain_{v}",
-                                           f"output_dir={out}/pretrain_{v}"])
+    def pretrain(v):
+        add(f"pretrain_{v}", py + ["train.pretrain", "--config", "configs/nw_ucla_pretrain_maskclr.yaml",
+                                   f"model.variant={v}", *common, f"name=pretrain_{v}",
+                                   f"output_dir={out}/pretrain_{v}"])
+
+    def maskclr_kd(v, seed):
+        pre = out / f"pretrain_{v}" / "best.pt"
+        add(f"maskclr_kd_{v}_s{seed}", py + ["train.distill", "--config", "configs/nw_ucla_distill.yaml",
+                                             f"model.variant={v}", f"train.seed={seed}", *common,
+                                             f"distill.teacher_file={teacher_npz}", f"model.init={pre}",
+                                             f"name=maskclr_kd_{v}_s{seed}", f"output_dir={out}/maskclr_kd_{v}_s{seed}"],
+            needs=[teacher_npz, out / f"pretrain_{v}" / "summary.json"])
+
+    # priority order (the CPU may not run everything): last_nano complete (scratch, KD, MaskCLR + KD, 10 % labels),
+    # then last_small seed by seed; one pretraining per variant (seed 0) serves every seed's fine-tune
+    pretrain("last_nano")
+
+    def scratch_kd(v, seed):
+        add(f"scratch_{v}_s{seed}", py + ["train.fit", "--config", "configs/nw_ucla_last_small.yaml",
+                                          f"model.variant={v}", f"train.seed={seed}", *common,
+                                          f"name=scratch_{v}_s{seed}", f"output_dir={out}/scratch_{v}_s{seed}"])
+        add(f"kd_{v}_s{seed}", py + ["train.distill", "--config", "configs/nw_ucla_distill.yaml",
+                                     f"model.variant={v}", f"train.seed={seed}", *common,
+                                     f"distill.teacher_file={teacher_npz}", f"name=kd_{v}_s{seed}",
+                                     f"output_dir={out}/kd_{v}_s{seed}"], needs=[teacher_npz])
+
+    scratch_kd("last_small", args.seeds[0])
     for seed in args.seeds:
-        for v in VARIANTS:
-            pre = out / f"pretrain_{v}" / "best.pt"
-            add(f"maskclr_kd_{v}_s{seed}", py + ["train.distill", "--config", "configs/nw_ucla_distill.yaml",
-                                                 f"model.variant={v}", f"train.seed={seed}", *common,
-                                                 f"distill.teacher_file={teacher_npz}", f"model.init={pre}",
-                                                 f"name=maskclr_kd_{v}_s{seed}",
-                                                 f"output_dir={out}/maskclr_kd_{v}_s{seed}"],
-                needs=[teacher_npz, out / f"pretrain_{v}" / "summary.json"])
-    low = ["train.fit", "--config", "configs/nw_ucla_low_label.yaml", "model.variant=last_small",
+        scratch_kd("last_nano", seed)
+    for seed in args.seeds:
+        maskclr_kd("last_nano", seed)
+    lv = args.low_label_variant
+    low = ["train.fit", "--config", "configs/nw_ucla_low_label.yaml", f"model.variant={lv}",
            f"schedule.epochs={args.low_label_epochs}"]
     for seed in args.seeds:
         add(f"low_scratch_s{seed}", py + low + [f"train.seed={seed}", f"name=low_scratch_s{seed}",
                                                 f"output_dir={out}/low_scratch_s{seed}"])
-        pre = out / "pretrain_last_small" / "best.pt"
-        add(f"low_maskclr_s{seed}", py + low + [f"train.seed={seed}", f"model.init={pre}",
+        add(f"low_maskclr_s{seed}", py + low + [f"train.seed={seed}", f"model.init={out / f'pretrain_{lv}' / 'best.pt'}",
                                                 f"name=low_maskclr_s{seed}", f"output_dir={out}/low_maskclr_s{seed}"],
-            needs=[out / "pretrain_last_small" / "summary.json"])
+            needs=[out / f"pretrain_{lv}" / "summary.json"])
+    for seed in args.seeds[1:]:
+        scratch_kd("last_small", seed)
+    pretrain("last_small")
+    for seed in args.seeds:
+        maskclr_kd("last_small", seed)
     # extras, one seed: the weight EMA of a scratch run, and the live teacher with per-stage feature mimicry
     add("ema_scratch_last_nano_s0", py + ["train.fit", "--config", "configs/nw_ucla_last_small.yaml",
                                           "model.variant=last_nano", "train.seed=0", *common,
@@ -105,11 +118,26 @@ def ready(job: dict) -> bool:
 def run_all(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [j for j in jobs(args) if not finished(j, out) and (not args.only or any(k in j["name"] for k in args.only))]
+    todo = [j for j in jobs(args) if not finished(j, out) and j["name"] not in args.skip
+            and (not args.only or any(k in j["name"] for k in args.only))]
     lock = threading.Lock()
     wrap = shlex.split(args.wrap) if args.wrap else []
 
+    def alive(name: str) -> bool:
+        """Whether a process started elsewhere (an earlier driver) still trains into out/name."""
+        needle = f"output_dir={out}/{name}".encode()
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and needle in (proc / "cmdline").read_bytes():
+                    return True
+            except OSError:
+                continue
+        return False
+
     def worker(k: int) -> None:
+        adopted = args.skip[k] if k < len(args.skip) else None
+        while adopted and alive(adopted):  # this worker's slot is held by a run an earlier driver started
+            time.sleep(15)
         while True:
             with lock:
                 if not todo:
@@ -170,8 +198,8 @@ def report(args: argparse.Namespace) -> str:
     if (out / "teacher.npz").exists():
         meta = json.loads(str(np.load(out / "teacher.npz")["meta_json"]))
     arms = [(f"{a}_{v}", v, a) for v in VARIANTS for a in ("scratch", "kd", "maskclr_kd")]
-    arms += [("low_scratch", "last_small", "10% labels: scratch"), ("low_maskclr", "last_small",
-                                                                      "10% labels: MaskCLR fine-tune")]
+    arms += [("low_scratch", args.low_label_variant, "10% labels: scratch"),
+             ("low_maskclr", args.low_label_variant, "10% labels: MaskCLR fine-tune")]
     lines = ["| student | arm | seeds | best-epoch top-1 (%) | last-epoch top-1 (%) | train min / run |",
              "|---|---|---|---|---|---|"]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
@@ -189,7 +217,7 @@ def report(args: argparse.Namespace) -> str:
         curves = np.array([[100 * c["val_top1"] for c in r["curve"]] for r in runs if len(r["curve"]) == len(ep)])
         ax.plot(ep, curves.mean(0), label=f"{arm} (n={len(curves)})")
         ax.fill_between(ep, curves.min(0), curves.max(0), alpha=0.15)
-    for ax, title in zip(axes, ("last_nano (joint)", "last_small (joint)", "last_small, 10% labels")):
+    for ax, title in zip(axes, ("last_nano (joint)", "last_small (joint)", f"{args.low_label_variant}, 10% labels")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test-view top-1 (%)")
@@ -240,6 +268,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--low-label-epochs", type=int, default=30)
+    p.add_argument("--low-label-variant", default="last_nano")
+    p.add_argument("--skip", nargs="*", default=[], help="runs still going from an earlier driver: left alone, each holds one worker until it ends")
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--workers", type=int, default=2)

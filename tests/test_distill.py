@@ -330,7 +330,7 @@ def test_typed_config_checks_value_types_and_suggests_keys():
         load_config(None, ["schedule.epochs=2.5"])
     with pytest.raises(ConfigError, match=r"model\.streams must be a list"):
         load_config(None, ["model.streams=joint"])
-    with pytest.raises(ConfigError, match=r"did you mean optim\.weight_decay\?"):
+    with pytest.raises(ConfigError, match=r"did you mean 'weight_decay'\?"):
         load_config(None, ["optim.weight_decy=0.1"])
 
 

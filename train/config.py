@@ -5,7 +5,6 @@ Every key must be known: a typo stops the run before anything is loaded, naming 
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -13,6 +12,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+
+from core.cli import did_you_mean
+from core.models.last import list_variants
+from core.spec import STREAMS
 
 # Typed sections: the field types are checked when a file or an override sets a key, the defaults follow the
 # design notes (AdamW 1e-3 / 1e-4, 5 warm-up epochs, cosine with warm restarts T_0=10, T_mult=2, eta_min=1e-6,
@@ -216,10 +219,9 @@ def _merge(base: dict[str, Any], update: dict[str, Any], source: str, prefix: st
         value = _number(value)
         path = f"{prefix}{key}"
         if key not in base:
-            close = difflib.get_close_matches(str(key), list(base), n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
             known = ", ".join(sorted(base))
-            raise ConfigError(f"{source}: unknown config key {path!r}{hint}; known keys here: {known}")
+            raise ConfigError(f"{source}: unknown config key {path!r}{did_you_mean(key, base)}; known keys here: "
+                              f"{known}")
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {path!r} must be a mapping of keys, got {value!r}")
@@ -284,16 +286,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def validate(cfg: dict[str, Any]) -> None:
-    from core.models.last import list_variants
-    from core.spec import STREAMS
-
     def need(cond: bool, msg: str) -> None:
         if not cond:
             raise ConfigError(f"config: {msg}")
 
     m, d, a, o, s, t = (cfg[k] for k in ("model", "data", "augment", "optim", "schedule", "train"))
     need(m["variant"] in list_variants(),
-         f"model.variant {m['variant']!r} is not a LAST variant; known: {', '.join(list_variants())}")
+         f"model.variant {m['variant']!r} is not a LAST variant{did_you_mean(m['variant'], list_variants())}; "
+         f"known: {', '.join(list_variants())}")
     need(isinstance(m["streams"], (list, tuple)) and m["streams"] and all(x in STREAMS for x in m["streams"]),
          f"model.streams must be a non-empty list of {list(STREAMS)}, got {m['streams']!r}")
     need(int(d["frames"]) >= 4, f"data.frames must be >= 4, got {d['frames']}")

@@ -17,7 +17,6 @@ Connectors (1x1 conv + BN) and projectors exist only in training: best.pt / last
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoint import CheckpointError, input_spec, load_checkpoint, load_model
+from core.checkpoint import CheckpointError, input_spec, load_model
+from core.cli import run_cli
 from core.models.last import LAST
-from train.config import ConfigError, load_config
+from train.config import load_config
 from train.trainer import FitError, Trainer, run_trainer
 
 # Hard-label weight per student variant (design note 004: a bigger capacity gap leans more on the teacher).
@@ -120,7 +120,7 @@ def projector_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, temperat
 # Teachers
 
 
-class TeacherError(FitError):
+class TeacherError(FitError, ValueError):
     """A teacher that does not fit the student (layout, classes, sample names); stops before training."""
 
 
@@ -368,7 +368,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, FitError, CheckpointError) as exc:
-        sys.exit(f"python -m train.distill: error: {exc}")
+    # a teacher that does not fit, ConfigError, CheckpointError: exit 2 (bad input); FitError: exit 1 (core.cli)
+    sys.exit(run_cli(main, "python -m train.distill"))

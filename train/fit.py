@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.checkpoint import CheckpointError
-from train.config import ConfigError, load_config
+from core.cli import ArgumentParser, run_cli
+from train.config import load_config
 # the building blocks live in train.trainer (shared with train.distill and train.pretrain); re-exported here
 from train.trainer import (Dist, FitError, Logger, NonFiniteLossError, Trainer, amp_dtype,  # noqa: F401
                            check_model_matches_data, evaluate_model, load_data, lr_factor, make_model,
@@ -37,7 +37,7 @@ def run(cfg: dict[str, Any], resume: str | None = None, stop_after_epochs: int |
 def parse_args(argv: list[str] | None = None, prog: str = "python -m train.fit",
                description: str = "Train a LAST model.") -> argparse.Namespace:
     """The command line shared by train.fit, train.distill and train.pretrain."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog,
         description=description + " Settings: defaults <- --config YAML <- section.key=value overrides.",
         epilog="examples:\n  python -m train.fit --config configs/nw_ucla_last_large.yaml\n"
@@ -74,7 +74,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, FitError, CheckpointError) as exc:
-        sys.exit(f"error: {exc}")
+    # ConfigError / CheckpointError: exit 2 (bad input); FitError, NaN loss: exit 1 (core.cli)
+    sys.exit(run_cli(main, "python -m train.fit"))

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from core.checkpoint import CheckpointError
+from core.cli import run_cli
 from core.data.dataset import SkeletonDataset
 from core.layouts import Layout, get_layout
-from train.config import ConfigError, load_config
-from train.trainer import FitError, Trainer, load_data_split, run_trainer
+from train.config import load_config
+from train.trainer import FitError, Trainer, load_named_split, run_trainer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class PretrainTrainer(Trainer):
     def load_splits(self):
         d = self.cfg["data"]
         try:
-            train = load_data_split(d["name"], d["train_split"], d["root"])
+            train = load_named_split(d["name"], d["train_split"], d["root"])
         except (FileNotFoundError, KeyError, ValueError) as exc:
             raise FitError(f"cannot load data set {d['name']!r} split {d['train_split']!r} (data.train_split): "
                            f"{exc}") from exc
@@ -212,7 +212,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, FitError, CheckpointError) as exc:
-        sys.exit(f"python -m train.pretrain: error: {exc}")
+    # ConfigError / CheckpointError: exit 2 (bad input); FitError: exit 1 (core.cli)
+    sys.exit(run_cli(main, "python -m train.pretrain"))

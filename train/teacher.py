@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.checkpoint import CheckpointError, input_spec, load_model
+from core.checkpoint import input_spec, load_model
+from core.cli import run_cli
 from core.runtime import BackendMissing
-from train.evaluate import load_data_split, prepare_test_clips
+from core.evaluation import load_named_split, prepare_test_clips
 
 PROG = "python -m train.teacher"
 
@@ -71,7 +72,7 @@ def write_teacher_file(ckpt_path: str, data: str, out: str | Path, root: str | N
     model, ckpt = load_model(ckpt_path)
     spec = input_spec(ckpt)
     try:
-        split = load_data_split(name, split_name, root)
+        split = load_named_split(name, split_name, root)
     except (FileNotFoundError, KeyError, ValueError) as exc:
         raise TeacherFileError(f"--data {data}: {exc}") from exc
     if split.layout != spec.layout:
@@ -166,21 +167,6 @@ def main(argv: list[str] | None = None) -> Any:
                               device=resolve_device(args.device), progress=not args.no_progress)
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """main() with the project's error policy: one line `prog: error: ...` and an exit code."""
-    try:
-        main(argv)
-    except BackendMissing as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 3
-    except (FileNotFoundError, ValueError, TeacherFileError, CheckpointError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except (RuntimeError, OSError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(cli())
+    # bad input (file, argument, class list): exit 2; the optional video backend missing: exit 3 (core.cli)
+    sys.exit(run_cli(main, PROG))

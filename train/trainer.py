@@ -33,7 +33,7 @@ from core.data.dataset import SkeletonDataset
 from core.models.last import LAST, create_model
 from core.spec import InputSpec
 from train.config import save_config
-from train.evaluate import evaluate_logits, load_data_split, predict_split, save_confusion_plot, torch_predict_fn
+from core.evaluation import evaluate_logits, load_named_split, predict_split, save_confusion_plot, torch_predict_fn
 
 
 class FitError(RuntimeError):
@@ -182,7 +182,7 @@ def load_data(cfg: dict[str, Any]) -> tuple[Any, Any]:
     splits = []
     for key in ("train_split", "val_split"):
         try:
-            splits.append(load_data_split(d["name"], d[key], d["root"]))
+            splits.append(load_named_split(d["name"], d[key], d["root"]))
         except (FileNotFoundError, KeyError, ValueError) as exc:
             raise FitError(f"cannot load data set {d['name']!r} split {d[key]!r} (data.{key}): {exc}") from exc
     train, val = splits
