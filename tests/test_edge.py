@@ -15,7 +15,7 @@ import pytest
 from core.layouts import get_layout
 from edge.events import ActionEvents, EventWriter, read_events
 from edge.smoothing import UNKNOWN, ActionSmoother, softmax
-from edge.tracking import HipTracker
+from edge.tracking import SkeletonTracker
 from edge.window import SkeletonWindow, WindowPolicy
 
 REPO = Path(__file__).resolve().parents[1]
