@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "memory.json").write_text(json.dumps(summary, indent=1))
     print("| frames | RSS MB | Python objects | tracks | people classified |")
     print("|---:|---:|---:|---:|---:|")
-    for r in rows[:: max(1, len(rows) // 6)] + ([rows[-1]] if len(rows) % max(1, len(rows) // 6) != 1 else []):
+    for i in sorted(set(np.linspace(0, len(rows) - 1, min(len(rows), 7)).round().astype(int).tolist())):
+        r = rows[i]
         print(f"| {r['frames']:,} | {r['rss_mb']:.1f} | {r['objects']:,} | {r['tracks']} | {r['subjects']} |")
     print(f"{args.frames:,} frames in {wall:.0f} s, {classified:,} classifications, {events:,} events, "
           f"{rec.tracker.next_id:,} person ids; RSS {first['rss_mb']:.1f} -> {last['rss_mb']:.1f} MB "

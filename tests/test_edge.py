@@ -15,7 +15,6 @@ import pytest
 from core.layouts import get_layout
 from edge.events import ActionEvents, EventWriter, read_events
 from edge.smoothing import UNKNOWN, ActionSmoother, softmax
-from edge.tracking import SkeletonTracker
 from edge.window import SkeletonWindow, WindowPolicy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,7 +265,7 @@ def test_long_replay_memory_stays_flat(edge_ckpt, tmp_path):
                                                    running_mode=RunningMode.SKELETONS, stride_s=40 / 30))
     runner = EdgeRunner(rec, events=EventWriter())
     result = runner.run(source, rss_warmup=500)
-    assert result.frames == 10_000 and result.classifications > 150
+    assert result.frames == 10_000 and result.classifications > 100  # each of the 119 appearances classified
     assert result.rss_end_mb - result.rss_start_mb < 15.0, (result.rss_start_mb, result.rss_end_mb)
     assert len(runner.latency.samples["track"]) <= runner.latency.history
 

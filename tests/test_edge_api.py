@@ -9,7 +9,7 @@ import pytest
 
 from core.synthetic import synthetic_clip
 from edge.events import read_events
-from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+from edge.recognizer import ActionRecognizer, RunningMode
 from edge.tracking import SkeletonTracker, assign
 from test_edge import LAYOUT, edge_ckpt, replay_file, run_cli  # noqa: F401  (shared session fixtures)
 
