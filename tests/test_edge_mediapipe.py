@@ -157,3 +157,82 @@ def test_replay_of_real_mediapipe_recordings_through_the_mapping(shared_dir, ntu
     assert rc == 0
     assert "mediapipe33, 30 frames" in out
     assert read_events(events)[-1]["classifications"] >= 1
+
+
+def test_upper_body_recordings_are_partial_body_by_default(shared_dir, ntu_ckpt, tmp_path, capsys):
+    """The same real recordings with the default body check: MediaPipe sees no hips (visibility ~0.2), so the
+    person is partial_body and nothing is classified (instead of a confident label for two arms)."""
+    events = tmp_path / "events.jsonl"
+    rc = run_cli("--skeletons", shared_dir / "data" / "mediapipe" / "pose33_sequences.npz", "--index", "3",
+                 "--model", ntu_ckpt, "--headless", "--events", events)
+    assert rc == 0
+    evs = read_events(events)
+    assert evs[-1]["classifications"] == 0 and not any(e["event"] == "action_start" for e in evs)
+
+
+def test_live_stream_mode_delivers_results_on_the_callback(shared_dir, pose_model, ntu_ckpt):
+    import threading
+
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+    got, done = [], threading.Event()
+
+    def on_result(result, image, timestamp_ms):
+        got.append((timestamp_ms, result))
+        if len(got) >= 5:
+            done.set()
+
+    options = ActionRecognizerOptions(model_path=ntu_ckpt, running_mode=RunningMode.LIVE_STREAM,
+                                      result_callback=on_result, pose_model_path=pose_model)
+    cap = cv2.VideoCapture(str(shared_dir / "data" / "video" / "ta_chi.mp4"))
+    with ActionRecognizer.create_from_options(options) as rec:
+        with pytest.raises(ValueError, match="recognize_async"):
+            rec.recognize_for_video(np.zeros((8, 8, 3), np.uint8), 0)
+        for i in range(40):
+            ok, frame = cap.read()
+            rec.recognize_async(frame, i * 33)
+            if i % 8 == 7:
+                done.wait(timeout=2.0)
+        done.wait(timeout=10.0)
+    cap.release()
+    assert len(got) >= 5  # MediaPipe may drop frames it has no time for, never all of them
+    stamps = [t for t, _ in got]
+    assert stamps == sorted(stamps)
+    assert any(r.persons and r.persons[0].landmarks is not None for _, r in got)
+
+
+def test_extract_real_videos_gives_a_data_set_that_trains(shared_dir, pose_model, tmp_path, capsys):
+    """edge.extract on the shared real videos (first 3 s of each, cut into 0.5 s clips, last third held out),
+    with the no-person video and a broken file reported and skipped; then train.fit trains on the result."""
+    from edge.extract import main as extract_main
+    videos = tmp_path / "videos"
+    for name in ("ta_chi", "clean_and_jerk", "no_person_climbing"):
+        (videos / name).mkdir(parents=True)
+        (videos / name / f"{name}.mp4").symlink_to(shared_dir / "data" / "video" / f"{name}.mp4")
+    (videos / "ta_chi" / "broken.mp4").write_bytes(b"\x00" * 1024)
+    out = tmp_path / "my_set"
+    args = ["--videos", videos, "--out", out, "--pose-model", pose_model, "--workers", "1", "--max-frames", "90",
+            "--segment-s", "0.5", "--holdout-tail", "0.3", "--no-progress"]
+    assert extract_main([str(a) for a in args]) == 0
+    text = capsys.readouterr().out
+    assert "skipped ta_chi/broken.mp4" in text and "skipped no_person_climbing/no_person_climbing.mp4: no person" in text
+    import json
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["layout"] == "mediapipe33" and manifest["fps"] == 30.0 and manifest["coordinates"] == "world"
+    assert manifest["class_names"] == ["clean_and_jerk", "ta_chi"] and len(manifest["skipped"]) == 2
+    splits = [s["split"] for s in manifest["samples"]]
+    assert splits.count("train") == 8 and splits.count("test") == 4
+    sample = np.load(out / manifest["samples"][0]["file"])
+    assert sample["keypoint"].shape == (1, 15, 33, 3) and sample["keypoint_score"].shape == (1, 15, 33)
+    hips_y, shoulders_y = sample["keypoint"][0, :, [23, 24], 1].mean(), sample["keypoint"][0, :, [11, 12], 1].mean()
+    assert shoulders_y > hips_y  # world landmarks in the loop's camera axes (y up)
+    # resumable: a second run does nothing new
+    assert extract_main([str(a) for a in args]) == 0
+    assert "4 videos already done" in capsys.readouterr().out
+    from train.fit import main as fit_main
+    summary = fit_main(["--config", "configs/synthetic.yaml", f"data.name=custom:{out}", "data.frames=16",
+                        "data.num_workers=0", "model.variant=last_nano", "optim.batch_size=4", "schedule.epochs=2",
+                        f"output_dir={tmp_path / 'run'}", "train.threads=1"])
+    assert summary["finished"] and (tmp_path / "run" / "best.pt").is_file()
+    from core.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert ckpt["input_spec"]["fps"] == 30.0 and ckpt["class_names"] == ["clean_and_jerk", "ta_chi"]
