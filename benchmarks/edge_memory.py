@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     fps = rec.model_fps
     every = max(1, (args.frames - args.warmup) // args.points)
     rows, events, classified = [], 0, 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / "memory_partial.json"
     started = time.perf_counter()
     for t in tqdm(range(args.frames), unit="frame", desc="replay", dynamic_ncols=True):
         people = [x for x in data[t % len(data)] if np.abs(x).sum() > 0]
@@ -64,10 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
             rows.append({"frames": t + 1, "rss_mb": rss_mb(), "objects": len(gc.get_objects()),
                          "tracks": len(rec.tracker.tracks), "subjects": len(rec.subjects)})
+            partial.write_text(json.dumps(rows))  # a run stopped early still leaves its measurements
     wall = time.perf_counter() - started
     rec.close()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     first, last = rows[0], rows[-1]
     summary = {"frames": args.frames, "classifications": classified, "events": events, "person_ids": rec.tracker.next_id,
                "wall_s": wall, "rss_first_mb": first["rss_mb"], "rss_last_mb": last["rss_mb"],

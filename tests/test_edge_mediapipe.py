@@ -236,3 +236,35 @@ def test_extract_real_videos_gives_a_data_set_that_trains(shared_dir, pose_model
     from core.checkpoint import load_checkpoint
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ckpt["input_spec"]["fps"] == 30.0 and ckpt["class_names"] == ["clean_and_jerk", "ta_chi"]
+
+
+def side_by_side(shared_dir, path, frames: int) -> None:
+    """Two real people in one picture: ta_chi.mp4 and clean_and_jerk.mp4 side by side (no real multi-person video
+    can be fetched here)."""
+    a = cv2.VideoCapture(str(shared_dir / "data" / "video" / "ta_chi.mp4"))
+    b = cv2.VideoCapture(str(shared_dir / "data" / "video" / "clean_and_jerk.mp4"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (680, 256))
+    for _ in range(frames):
+        writer.write(np.concatenate([a.read()[1], b.read()[1]], axis=1))
+    writer.release()
+    a.release()
+    b.release()
+
+
+def test_two_real_people_keep_their_ids(shared_dir, pose_model, ntu_ckpt, tmp_path):
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions
+    video = tmp_path / "two.avi"
+    side_by_side(shared_dir, video, 60)
+    cap = cv2.VideoCapture(str(video))
+    sides: dict[int, set[str]] = {}
+    options = ActionRecognizerOptions(model_path=ntu_ckpt, pose_model_path=pose_model, max_persons=2)
+    with ActionRecognizer.create_from_options(options) as rec:
+        for i in range(60):
+            result = rec.recognize_for_video(cap.read()[1], i * 1000 / 30)
+            for p in result.persons:
+                if p.landmarks is not None:
+                    sides.setdefault(p.person_id, set()).add("left" if p.landmarks[[23, 24], 0].mean() < 0.5
+                                                             else "right")
+    cap.release()
+    assert sorted(sides) == [0, 1], sides  # two people, two ids, for all 60 frames
+    assert all(len(s) == 1 for s in sides.values()) and sides[0] != sides[1]
