@@ -223,7 +223,8 @@ class MediaPipePose:
         return _people(result)
 
     def close(self) -> None:
-        self.landmarker.close()
+        with native_stderr_silenced(self.quiet):  # TFLite logs 'DestroyAccelerator' lines on the way out
+            self.landmarker.close()
 
     def __enter__(self) -> "MediaPipePose":
         return self

@@ -71,6 +71,9 @@ class ActionRecognizerOptions:
     min_body_visibility: float = 0.5  # hips and shoulders must be at least this visible to classify
     pose_model_path: str | Path | None = None  # MediaPipe pose_landmarker .task (None: cache / download)
     pose_variant: str = "full"
+    min_pose_detection_confidence: float = 0.5  # MediaPipe's thresholds (lower finds more, smaller people)
+    min_pose_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
     skeleton_layout: str = POSE_LAYOUT  # SKELETONS mode: layout of the skeletons passed in
     coordinates: str | None = None  # which MediaPipe landmarks feed the model: world | image (None: the model's)
     threads: int | None = 1  # CPU threads of the model runtime (the pose estimator wants the other cores)
@@ -209,7 +212,10 @@ class ActionRecognizer:
             model = resolve_pose_model(options.pose_model_path, options.pose_variant)
             live = options.running_mode is RunningMode.LIVE_STREAM
             self.pose = MediaPipePose(model, mode="live" if live else "video", num_poses=self.max_persons,
-                                      quiet=options.quiet, on_result=self._on_live_pose if live else None)
+                                      min_detection=options.min_pose_detection_confidence,
+                                      min_presence=options.min_pose_presence_confidence,
+                                      min_tracking=options.min_tracking_confidence, quiet=options.quiet,
+                                      on_result=self._on_live_pose if live else None)
 
     # ---- construction, MediaPipe style ----------------------------------------------------------
     @classmethod

@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hips and shoulders must be this visible to classify, else 'partial_body' (0.5; 0 turns "
                         "the check off, e.g. for upper-body recordings)")
     p.add_argument("--min-valid", type=float, default=0.75, help="least fraction of real frames to classify (0.75)")
+    p.add_argument("--min-pose-confidence", type=float, default=0.5,
+                   help="MediaPipe's pose detection and presence thresholds (0.5; lower finds smaller people, more "
+                        "of them, and more false ones)")
     p.add_argument("--coordinates", choices=("world", "image"),
                    help="MediaPipe landmarks fed to the model (default: the model's input spec)")
     p.add_argument("--print-events", action="store_true", help="also print events to stdout")
@@ -328,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
             runtime=runtime, window_s=args.window_s, stride_s=args.stride_s, smoothing=args.alpha,
             min_confidence=args.min_confidence, max_persons=args.persons, hold_s=args.hold_s, reset_s=args.reset_s,
             min_valid=args.min_valid, min_body_visibility=args.min_body_visibility,
-            pose_model_path=args.pose_model, pose_variant=args.pose_variant, coordinates=args.coordinates)
+            pose_model_path=args.pose_model, pose_variant=args.pose_variant, coordinates=args.coordinates,
+            min_pose_detection_confidence=args.min_pose_confidence,
+            min_pose_presence_confidence=args.min_pose_confidence)
         canvas = None
         if args.skeletons:
             from edge.capture import SkeletonReplaySource, load_skeleton_sequence

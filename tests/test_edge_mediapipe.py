@@ -86,7 +86,9 @@ def test_world_landmarks_enter_the_window_rotated_not_mirrored(shared_dir, pose_
     mediapipe_world = seen[-1][0].world[:, :3]
     assert mediapipe_world[[11, 12], 1].mean() < mediapipe_world[[23, 24], 1].mean()  # MediaPipe: y down
     raw = subject.window.clip()[0, -1]
-    assert np.allclose(raw, mediapipe_world * np.array([-1, 1, 1]) * np.array([1, -1, 1]))
+    # the window holds the pose resampled to the model's 30 fps (the video is 29.97 fps): the last sample is a
+    # blend of the last two frames, within a millimetre of the last one
+    assert np.allclose(raw, mediapipe_world * np.array([-1, 1, 1]) * np.array([1, -1, 1]), atol=2e-3)
     shoulders_y, hips_y = raw[[11, 12], 1].mean(), raw[[23, 24], 1].mean()
     assert shoulders_y > hips_y  # y points up after the rotation (ta_chi starts upright)
 
@@ -257,10 +259,14 @@ def test_two_real_people_keep_their_ids(shared_dir, pose_model, ntu_ckpt, tmp_pa
     side_by_side(shared_dir, video, 60)
     cap = cv2.VideoCapture(str(video))
     sides: dict[int, set[str]] = {}
-    options = ActionRecognizerOptions(model_path=ntu_ckpt, pose_model_path=pose_model, max_persons=2)
+    both = 0
+    # MediaPipe's detector favours one main person: at 0.5 it finds only one of the two small people here
+    options = ActionRecognizerOptions(model_path=ntu_ckpt, pose_model_path=pose_model, max_persons=2,
+                                      min_pose_detection_confidence=0.3, min_pose_presence_confidence=0.3)
     with ActionRecognizer.create_from_options(options) as rec:
         for i in range(60):
             result = rec.recognize_for_video(cap.read()[1], i * 1000 / 30)
+            both += sum(p.landmarks is not None for p in result.persons) == 2
             for p in result.persons:
                 if p.landmarks is not None:
                     sides.setdefault(p.person_id, set()).add("left" if p.landmarks[[23, 24], 0].mean() < 0.5
@@ -268,3 +274,4 @@ def test_two_real_people_keep_their_ids(shared_dir, pose_model, ntu_ckpt, tmp_pa
     cap.release()
     assert sorted(sides) == [0, 1], sides  # two people, two ids, for all 60 frames
     assert all(len(s) == 1 for s in sides.values()) and sides[0] != sides[1]
+    assert both >= 30
