@@ -13,6 +13,7 @@ someone else, it waits `max_age_s` for that person to come back and is then drop
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import permutations
 
 import numpy as np
@@ -21,15 +22,22 @@ EPS = 1e-6
 EXACT_SEARCH_LIMIT = 6  # without scipy: exact permutation search up to this many rows/columns, greedy above
 
 
+@lru_cache(maxsize=None)
+def hungarian():
+    """scipy's linear_sum_assignment, or None without scipy (imported once: the first import takes a second)."""
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:
+        return None
+    return linear_sum_assignment
+
+
 def assign(cost: np.ndarray) -> list[tuple[int, int]]:
     """Minimum-cost one-to-one assignment of rows to columns (rectangular allowed); returns (row, col) pairs."""
     rows, cols = cost.shape
     if rows == 0 or cols == 0:
         return []
-    try:
-        from scipy.optimize import linear_sum_assignment
-    except ImportError:
-        linear_sum_assignment = None
+    linear_sum_assignment = hungarian()
     if linear_sum_assignment is not None:
         r, c = linear_sum_assignment(cost)
         return list(zip(r.tolist(), c.tolist()))
@@ -92,6 +100,7 @@ class SkeletonTracker:
         self.max_tracks = max_tracks
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
+        hungarian()  # pay for the scipy import now, not on the first frame
 
     def reset(self) -> None:
         self.tracks.clear()

@@ -238,7 +238,13 @@ def test_exact_assignment_without_scipy_matches_scipy(rows, cols, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_scipy)
-    without = assign(cost)
+    from edge.tracking import hungarian
+    hungarian.cache_clear()
+    try:
+        assert hungarian() is None
+        without = assign(cost)
+    finally:
+        hungarian.cache_clear()
     total = lambda pairs: sum(cost[r, c] for r, c in pairs)  # noqa: E731
     assert len(without) == min(rows, cols) and total(without) == pytest.approx(total(with_scipy))
 
