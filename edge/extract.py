@@ -80,13 +80,12 @@ def _record_path(out: Path, root: Path, video: Path) -> Path:
     return out / RECORDS / f"{key}.json"
 
 
-_POSE = None  # one MediaPipe landmarker per worker process
+_POSE_MODEL: str | None = None  # set in each worker process
 
 
-def _worker_init(pose_model: str, persons: int) -> None:
-    global _POSE
-    from edge.pose import MediaPipePose
-    _POSE = MediaPipePose(pose_model, mode="video", num_poses=persons)
+def _worker_init(pose_model: str) -> None:
+    global _POSE_MODEL
+    _POSE_MODEL = pose_model
 
 
 def read_skeletons(video: Path, pose, persons: int, fps: float, max_frames: int | None = None
@@ -101,7 +100,7 @@ def read_skeletons(video: Path, pose, persons: int, fps: float, max_frames: int 
     src_fps = src_fps if 1 <= src_fps <= 240 else 30.0
     tracker = SkeletonTracker(max_tracks=4 * persons)
     resampler = TimeResampler(fps, max_gap_s=0.25)
-    slots: list[int] = []  # person ids in the order they appeared, first M kept
+    slots: list[int | None] = [None] * persons  # person id per sample slot; freed when the tracker drops the id
     samples: list[np.ndarray] = []
     frames = with_person = 0
     try:
@@ -116,9 +115,10 @@ def read_skeletons(video: Path, pose, persons: int, fps: float, max_frames: int 
             if people:
                 with_person += 1
                 ids = tracker.update([p.image[:, :2] for p in people], t, [p.world[:, 3] for p in people])
+                slots = [pid if pid in tracker.tracks else None for pid in slots]
                 for pid in ids:
-                    if pid not in slots and len(slots) < persons:
-                        slots.append(pid)
+                    if pid not in slots and None in slots:
+                        slots[slots.index(None)] = pid
                 frame = np.zeros((persons, 33, 4), np.float32)
                 for pid, p in zip(ids, people):
                     if pid in slots:
@@ -145,8 +145,12 @@ def extract_one(job: dict[str, Any]) -> dict[str, Any]:
     """One video -> its sample files and a record (ok, or skipped with the reason). Runs in a worker."""
     video, out, root = Path(job["video"]), Path(job["out"]), Path(job["root"])
     record: dict[str, Any] = {"video": video.relative_to(root).as_posix(), "label": job["label"], "samples": []}
+    from edge.pose import MediaPipePose
     try:
-        data, frames, with_person = read_skeletons(video, _POSE, job["persons"], job["fps"], job["max_frames"])
+        # a fresh landmarker per video: in VIDEO mode MediaPipe carries its tracking state from frame to frame,
+        # and the last person of the previous video must not be looked for in this one
+        with MediaPipePose(_POSE_MODEL, mode="video", num_poses=job["persons"]) as pose:
+            data, frames, with_person = read_skeletons(video, pose, job["persons"], job["fps"], job["max_frames"])
     except EdgeError as exc:
         record.update(status="skipped", reason=str(exc))
         return record
@@ -233,13 +237,13 @@ def extract(videos: Path, out: Path, pose_model: Path, labels_csv: Path | None =
 
     try:
         if workers <= 1 or len(todo) <= 1:
-            _worker_init(str(pose_model), persons)
+            _worker_init(str(pose_model))
             for job in todo:
                 finish(extract_one(job))
         else:
             import multiprocessing as mp
             ctx = mp.get_context("spawn")  # MediaPipe's threads do not survive fork
-            with ctx.Pool(min(workers, len(todo)), _worker_init, (str(pose_model), persons)) as pool:
+            with ctx.Pool(min(workers, len(todo)), _worker_init, (str(pose_model),)) as pool:
                 for record in pool.imap_unordered(extract_one, todo):
                     finish(record)
     finally:
