@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from core.cli import EXIT_BAD_INPUT, EXIT_FAILED, ArgumentParser
 from core.data.custom import save_sample
 from core.mapping import mediapipe_world_to_camera
 from edge.errors import EdgeError
@@ -36,6 +37,7 @@ from edge.window import TimeResampler
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 RECORDS = ".extract"
+PROG = "python -m edge.extract"
 
 
 def find_videos(root: Path, labels_csv: Path | None) -> list[tuple[Path, str]]:
@@ -255,8 +257,7 @@ def extract(videos: Path, out: Path, pose_model: Path, labels_csv: Path | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edge.extract", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", required=True, help="folder of videos (labels = sub-folder names unless --labels)")
     p.add_argument("--out", required=True, help="data set folder to write (custom format + manifest.json)")
     p.add_argument("--labels", help="CSV with columns file,label (file relative to --videos)")
@@ -276,19 +277,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.fps <= 0 or args.workers < 1 or args.persons < 1 or not 0 <= args.holdout_tail < 1:
-        print("edge.extract: error: --fps must be > 0, --workers and --persons >= 1, --holdout-tail in [0, 1)",
+        print(f"{PROG}: error: --fps must be > 0, --workers and --persons >= 1, --holdout-tail in [0, 1)",
               file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     try:
         from edge.pose import resolve_pose_model
+        find_videos(Path(args.videos), Path(args.labels) if args.labels else None)  # bad input before any download
         pose_model = resolve_pose_model(args.pose_model)
         manifest = extract(Path(args.videos), Path(args.out), pose_model, Path(args.labels) if args.labels else None,
                            args.workers, args.fps, args.persons, args.segment_s, args.holdout_tail, args.min_frames,
                            args.overwrite, progress=not args.no_progress and sys.stderr.isatty(),
                            max_frames=args.max_frames)
     except EdgeError as exc:
-        print(f"edge.extract: error: {exc}", file=sys.stderr)
-        return 2 if str(exc).startswith(("--videos", "--labels")) else 1
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     counts = Counter(manifest["class_names"][s["label"]] for s in manifest["samples"])
     videos_ok = len({s["video"] for s in manifest["samples"]})
     print(f"{args.out}: {len(manifest['samples'])} samples from {videos_ok} videos "
@@ -297,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     for s in manifest["skipped"]:
         print(f"skipped {s['video']}: {s['reason']}")
     if not manifest["samples"]:
-        print("edge.extract: error: no video gave a sample", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: no video gave a sample", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

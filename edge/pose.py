@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import PoseModelError, native_stderr_silenced
+from edge.errors import EdgeBackendMissing, PoseModelError, native_stderr_silenced
 
 POSE_MODEL_ENV = "LAST_POSE_MODEL"
 POSE_VARIANTS = ("lite", "full", "heavy")
@@ -141,7 +141,7 @@ def _import_mediapipe(quiet: bool = True):
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
     except ImportError as exc:
-        raise PoseModelError(f"mediapipe is not installed ({exc}); install it with: {MEDIAPIPE_HINT}") from None
+        raise EdgeBackendMissing(f"mediapipe is not installed ({exc}); install it with: {MEDIAPIPE_HINT}") from None
     return mp, BaseOptions, vision
 
 

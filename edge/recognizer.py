@@ -37,7 +37,7 @@ import numpy as np
 from core.layouts import get_layout
 from core.mapping import mediapipe_world_to_camera
 from core.preprocess import prepare_clip
-from edge.errors import EdgeError
+from edge.errors import EdgeBackendMissing, EdgeError
 from edge.events import ActionEvent, ActionEvents
 from edge.smoothing import UNKNOWN, ActionSmoother, softmax
 from edge.tracking import SkeletonTracker
@@ -160,7 +160,7 @@ class ActionRecognizer:
     """Skeleton action recognition on a stream of frames or skeletons (see the module docstring)."""
 
     def __init__(self, options: ActionRecognizerOptions):
-        from core.runtime import load_runtime
+        from core.runtime import BackendMissing, load_runtime
         self.options = options
         if not isinstance(options.running_mode, RunningMode):
             raise ValueError(f"running_mode must be a RunningMode, got {options.running_mode!r}")
@@ -168,6 +168,7 @@ class ActionRecognizer:
             raise ValueError("LIVE_STREAM mode needs a result_callback")
         if options.running_mode is not RunningMode.LIVE_STREAM and options.result_callback is not None:
             raise ValueError("result_callback is only used in LIVE_STREAM mode")
+        self._owns_runtime = options.runtime is None  # a runtime passed in belongs to the caller
         if options.runtime is not None:
             self.runtime = options.runtime
         elif options.model_path is not None:
@@ -176,8 +177,8 @@ class ActionRecognizer:
             except Exception as exc:  # backends raise all kinds of errors on a corrupt file: one line
                 text = str(exc).strip().splitlines()
                 message = text[0] if text else type(exc).__name__
-                raise EdgeError(message if str(options.model_path) in message
-                                else f"{options.model_path}: {message}") from None
+                message = message if str(options.model_path) in message else f"{options.model_path}: {message}"
+                raise (EdgeBackendMissing if isinstance(exc, BackendMissing) else EdgeError)(message) from None
         else:
             raise ValueError("ActionRecognizerOptions needs model_path (or a loaded runtime)")
         self.spec = self.runtime.spec
@@ -233,6 +234,8 @@ class ActionRecognizer:
         self._closed = True
         if self.pose is not None:
             self.pose.close()
+        if self._owns_runtime:
+            self.runtime.close()
 
     def __enter__(self) -> "ActionRecognizer":
         return self

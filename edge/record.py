@@ -18,7 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from core.cli import EXIT_BACKEND_MISSING, EXIT_BAD_INPUT, EXIT_FAILED, ArgumentParser
 from edge.errors import EdgeError, SourceError, native_stderr_silenced
+
+PROG = "python -m edge.record"
 
 
 def countdown_overlay(image: np.ndarray, text: str, caption: str, recording: bool = False) -> np.ndarray:
@@ -98,8 +101,7 @@ def record_clips(capture: Any, out_dir: Path, label: str, clips: int, seconds: f
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edge.record", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--camera", default="0", help="camera index (or a device path / stream URL) (0)")
     p.add_argument("--label", required=True, help="action name: the clips go to <out>/<label>/")
     p.add_argument("--clips", type=int, default=10, help="clips to record (10)")
@@ -109,22 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--headless", action="store_true", help="no window: print the countdown")
     args = p.parse_args(argv)
     if args.clips < 1 or args.seconds <= 0 or args.countdown < 0 or not args.label.strip() or "/" in args.label:
-        print("edge.record: error: --clips >= 1, --seconds > 0, --countdown >= 0 and a --label without '/'",
+        print(f"{PROG}: error: --clips >= 1, --seconds > 0, --countdown >= 0 and a --label without '/'",
               file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     try:
         import cv2
     except ImportError as exc:
-        print(f"edge.record: error: OpenCV is not installed ({exc}); pip install opencv-python", file=sys.stderr)
-        return 3
+        print(f"{PROG}: error: OpenCV is not installed ({exc}); pip install opencv-python", file=sys.stderr)
+        return EXIT_BACKEND_MISSING
     from edge.run import display_available
     device = int(args.camera) if str(args.camera).lstrip("-").isdigit() else args.camera
     with native_stderr_silenced():
         capture = cv2.VideoCapture(device)
     if not capture.isOpened():
-        print(f"edge.record: error: --camera {args.camera}: the camera does not open (not connected, busy, or no "
+        print(f"{PROG}: error: --camera {args.camera}: the camera does not open (not connected, busy, or no "
               "permission)", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     show = None
     if not args.headless and display_available():
         def show(image: np.ndarray) -> bool:
@@ -134,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         paths = record_clips(capture, Path(args.out), args.label.strip(), args.clips, args.seconds, args.countdown,
                              show)
     except EdgeError as exc:
-        print(f"edge.record: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         capture.release()
         if show is not None:

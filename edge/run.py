@@ -18,12 +18,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edge.errors import EdgeError
+from core.cli import EXIT_BAD_INPUT, EXIT_FAILED, ArgumentParser, exit_code_for
+from edge.errors import EdgeBackendMissing, EdgeError
 from edge.events import EventWriter
 from edge.latency import LatencyMeter
 from edge.recognizer import POSE_LAYOUT, ActionRecognizer, ActionRecognizerOptions, ActionResult, RunningMode
 from edge.smoothing import UNKNOWN
 
+PROG = "python -m edge.run"
 STATUS = {"tracking": "ok", "warming_up": "warming", "partial_body": "partial", "no_person": "missing"}
 
 
@@ -206,8 +208,7 @@ class EdgeRunner:
 
 # ---- command line ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m edge.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--camera", metavar="N", help="camera index (or a device path / stream URL)")
     src.add_argument("--video", metavar="PATH", help="a video file, processed frame by frame")
@@ -267,12 +268,13 @@ def _one_line(exc: BaseException) -> str:
 def load_runtime_or_fail(path: str, threads: int | None):
     """The runtime for an artifact, or an EdgeError with one line (backends raise all kinds of errors on a
     corrupt file: protobuf DecodeError, flatbuffer ValueError, zip errors)."""
-    from core.runtime import load_runtime
+    from core.runtime import BackendMissing, load_runtime
     try:
         return load_runtime(path, threads=threads)
     except Exception as exc:
         message = _one_line(exc)
-        raise EdgeError(message if str(path) in message else f"--model {path}: {message}") from None
+        message = message if str(path) in message else f"--model {path}: {message}"
+        raise (EdgeBackendMissing if isinstance(exc, BackendMissing) else EdgeError)(message) from None
 
 
 def print_summary(result: RunResult, runner: EdgeRunner, source, out=None) -> None:
@@ -305,23 +307,23 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("stride_s", "window_s", "hold_s", "reset_s"):
         value = getattr(args, name)
         if value is not None and value <= 0:
-            print(f"edge.run: error: --{name.replace('_', '-')} must be > 0, got {value}", file=sys.stderr)
-            return 2
+            print(f"{PROG}: error: --{name.replace('_', '-')} must be > 0, got {value}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     if args.persons is not None and args.persons < 1:
-        print(f"edge.run: error: --persons must be >= 1, got {args.persons}", file=sys.stderr)
-        return 2
+        print(f"{PROG}: error: --persons must be >= 1, got {args.persons}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     display = args.display or (not args.headless and display_available())
     if args.display and not display_available():
-        print("edge.run: error: --display needs a display (none found: DISPLAY/WAYLAND_DISPLAY unset); "
+        print(f"{PROG}: error: --display needs a display (none found: DISPLAY/WAYLAND_DISPLAY unset); "
               "use --headless --out-video out.mp4", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     events = None
     source = recognizer = sink = None
     try:
         events = EventWriter(args.events, echo=sys.stdout if args.print_events else None)
     except OSError as exc:
-        print(f"edge.run: error: --events {args.events}: cannot write ({_one_line(exc)})", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: --events {args.events}: cannot write ({_one_line(exc)})", file=sys.stderr)
+        return EXIT_FAILED
     try:
         runtime = load_runtime_or_fail(args.model, args.threads)
         spec = runtime.spec
@@ -375,23 +377,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.events:
             print(f"events: {args.events} ({events.count} lines)")
         if result.error:
-            print(f"edge.run: {result.error}", file=sys.stderr)
-            return 130 if result.error == "interrupted" else 1
+            print(f"{PROG}: {'error: ' if result.error != 'interrupted' else ''}{result.error}", file=sys.stderr)
+            return 130 if result.error == "interrupted" else EXIT_FAILED
         return 0
     except EdgeError as exc:
         events.emit("error", message=str(exc))
-        print(f"edge.run: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except OSError as exc:  # an output path that cannot be created, a disk that filled up, ...
         message = f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or _one_line(exc)}".lstrip(": ")
         events.emit("error", message=message)
-        print(f"edge.run: error: {message}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return exit_code_for(exc) or EXIT_FAILED  # a path that is not a folder: 2; a full disk: 1
     except Exception as exc:  # a bug: still one line (and valid events); LAST_EDGE_DEBUG=1 shows the traceback
         if os.environ.get("LAST_EDGE_DEBUG"):
             raise
         events.emit("error", message=f"internal error: {type(exc).__name__}: {_one_line(exc)}")
-        print(f"edge.run: internal error: {type(exc).__name__}: {_one_line(exc)} (set LAST_EDGE_DEBUG=1 for the "
+        print(f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc)} (set LAST_EDGE_DEBUG=1 for the "
               "traceback)", file=sys.stderr)
         return 1
     finally:

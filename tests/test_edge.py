@@ -334,7 +334,7 @@ def _one_error_line(capsys) -> str:
 
 
 def test_missing_model_file(tmp_path, replay_file, capsys):
-    assert run_cli("--skeletons", replay_file, "--model", tmp_path / "nope.pt", "--headless") == 1
+    assert run_cli("--skeletons", replay_file, "--model", tmp_path / "nope.pt", "--headless") == 2
     line = _one_error_line(capsys)
     assert "nope.pt" in line and "not found" in line
 
@@ -343,7 +343,7 @@ def test_corrupt_model_file(tmp_path, replay_file, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not an onnx model")
     events = tmp_path / "ev.jsonl"
-    assert run_cli("--skeletons", replay_file, "--model", bad, "--headless", "--events", events) == 1
+    assert run_cli("--skeletons", replay_file, "--model", bad, "--headless", "--events", events) == 2
     assert "bad.onnx" in _one_error_line(capsys)
     assert read_events(events)[-1]["event"] == "error"
 
@@ -352,7 +352,7 @@ def test_layout_mismatch_is_one_line(edge_ckpt, tmp_path, capsys):
     from core.synthetic import synthetic_clip
     kinect = tmp_path / "kinect.npz"
     np.savez(kinect, pose=synthetic_clip("wave", "kinect20", 40, seed=1))
-    assert run_cli("--skeletons", kinect, "--model", edge_ckpt, "--headless") == 1
+    assert run_cli("--skeletons", kinect, "--model", edge_ckpt, "--headless") == 2
     line = _one_error_line(capsys)
     assert "layout mismatch" in line and "kinect20" in line and "mediapipe33" in line
 
@@ -367,7 +367,7 @@ def test_bad_skeleton_file(edge_ckpt, tmp_path, capsys, content, match):
         np.savez(path, pose=np.ones((10, 7, 3), np.float32))
     else:
         path.write_bytes(content)
-    assert run_cli("--skeletons", path, "--model", edge_ckpt, "--headless") == 1
+    assert run_cli("--skeletons", path, "--model", edge_ckpt, "--headless") == 2
     line = _one_error_line(capsys)
     assert "bad.npz" in line and match in line
 
@@ -386,7 +386,7 @@ def test_unwritable_out_video_is_one_line(edge_ckpt, replay_file, tmp_path, caps
 def test_index_out_of_range(edge_ckpt, tmp_path, capsys):
     path = tmp_path / "set.npz"
     np.savez(path, pose=np.ones((3, 10, 33, 3), np.float32), label=np.array([0, 1, 2]))
-    assert run_cli("--skeletons", path, "--index", "7", "--model", edge_ckpt, "--headless") == 1
+    assert run_cli("--skeletons", path, "--index", "7", "--model", edge_ckpt, "--headless") == 2
     assert "--index 7 is out of range" in _one_error_line(capsys)
 
 
@@ -398,7 +398,7 @@ def test_unreadable_video_is_one_line(edge_ckpt, tmp_path, capsys):
     pose_model.write_bytes(b"x")
     events = tmp_path / "ev.jsonl"
     rc = run_cli("--video", video, "--model", edge_ckpt, "--pose-model", pose_model, "--headless", "--events", events)
-    assert rc == 1
+    assert rc == 2
     assert "broken.mp4" in _one_error_line(capsys)
     assert read_events(events)[-1]["event"] == "error"
 
@@ -408,7 +408,7 @@ def test_camera_that_does_not_open_is_one_line(edge_ckpt, tmp_path, capsys):
     pose_model = tmp_path / "pose.task"
     pose_model.write_bytes(b"x")
     rc = run_cli("--camera", "97", "--model", edge_ckpt, "--pose-model", pose_model, "--headless")
-    assert rc == 1
+    assert rc == 2
     assert "--camera 97" in _one_error_line(capsys)
 
 
@@ -418,7 +418,7 @@ def test_missing_pose_model_says_where_to_put_it(edge_ckpt, tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(pose, "POSE_MODEL_URL", f"file://{tmp_path}/offline/pose_landmarker_{{v}}.task")
     rc = run_cli("--video", tmp_path / "any.mp4", "--model", edge_ckpt, "--headless")
-    assert rc == 1
+    assert rc == 2
     line = _one_error_line(capsys)
     expected = tmp_path / "cache" / "last-edge" / "pose_landmarker_full.task"
     assert str(expected) in line and "--pose-model" in line and pose.POSE_MODEL_ENV in line

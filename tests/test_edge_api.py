@@ -290,4 +290,4 @@ def test_record_writes_clips_after_a_countdown_overlay(tmp_path):
     assert len(shown) == 100 and shown[0].std() > 5
     assert any("in 1..." in line for line in lines) and sum("saved" in line for line in lines) == 2
     from edge.record import main
-    assert main(["--camera", "97", "--label", "wave", "--out", str(tmp_path), "--headless"]) == 1
+    assert main(["--camera", "97", "--label", "wave", "--out", str(tmp_path), "--headless"]) == 2
