@@ -118,7 +118,7 @@ def ready(job: dict) -> bool:
 def run_all(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [j for j in jobs(args) if not finished(j, out) and j["name"] not in args.skip
+    todo = [j for j in jobs(args) if not finished(j, out) and j["name"] not in args.skip + args.ignore
             and (not args.only or any(k in j["name"] for k in args.only))]
     lock = threading.Lock()
     wrap = shlex.split(args.wrap) if args.wrap else []
@@ -270,10 +270,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--low-label-epochs", type=int, default=30)
     p.add_argument("--low-label-variant", default="last_nano")
     p.add_argument("--skip", nargs="*", default=[], help="runs still going from an earlier driver: left alone, each holds one worker until it ends")
+    p.add_argument("--ignore", nargs="*", default=[], help="job names not to run this time")
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--wrap", default="", help="prefix for every command, e.g. /work/bin/heavy")
+    p.add_argument("--wrap", default="", help="prefix for every command, e.g. /work/bin/heavy (or run the whole "
+                   "script under it with --workers 1: one CPU slot, the runs one after the other)")
     p.add_argument("--only", nargs="*", default=None, help="run only jobs whose name contains one of these")
     p.add_argument("--report-only", action="store_true")
     return p.parse_args(argv)
