@@ -200,7 +200,7 @@ def report(args: argparse.Namespace) -> str:
     arms = [(f"{a}_{v}", v, a) for v in VARIANTS for a in ("scratch", "kd", "maskclr_kd")]
     arms += [("low_scratch", args.low_label_variant, "10% labels: scratch"),
              ("low_maskclr", args.low_label_variant, "10% labels: MaskCLR fine-tune")]
-    lines = ["| student | arm | seeds | best-epoch top-1 (%) | last-epoch top-1 (%) | train min / run |",
+    lines = ["| student | arm | seeds | best-epoch top-1 (%) | last-epoch top-1 (%) | wall min / run (shared CPU) |",
              "|---|---|---|---|---|---|"]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     for prefix, variant, arm in arms:
