@@ -184,7 +184,9 @@ def stat(values: list[float]) -> str:
     if not values:
         return "-"
     a = 100 * np.asarray(values)
-    return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}"
+    if len(a) == 1:
+        return f"{a[0]:.2f} (one seed)"
+    return f"{a.mean():.2f} ± {a.std(ddof=1):.2f} ({', '.join(f'{v:.2f}' for v in a)})"
 
 
 def report(args: argparse.Namespace) -> str:
