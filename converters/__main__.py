@@ -17,7 +17,6 @@ import csv
 import importlib
 import logging
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +25,7 @@ import numpy as np
 
 from converters.common import (BackendMissing, ExportResult, InputError, artifact_size, cpu_count, default_out_dir,
                                format_size, setup_logging, write_json)
+from core.timing import interleaved
 
 log = logging.getLogger("converters")
 
@@ -126,17 +126,10 @@ def top1(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def interleaved_latency(predictors: dict[str, Callable[[np.ndarray], np.ndarray]], x: np.ndarray, runs: int = 30,
                         warmup: int = 3) -> dict[str, float]:
-    """Median batch-1 latency (ms) per predictor, measured round-robin so machine-load drift hits all alike."""
-    times: dict[str, list[float]] = {k: [] for k in predictors}
-    for _ in range(warmup):
-        for fn in predictors.values():
-            fn(x)
-    for _ in range(runs):
-        for key, fn in predictors.items():
-            start = time.perf_counter()
-            fn(x)
-            times[key].append((time.perf_counter() - start) * 1e3)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    """Median batch-1 latency (ms) per predictor, measured round-robin (core.timing.interleaved) so machine-load
+    drift hits all alike."""
+    stats = interleaved({k: (lambda fn=fn: fn(x)) for k, fn in predictors.items()}, warmup=warmup, runs=runs)
+    return {k: s.p50_ms for k, s in stats.items()}
 
 
 def limit_split(split, limit: int | None, seed: int = 0):

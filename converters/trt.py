@@ -289,8 +289,9 @@ def write_build_report(path: Path, report: dict[str, Any]) -> Path:
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = 1, dynamic: tuple[int, int, int] | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
            int8_mode: str = "explicit", device: str | None = None, keep_float: str = "fragile",
-           quantizer: str = "auto", **opts: Any) -> ExportResult:
-    """Build (or, without TensorRT, prepare) a TensorRT engine; see the module docstring."""
+           quantizer: str = "auto", opset: int | None = None, **opts: Any) -> ExportResult:
+    """Build (or, without TensorRT, prepare) a TensorRT engine; see the module docstring. opset: of the ONNX
+    models built from (default converters.onnx's; 13 for TensorRT 8.2's parser)."""
     from converters import int8 as int8_export
     from converters import onnx as onnx_export
     from converters.calib import load_calibration
@@ -313,13 +314,14 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     notes = [device_note] if device_note else []
 
     # 1. everything up to the engine: fp32 ONNX, then Q/DQ (explicit INT8) or fp16 ONNX (TensorRT 11 FP16)
-    fp32 = onnx_export.export(ckpt, out_dir, "fp32", calib=calib, batch=onnx_batch)
+    opset_opt = {"opset": opset} if opset is not None else {}
+    fp32 = onnx_export.export(ckpt, out_dir, "fp32", calib=calib, batch=onnx_batch, **opset_opt)
     if fp32.status != "ok" or fp32.path is None:
         return ExportResult("trt", precision, None, "failed", f"fp32 ONNX step failed: {fp32.message}")
     build_onnx = {10: fp32.path, 11: fp32.path}  # ONNX to build from, per TensorRT major version
     if precision == "int8" and int8_mode == "explicit":
         q = int8_export.export(ckpt, out_dir, "int8", calib=calib, batch=onnx_batch, keep_float=keep_float,
-                               fp32_onnx=fp32.path, quantizer=quantizer)
+                               fp32_onnx=fp32.path, quantizer=quantizer, **opset_opt)
         if q.path is None or q.status not in ("ok", "failed"):
             return ExportResult("trt", precision, None, "failed", f"Q/DQ ONNX step failed: {q.message}")
         if q.status == "failed":

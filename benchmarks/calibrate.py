@@ -1,0 +1,138 @@
+"""Fit a profile's estimate constants from one measured run on that device.
+
+    python -m benchmarks.calibrate runs/bench/x86_cpu/result.json                # prints the fitted `estimate:` block
+    python -m benchmarks.calibrate result.json --format onnx --precision fp32 --write devices/my_board.yaml
+
+The measured p50 latencies of every checkpoint in the run (at least 3 variants) are fitted, by non-negative least
+squares, to the compute-bound form of the estimate
+
+    t = F / (P * eta_c) + L * o_layer + o_fixed        (unknowns 1/eta_c, o_layer, o_fixed)
+
+with F the model's FLOPs, P the profile's peak for the precision and L its ONNX operator count
+(benchmarks.estimate). The memory term keeps the profile's bandwidth efficiency. The fit, its residuals and
+the leave-one-out error are printed so a person can judge whether three constants describe the device.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.estimate import GraphCost, estimate_latency
+from devices import ProfileError, load_profile, profile_from_dict
+
+
+class CalibrationError(ValueError):
+    pass
+
+
+def fit_constants(points: list[tuple[GraphCost, float]], peak_gflops: float) -> dict[str, float]:
+    """points: (cost, measured ms). Returns compute_efficiency, layer_overhead_us, fixed_overhead_ms."""
+    from scipy.optimize import nnls
+    if len(points) < 3:
+        raise CalibrationError(f"need at least 3 measured models to fit 3 constants, got {len(points)}")
+    a = np.array([[c.flops / (peak_gflops * 1e9) * 1e3, c.layers / 1e3, 1.0] for c, _ in points])
+    y = np.array([ms for _, ms in points])
+    (inv_eff, layer_us, fixed_ms), _ = nnls(a, y)
+    eff = 1.0 / inv_eff if inv_eff > 0 else 1.0  # no compute term fitted: compute is free at this size
+    return {"compute_efficiency": float(min(1.0, eff)), "layer_overhead_us": float(layer_us),
+            "fixed_overhead_ms": float(fixed_ms)}
+
+
+def points_from_result(result: dict[str, Any], fmt: str, precision: str) -> list[tuple[str, GraphCost, float]]:
+    out = []
+    for r in result["rows"]:
+        if r["format"] == fmt and r["precision"] == precision and r.get("latency"):
+            c = result["costs"][r["ckpt"]]
+            cost = GraphCost(c["flops"], c["weight_bytes"], c["activation_bytes"], c["layers"])
+            out.append((f"{r['variant']} ({Path(r['ckpt']).parent.name})", cost, r["latency"]["p50_ms"]))
+    return out
+
+
+def calibrate(result: dict[str, Any], fmt: str, precision: str) -> dict[str, Any]:
+    profile = profile_from_dict(result["profile"], f"{result['profile_name']} (in the result file)")
+    peak, _ = profile.peak_gflops(precision)
+    pts = points_from_result(result, fmt, precision)
+    fitted = fit_constants([(c, ms) for _, c, ms in pts], peak)
+    constants = {**profile.estimate, **fitted}
+    bw = float(profile.memory["bandwidth_gbs"])
+    table = []
+    for i, (name, cost, ms) in enumerate(pts):
+        est = estimate_latency(cost, peak, bw, constants, precision).latency_ms
+        loo = None
+        if len(pts) > 3:  # leave-one-out: fit without this model, predict it
+            rest = [(c, m) for j, (_, c, m) in enumerate(pts) if j != i]
+            loo = estimate_latency(cost, peak, bw, {**profile.estimate, **fit_constants(rest, peak)},
+                                   precision).latency_ms
+        table.append({"model": name, "measured_p50_ms": ms, "fitted_ms": est, "leave_one_out_ms": loo})
+    return {"profile": profile.name, "format": fmt, "precision": precision, "constants": constants, "points": table}
+
+
+def yaml_block(constants: dict[str, Any], note: str) -> str:
+    return ("estimate:\n" + "".join(f"  {k}: {round(v, 4) if isinstance(v, float) else v}\n"
+                                    for k, v in constants.items() if k != "calibrated")
+            + f"  calibrated: \"{note}\"\n")
+
+
+def write_into_profile(path: Path, block: str) -> None:
+    """Replace the `estimate:` block of a profile YAML (keeping its comments elsewhere), then validate it."""
+    lines = path.read_text().splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("estimate:")), None)
+    if start is None:
+        new = "".join(lines).rstrip("\n") + "\n" + block
+    else:
+        end = start + 1
+        while end < len(lines) and (lines[end].startswith((" ", "\t", "#")) or not lines[end].strip()):
+            end += 1
+        new = "".join(lines[:start]) + block + "".join(lines[end:])
+    path.write_text(new)
+    load_profile(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.calibrate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("result", type=Path, help="result.json of python -m benchmarks.run on the device")
+    p.add_argument("--format", default=None, help="format whose measurements to fit (default: the profile's runtime's)")
+    p.add_argument("--precision", default=None, help="precision to fit (default: the profile's)")
+    p.add_argument("--write", type=Path, default=None, help="profile YAML whose estimate block to replace")
+    args = p.parse_args(argv)
+    try:
+        result = json.loads(args.result.read_text())
+        runtime = result["profile"]["runtime"]["name"]
+        fmt = args.format or {"onnxruntime": "onnx", "tflite": "tflite", "coreml": "coreml", "tensorrt": "trt"}[runtime]
+        precision = args.precision or ("fp32" if fmt == "onnx" else result["profile"]["precision"])
+        fit = calibrate(result, fmt, precision)
+    except FileNotFoundError as exc:
+        print(f"benchmarks.calibrate: error: {exc}", file=sys.stderr)
+        return 2
+    except (json.JSONDecodeError, KeyError) as exc:
+        print(f"benchmarks.calibrate: error: {args.result}: not a benchmarks.run result ({exc})", file=sys.stderr)
+        return 2
+    except (CalibrationError, ProfileError) as exc:
+        print(f"benchmarks.calibrate: error: {args.result}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{fit['profile']}: {fit['format']} {fit['precision']}, {len(fit['points'])} models")
+    print(f"{'model':<34}{'measured p50':>14}{'fitted':>10}{'leave-one-out':>15}   (ms)")
+    for pt in fit["points"]:
+        loo = f"{pt['leave_one_out_ms']:.2f}" if pt["leave_one_out_ms"] is not None else "-"
+        print(f"{pt['model']:<34}{pt['measured_p50_ms']:>14.2f}{pt['fitted_ms']:>10.2f}{loo:>15}")
+    note = f"yes: {fit['format']} {fit['precision']} p50 of {len(fit['points'])} models, {result['created']}"
+    block = yaml_block(fit["constants"], note)
+    print(block)
+    if args.write:
+        try:
+            write_into_profile(args.write, block)
+        except (FileNotFoundError, ProfileError) as exc:
+            print(f"benchmarks.calibrate: error: --write {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote the estimate block into {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
