@@ -509,6 +509,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             row.estimate = estimate_for_profile(costs[row.ckpt][1], profile, precision).to_dict()
     for x in inputs.values():
         Path(x).unlink(missing_ok=True)
+    if not any(r.latency for r in rows) and profile.name not in {p.name for p in others}:
+        others = [profile] + others  # nothing of this profile ran here: estimate it too, labelled as such
     return {
         "tool": "benchmarks.run", "created": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(time.time() - started),
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (args.argv or [])),
