@@ -49,7 +49,7 @@ def points_from_result(result: dict[str, Any], fmt: str, precision: str) -> list
         if r["format"] == fmt and r["precision"] == precision and r.get("latency"):
             c = result["costs"][r["ckpt"]]
             cost = GraphCost(c["flops"], c["weight_bytes"], c["activation_bytes"], c["layers"])
-            out.append((f"{r['variant']} ({Path(r['ckpt']).parent.name})", cost, r["latency"]["p50_ms"]))
+            out.append((r.get("model") or r["variant"], cost, r["latency"]["p50_ms"]))
     return out
 
 

@@ -37,7 +37,7 @@ def merged_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for res in results:
         for r in res["rows"]:
             lat = r.get("latency") or {}
-            rows.append({"device": res["profile_name"], "machine": res["machine"]["cpu"], "variant": r["variant"],
+            rows.append({"device": res["profile_name"], "machine": res["machine"]["cpu"], "variant": r.get("model", r["variant"]),
                          "format": r["format"], "precision": r["precision"], "status": r["status"],
                          "size": size_text(r.get("size_bytes")), "p50_ms": lat.get("p50_ms"),
                          "p90_ms": lat.get("p90_ms"), "top1": r.get("top1"), "verdict": verdict_text(r.get("verdict")),
@@ -50,7 +50,7 @@ def merged_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if e["profile"] in measured_devices or key in seen:
                 continue
             seen.add(key)
-            rows.append({"device": e["profile"], "machine": "-", "variant": e["variant"], "format": e["runtime"],
+            rows.append({"device": e["profile"], "machine": "-", "variant": e.get("model", e["variant"]), "format": e["runtime"],
                          "precision": e["precision"], "status": "estimate", "size": "-", "p50_ms": None,
                          "p90_ms": e["estimate"]["latency_ms"], "top1": None, "verdict": verdict_text(e["verdict"]),
                          "kind": "estimate", "run": res["_file"]})
@@ -60,7 +60,7 @@ def merged_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     def f(v, spec=".2f"):
         return "-" if v is None else format(v, spec)
-    head = ["device", "variant", "format", "precision", "status", "size", "p50 ms", "p90 ms", "top-1 %", "verdict"]
+    head = ["device", "model", "format", "precision", "status", "size", "p50 ms", "p90 ms", "top-1 %", "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for kind in ("measured", "estimate"):
         for r in (r for r in rows if r["kind"] == kind):

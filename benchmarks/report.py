@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-MEASURED_COLUMNS = ("variant", "format", "precision", "status", "size", "params", "GFLOPs", "load ms", "first ms",
+from benchmarks.verdict import Verdict, ordinal
+
+MEASURED_COLUMNS = ("model", "format", "precision", "status", "size", "params", "GFLOPs", "load ms", "first ms",
                     "p50 ms", "**p90 ms**", "p99 ms", "mean ± std ms", "clips/s @batch", "RSS MB (model)", "top-1 %",
                     "Δ top-1", "verdict")
 
@@ -24,7 +26,6 @@ def size_text(n: int | None) -> str:
 def verdict_text(v: dict | None) -> str:
     if not v or v.get("classifier_ms") is None:
         return "-"
-    from benchmarks.verdict import Verdict
     return Verdict(**v).short()
 
 
@@ -33,7 +34,7 @@ def measured_table(rows: list[dict]) -> str:
     for r in rows:
         lat = r.get("latency") or {}
         thr = (f"{r['throughput_per_s']:.0f} @{r['throughput_batch']}" if r.get("throughput_per_s") else "-")
-        cells = [r["variant"], r["format"], r["precision"], r["status"], size_text(r.get("size_bytes")),
+        cells = [r["model"], r["format"], r["precision"], r["status"], size_text(r.get("size_bytes")),
                  f"{r['params']:,}" if r.get("params") else "-", _f(r.get("gflops"), ".3f"), _f(r.get("load_ms"), ".0f"),
                  _f(r.get("first_ms"), ".1f"), _f(lat.get("p50_ms")), f"**{_f(lat.get('p90_ms'))}**" if lat else "-",
                  _f(lat.get("p99_ms")), f"{lat['mean_ms']:.2f} ± {lat['std_ms']:.2f}" if lat else "-", thr,
@@ -48,15 +49,30 @@ def notes(rows: list[dict]) -> str:
     for r in rows:
         if r["status"] != "ok" or r.get("commands"):
             msg = " ".join((r.get("message") or "").split())[:400]
-            out.append(f"- **{r['variant']} {r['format']} {r['precision']}** ({r['status']}): {msg}")
+            out.append(f"- **{r['model']} {r['format']} {r['precision']}** ({r['status']}): {msg}")
             out += [f"  - finish on the device: `{c}`" for c in r.get("commands", [])[:1]]
     return "\n".join(out)
+
+
+def checkpoint_table(cks: list[dict]) -> str:
+    if not cks:
+        return ""
+    head = ["model", "variant", "streams", "params", "GFLOPs", "top-1 % best epoch (epoch)", "top-1 % last epoch (epoch)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in cks:
+        def acc(v, ep):
+            return "-" if v is None else f"{100 * v:.2f}" + (f" ({ep})" if ep is not None else "")
+        streams = "+".join(c["streams"]) if isinstance(c.get("streams"), list) else (c.get("streams") or "-")
+        lines.append(f"| {c['model']} | {c['variant']} | {streams} | {c['params']:,} | {c['gflops']:.3f} | "
+                     f"{acc(c.get('train_top1_best'), c.get('epoch_best'))} | "
+                     f"{acc(c.get('train_top1_last'), c.get('epoch_last'))} |")
+    return "\n".join(lines)
 
 
 def e2e_table(e2e: list[dict]) -> str:
     if not e2e:
         return ""
-    head = ["video", "variant", "classifier", "frames (with person)", "pose p50 / p90 ms", "classify p50 / p90 ms",
+    head = ["video", "model", "classifier", "frames (with person)", "pose p50 / p90 ms", "classify p50 / p90 ms",
             "frame p50 / p90 ms", "FPS"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in e2e:
@@ -66,7 +82,7 @@ def e2e_table(e2e: list[dict]) -> str:
             s = lat.get(stage)
             return f"{s['p50_ms']:.2f} / {s['p90_ms']:.2f}" if s else "-"
         fps = lat.get("frame", {}).get("fps")
-        lines.append(f"| {r['video']} | {r['variant']} | {r['format']} {r['precision']} (every {r['stride']}th "
+        lines.append(f"| {r['video']} | {r['model']} | {r['format']} {r['precision']} (every {ordinal(r['stride'])} "
                      f"frame) | {r['frames']} ({r['frames_with_person']}) | {pp('pose')} | {pp('classify')} | "
                      f"{pp('frame')} | {_f(fps, '.1f')} |")
     return "\n".join(lines)
@@ -75,12 +91,12 @@ def e2e_table(e2e: list[dict]) -> str:
 def estimate_table(est: list[dict]) -> str:
     if not est:
         return ""
-    head = ["device (estimate)", "runtime", "variant", "precision", "estimated ms", "bound", "pose ms (profile)",
+    head = ["device (estimate)", "runtime", "model", "precision", "estimated ms", "bound", "pose ms (profile)",
             "classifier budget ms", "verdict (estimate)", "constants"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in est:
         v = e["verdict"]
-        lines.append(f"| {e['profile']} | {e['runtime']} | {e['variant']} | {e['precision']} | "
+        lines.append(f"| {e['profile']} | {e['runtime']} | {e['model']} | {e['precision']} | "
                      f"~{e['estimate']['latency_ms']:.2f} | {e['estimate']['bound']} | {v['pose_ms']:g} | "
                      f"{v['classifier_budget_ms']:.1f} | {verdict_text(v)} | "
                      f"{'calibrated' if str(e['calibrated']).startswith('yes') else 'default guesses'} |")
@@ -105,6 +121,8 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
                 if pose["measured_p90_ms"] is not None else f"{pose_used:g} ms ({pose['profile_source']})")
              + f"; classifier budget = {b['frame_ms']:g} − {pose_used:.1f} = **{b['frame_ms'] - pose_used:.1f} ms**; "
              f"model ≤ {b['model_size_mb']:g} MB; RAM ≤ {b['ram_mb']:g} MB. Verdicts use the p90 latency.", "",
+             "## Checkpoints", "", "Top-1 as recorded by training on the evaluation split (best.pt and last.pt); the "
+             "tables below re-score every artifact.", "", checkpoint_table(result.get("checkpoints", [])), "",
              "## Artifacts, and measurements on this machine", "",
              *([] if any(r.get("latency") for r in result["rows"]) else
                ["Nothing of this profile runs on this machine: the rows say what was built and checked; run the "
@@ -141,13 +159,13 @@ def plot_latency_vs_accuracy(rows: list[dict], path: Path) -> Path | None:
     plt = _plt()
     markers = {"pytorch": "o", "onnx": "s", "int8": "D", "tflite": "^", "coreml": "v", "trt": "P"}
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    variants = sorted({r["variant"] for r in pts})
+    variants = sorted({r["model"] for r in pts})
     colors = {v: plt.cm.tab10(i % 10) for i, v in enumerate(variants)}
     seen = set()
     for r in pts:
         label = f"{r['format']} {r['precision']}"
         ax.scatter(r["latency"]["p90_ms"], 100 * r["top1"], marker=markers.get(r["format"], "o"),
-                   color=colors[r["variant"]], s=45, label=label if label not in seen else None, edgecolor="k",
+                   color=colors[r["model"]], s=45, label=label if label not in seen else None, edgecolor="k",
                    linewidth=0.4)
         seen.add(label)
     for v in variants:
@@ -171,7 +189,7 @@ def plot_distribution(rows: list[dict], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(pts) + 2), 4.5))
     ax.boxplot([r["latency"]["samples_ms"] for r in pts], whis=(1, 99), showfliers=False)
     ax.set_xticks(range(1, len(pts) + 1))
-    ax.set_xticklabels([f"{r['variant']}\n{r['format']} {r['precision']}" for r in pts], fontsize=6, rotation=60,
+    ax.set_xticklabels([f"{r['model']}\n{r['format']} {r['precision']}" for r in pts], fontsize=6, rotation=60,
                        ha="right")
     ax.set_ylabel("batch-1 latency (ms); whiskers p1-p99")
     ax.set_title("latency distribution (interleaved runs)")
@@ -189,9 +207,9 @@ def plot_budget(result: dict[str, Any], path: Path) -> Path | None:
     if not measured and not est:
         return None
     plt = _plt()
-    bars = [(f"{r['variant']} {r['format']} {r['precision']}", r["latency"]["p90_ms"],
+    bars = [(f"{r['model']} {r['format']} {r['precision']}", r["latency"]["p90_ms"],
              r["verdict"]["classifier_budget_ms"], False) for r in measured]
-    bars += [(f"{e['profile']}: {e['variant']} {e['precision']}", e["estimate"]["latency_ms"],
+    bars += [(f"{e['profile']}: {e['model']} {e['precision']}", e["estimate"]["latency_ms"],
               e["verdict"]["classifier_budget_ms"], True) for e in est]
     fig, ax = plt.subplots(figsize=(8, max(3, 0.3 * len(bars) + 1.5)))
     top = max(max(b[1] for b in bars), max(b[2] for b in bars), 1.0) * 1.15

@@ -53,9 +53,15 @@ class InputError(ValueError):
     """Bad command-line input; the message names the argument."""
 
 
+def model_name(ckpt: Path) -> str:
+    """The label of a checkpoint in tables: its run folder (runs/nw_ucla/last_small_jvb/best.pt -> last_small_jvb)."""
+    return ckpt.parent.name or ckpt.stem
+
+
 @dataclass
 class Row:
     ckpt: str
+    model: str
     variant: str
     format: str
     precision: str
@@ -259,7 +265,7 @@ def benchmark_checkpoint(ckpt: Path, profile: DeviceProfile, formats: list[str],
             calib = make_calibration_file(ckpt, source, calib_n, out_dir / f"calib_{source.replace(':', '_')}.npz")
     rows: list[Row] = []
     for fmt, precision in plan:
-        row = Row(str(ckpt), variant, fmt, precision, "ok", params=params)
+        row = Row(str(ckpt), model_name(ckpt), variant, fmt, precision, "ok", params=params)
         rows.append(row)
         problems = check_precision(precision, profile)
         if problems:
@@ -330,7 +336,25 @@ def benchmark_checkpoint(ckpt: Path, profile: DeviceProfile, formats: list[str],
             continue
         row.runtime, row.load_ms, row.first_ms = cold["runtime"], cold["load_ms"], cold["first_ms"]
         row.peak_rss_mb, row.ram_mb = cold["peak_rss_mb"], cold["peak_rss_mb"] - cold["rss_before_mb"]
-    return rows, cost, {"x": str(x_file), "layout": ck["layout"], "classes": len(ck["class_names"])}
+    return rows, cost, {"x": str(x_file), "layout": ck["layout"], "classes": len(ck["class_names"]),
+                        **checkpoint_summary(ckpt, ck, params, cost)}
+
+
+def checkpoint_summary(ckpt: Path, ck: dict[str, Any], params: int, cost: GraphCost) -> dict[str, Any]:
+    """Per checkpoint: variant, streams, size, and the top-1 its training recorded at the best and the last epoch
+    (last.pt beside best.pt), so the report shows the last epoch beside the best one."""
+    from core.checkpoint import load_checkpoint
+    cfg = ck["model"].get("config", {})
+    info = {"model": model_name(ckpt), "variant": ck["model"]["variant"], "streams": cfg.get("streams"),
+            "params": params, "gflops": cost.flops / 1e9, "layout": ck["layout"],
+            "train_top1_best": (ck.get("metrics") or {}).get("top1"), "train_top1_last": None,
+            "epoch_best": (ck.get("train") or {}).get("epoch")}
+    last = ckpt.with_name("last.pt")
+    if last.is_file() and last != ckpt:
+        lk = load_checkpoint(last)
+        info["train_top1_last"] = (lk.get("metrics") or {}).get("top1")
+        info["epoch_last"] = (lk.get("train") or {}).get("epoch")
+    return info
 
 
 def spec_of(ck: dict[str, Any]):
@@ -391,7 +415,7 @@ def end_to_end(rows: list[Row], profile: DeviceProfile, args: argparse.Namespace
             stem = f"{Path(video).stem}__{Path(ckpt).parent.name}_{pick.format}_{pick.precision}"
             r = bench_one(Path(video), Path(pick.path), pose_model, args.threads or 1, args.stride, frames, None,
                           out_dir / f"{stem}.events.jsonl")
-            r.update(ckpt=ckpt, variant=pick.variant, format=pick.format, precision=pick.precision,
+            r.update(ckpt=ckpt, model=pick.model, variant=pick.variant, format=pick.format, precision=pick.precision,
                      stride=args.stride)
             r.pop("label_sequence", None)
             results.append(r)
@@ -414,7 +438,7 @@ def estimates(costs: dict[str, tuple[str, GraphCost]], profiles: list[DeviceProf
             est = estimate_for_profile(cost, p)
             size_mb = None if size is None else size / 2**20 * {"fp32": 1, "fp16": .5, "int8": .25}[p.precision]
             v = judge_for_profile(p, est.latency_ms, size_mb=size_mb, kind="estimate")
-            out.append({"ckpt": ckpt, "variant": variant, "profile": p.name, "runtime": p.runtime,
+            out.append({"ckpt": ckpt, "model": model_name(Path(ckpt)), "variant": variant, "profile": p.name, "runtime": p.runtime,
                         "precision": p.precision, "estimate": est.to_dict(), "size_mb": size_mb,
                         "verdict": v.to_dict(), "calibrated": p.estimate.get("calibrated", "")})
     return out
@@ -480,6 +504,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[Row] = []
     costs: dict[str, tuple[str, GraphCost]] = {}
     inputs: dict[str, str] = {}
+    checkpoints: list[dict[str, Any]] = []
     clips_n, _, _ = PRESET_SIZES[args.preset]
     for ckpt in args.ckpt:
         from core.checkpoint import load_checkpoint
@@ -495,6 +520,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows += ck_rows
         costs[str(ckpt)] = (ck_rows[0].variant, cost)
         inputs[str(ckpt)] = info["x"]
+        checkpoints.append({k: v for k, v in info.items() if k != "x"})
     time_rows(rows, inputs, args)
     e2e = end_to_end(rows, profile, args, out_dir)
     pose_measured = measured_pose_ms(e2e)
@@ -518,7 +544,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads, "batch": args.batch, "versions": tool_versions(), "machine": machine_info(),
         "pose": {"measured_p90_ms": pose_measured, "profile_ms": profile.budgets["pose_ms"],
                  "profile_source": profile.budgets["pose_source"], "used": "measured" if pose_measured else "profile"},
-        "costs": {k: {"variant": v, **c.to_dict()} for k, (v, c) in costs.items()},
+        "costs": {k: {"variant": v, **c.to_dict()} for k, (v, c) in costs.items()}, "checkpoints": checkpoints,
         "rows": [r.to_dict() for r in rows], "e2e": e2e, "estimates": estimates(costs, others, rows),
     }
 

@@ -13,7 +13,7 @@ from benchmarks.estimate import GraphCost, estimate_for_profile, estimate_latenc
 from benchmarks.rules import check_onnx, check_precision
 from benchmarks.verdict import judge, judge_for_profile
 from devices import PROFILE_DIR, load_profile
-from tests.converters_helpers import make_test_checkpoint
+from converters_helpers import make_test_checkpoint
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def test_run_measures_rejects_and_reports(x86_run):
     assert all(e["verdict"]["kind"] == "estimate" for e in result["estimates"])
     md = (out / "report.md").read_text()
     assert "## Other devices: estimates, not measurements" in md and "operator Elu" in md
-    assert "(estimate)" in md and "| last_nano | pytorch | fp32 | ok |" in md
+    assert "(estimate)" in md and "| tiny | pytorch | fp32 | ok |" in md
     for png in ("latency_vs_accuracy.png", "latency_distribution.png", "budget.png"):
         assert (out / png).stat().st_size > 1000, png
 
@@ -179,7 +179,7 @@ def test_compare_merges_runs(x86_run, tiny, tmp_path):
     root, _ = tiny
     assert compare.main([str(out / "result.json"), str(root / "nano" / "result.json"), "--out", str(tmp_path)]) == 0
     md = (tmp_path / "compare.md").read_text()
-    assert "| no_elu_cpu | last_nano | pytorch | fp32 | ok |" in md and "| jetson_nano | last_nano | trt |" in md
+    assert "| no_elu_cpu | tiny | pytorch | fp32 | ok |" in md and "| jetson_nano | tiny | trt |" in md
     assert "(estimate)" in md and "| raspberry_pi_5 |" in md
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
