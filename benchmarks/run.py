@@ -19,7 +19,6 @@ import importlib
 import importlib.util
 import json
 import logging
-import math
 import platform
 import shlex
 import subprocess
@@ -256,7 +255,7 @@ def benchmark_checkpoint(ckpt: Path, profile: DeviceProfile, formats: list[str],
     variant = ck["model"]["variant"]
     params = count_params(model)
     plan = plan_rows(formats, profile)
-    clips_n, calib_n, _ = PRESET_SIZES[args.preset]
+    _, calib_n, _ = PRESET_SIZES[args.preset]
     calib = args.calib
     if calib is None and any(p == "int8" for _, p in plan) and all(not check_precision(p, profile)
                                                                     for f, p in plan if p == "int8"):
@@ -469,7 +468,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--estimate", default="all",
                    help="profiles to estimate for (comma-separated, 'all' or 'none'; default all others)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/bench/<profile>)")
-    p.add_argument("--device", default=None, help="accepted for the CLI vocabulary; the profile names the device")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
