@@ -23,11 +23,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks.estimate import GraphCost, estimate_latency
-from devices import ProfileError, load_profile, profile_from_dict
+from core.cli import ArgumentParser, BadInput, run_cli
+from devices import load_profile, profile_from_dict
+
+PROG = "python -m benchmarks.calibrate"
 
 
-class CalibrationError(ValueError):
-    pass
+class CalibrationError(BadInput):
+    """Too few or unusable measurements in a result file."""
 
 
 def fit_constants(points: list[tuple[GraphCost, float]], peak_gflops: float) -> dict[str, float]:
@@ -93,29 +96,24 @@ def write_into_profile(path: Path, block: str) -> None:
     load_profile(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.calibrate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("result", type=Path, help="result.json of python -m benchmarks.run on the device")
     p.add_argument("--format", default=None, help="format whose measurements to fit (default: the profile's runtime's)")
-    p.add_argument("--precision", default=None, help="precision to fit (default: the profile's)")
+    p.add_argument("--precision", default=None, help="precision to fit (default: fp32 for onnx, else the profile's)")
     p.add_argument("--write", type=Path, default=None, help="profile YAML whose estimate block to replace")
     args = p.parse_args(argv)
     try:
         result = json.loads(args.result.read_text())
         runtime = result["profile"]["runtime"]["name"]
-        fmt = args.format or {"onnxruntime": "onnx", "tflite": "tflite", "coreml": "coreml", "tensorrt": "trt"}[runtime]
-        precision = args.precision or ("fp32" if fmt == "onnx" else result["profile"]["precision"])
-        fit = calibrate(result, fmt, precision)
-    except FileNotFoundError as exc:
-        print(f"benchmarks.calibrate: error: {exc}", file=sys.stderr)
-        return 2
-    except (json.JSONDecodeError, KeyError) as exc:
-        print(f"benchmarks.calibrate: error: {args.result}: not a benchmarks.run result ({exc})", file=sys.stderr)
-        return 2
-    except (CalibrationError, ProfileError) as exc:
-        print(f"benchmarks.calibrate: error: {args.result}: {exc}", file=sys.stderr)
-        return 2
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{args.result}: not JSON (line {exc.lineno}: {exc.msg})") from exc
+    except (KeyError, TypeError) as exc:
+        raise BadInput(f"{args.result}: not a benchmarks.run result (no {exc})") from exc
+    fmt = args.format or {"onnxruntime": "onnx", "tflite": "tflite", "coreml": "coreml", "tensorrt": "trt"}[runtime]
+    precision = args.precision or ("fp32" if fmt == "onnx" else result["profile"]["precision"])
+    fit = calibrate(result, fmt, precision)
     print(f"{fit['profile']}: {fit['format']} {fit['precision']}, {len(fit['points'])} models")
     print(f"{'model':<34}{'measured p50':>14}{'fitted':>10}{'leave-one-out':>15}   (ms)")
     for pt in fit["points"]:
@@ -125,13 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     block = yaml_block(fit["constants"], note)
     print(block)
     if args.write:
-        try:
-            write_into_profile(args.write, block)
-        except (FileNotFoundError, ProfileError) as exc:
-            print(f"benchmarks.calibrate: error: --write {exc}", file=sys.stderr)
-            return 2
+        write_into_profile(args.write, block)
         print(f"wrote the estimate block into {args.write}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, PROG, argv)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ labelled, and only for devices that no run measured).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from benchmarks.report import size_text, verdict_text
+from core.cli import ArgumentParser, BadInput, run_cli
+
+PROG = "python -m benchmarks.compare"
 
 
 def load_results(paths: list[Path]) -> list[dict[str, Any]]:
@@ -22,11 +24,11 @@ def load_results(paths: list[Path]) -> list[dict[str, Any]]:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise ValueError(f"{path}: no such file")
+            raise BadInput(f"{path}: no such file")
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})")
+            raise BadInput(f"{path}: not JSON (line {exc.lineno}: {exc.msg})")
         if data.get("tool") != "benchmarks.run" or "rows" not in data:
-            raise ValueError(f"{path}: not a benchmarks.run result (no 'tool: benchmarks.run' / 'rows')")
+            raise BadInput(f"{path}: not a benchmarks.run result (no 'tool: benchmarks.run' / 'rows')")
         data["_file"] = str(path)
         results.append(data)
     return results
@@ -92,16 +94,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.split("\n\n")[0])
+def _main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("results", nargs="+", type=Path, help="result.json files of python -m benchmarks.run")
     p.add_argument("--out", type=Path, default=Path("runs/bench/compare"), help="output folder")
     args = p.parse_args(argv)
-    try:
-        results = load_results(args.results)
-    except ValueError as exc:
-        print(f"benchmarks.compare: error: {exc}", file=sys.stderr)
-        return 2
+    results = load_results(args.results)
     rows = merged_rows(results)
     table = markdown(rows)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -111,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(f"wrote {args.out / 'compare.md'}, compare.json" + (f", {made}" if made else ""))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, PROG, argv)
 
 
 if __name__ == "__main__":

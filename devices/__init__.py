@@ -9,6 +9,7 @@ path: `devices.load_profile("my_board.yaml")`. A bad profile raises ProfileError
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,8 +219,10 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
     if not path.is_file():
         path = PROFILE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"unknown device profile {str(name_or_path)!r}; known: {', '.join(list_profiles())} "
-                                f"(or pass a path to your own YAML)")
+        close = difflib.get_close_matches(str(name_or_path), list_profiles(), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise FileNotFoundError(f"unknown device profile {str(name_or_path)!r}{hint}; known: "
+                                f"{', '.join(list_profiles())} (or pass a path to your own YAML)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

@@ -36,6 +36,11 @@ CASES = [
     ("converters.tflite", ["--ckpt", f"{MISSING}.pt"], "x.pt"),
     ("converters.coreml", ["--ckpt", f"{MISSING}.pt"], "x.pt"),
     ("edge.run", ["--skeletons", f"{MISSING}.npz", "--model", f"{MISSING}.pt", "--headless"], "/nonexistent/x"),
+    ("benchmarks.run", ["--profile", "x86_cpu", "--ckpt", f"{MISSING}.pt"], "x.pt"),
+    ("benchmarks.run", ["--profile", "jetson_nan", "--ckpt", f"{MISSING}.pt"], "did you mean 'jetson_nano'"),
+    ("benchmarks.run", ["--profile", "x86_cpu", "--ckpt", f"{MISSING}.pt", "--preset", "slow"], "--preset"),
+    ("benchmarks.compare", [f"{MISSING}.json"], "x.json"),
+    ("benchmarks.calibrate", [f"{MISSING}.json"], "x.json"),
 ]
 
 

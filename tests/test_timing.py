@@ -1,13 +1,8 @@
 """core.timing, and that every latency table of the toolkit goes through it."""
-import ast
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from core import timing
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class FakeClock:
@@ -69,19 +64,3 @@ def test_every_latency_table_uses_core_timing():
     calls = []
     ms = formats_table.interleaved_latency({"x": lambda x: calls.append(x)}, np.zeros(1), runs=4, warmup=1)
     assert len(calls) == 5 and ms["x"] >= 0
-
-
-def _imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def test_core_converters_edge_do_not_import_benchmarks():
-    for package in ("core", "converters", "edge", "devices"):
-        for path in (REPO / package).rglob("*.py"):
-            assert "benchmarks" not in _imports(path), f"{path.relative_to(REPO)} imports benchmarks"
