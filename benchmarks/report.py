@@ -51,6 +51,10 @@ def notes(rows: list[dict]) -> str:
             msg = " ".join((r.get("message") or "").split())[:400]
             out.append(f"- **{r['model']} {r['format']} {r['precision']}** ({r['status']}): {msg}")
             out += [f"  - finish on the device: `{c}`" for c in r.get("commands", [])[:1]]
+        if r.get("native"):
+            n = r["native"]
+            nums = ", ".join(f"{k[:-3]} {v:.3f} ms" for k, v in n.items() if k.endswith("_ms"))
+            out.append(f"- **{r['model']} {r['format']} {r['precision']}**, measured by `{n['tool']}`: {nums}")
     return "\n".join(out)
 
 

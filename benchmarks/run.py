@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from benchmarks.estimate import GraphCost, estimate_for_profile, onnx_graph_cost
+from benchmarks.native import run_native
 from benchmarks.report import write_report
 from benchmarks.rules import check_onnx, check_precision
 from benchmarks.verdict import judge_for_profile
@@ -96,6 +97,7 @@ class Row:
     clips: int | None = None
     verdict: dict[str, Any] | None = None
     estimate: dict[str, Any] | None = None  # this profile's estimate, beside the measurement (never instead)
+    native: dict[str, Any] | None = None  # trtexec / benchmark_model / onnxruntime_perf_test, where installed
     message: str = ""
     commands: list[str] = field(default_factory=list)
 
@@ -343,6 +345,7 @@ def benchmark_checkpoint(ckpt: Path, profile: DeviceProfile, formats: list[str],
             continue
         row.runtime, row.load_ms, row.first_ms = cold["runtime"], cold["load_ms"], cold["first_ms"]
         row.peak_rss_mb, row.ram_mb = cold["peak_rss_mb"], cold["peak_rss_mb"] - cold["rss_before_mb"]
+        row.native = run_native(row.path, threads=args.threads or 1, runs=PRESETS[args.preset].runs)
     return rows, cost, {"x": str(x_file), "layout": ck["layout"], "classes": len(ck["class_names"]),
                         **checkpoint_summary(ckpt, ck, params, cost)}
 

@@ -205,3 +205,23 @@ def test_bad_input_is_one_line_with_exit_2(tiny, capsys):
     assert len(err.strip().splitlines()) == 1
     assert bench.main(["--profile", "x86_cpu", "--ckpt", str(ckpt), "--formats", "onnx,gif"]) == 2
     assert "--formats: unknown ['gif']" in capsys.readouterr().err
+
+
+def test_native_tool_output_parsers():
+    from benchmarks.native import parse_benchmark_model, parse_onnxruntime_perf_test, parse_trtexec, run_native
+    trt = ("[11/29/2026-21:00:00] [I] Throughput: 1812.4 qps\n"
+           "[11/29/2026-21:00:00] [I] Latency: min = 0.512 ms, max = 1.94 ms, mean = 0.55 ms, median = 0.54 ms, "
+           "percentile(90%) = 0.58 ms, percentile(99%) = 0.91 ms\n"
+           "[11/29/2026-21:00:00] [I] H2D Latency: min = 0.01 ms, max = 0.05 ms, mean = 0.02 ms, median = 0.02 ms\n")
+    got = parse_trtexec(trt)
+    assert got == {"min_ms": 0.512, "max_ms": 1.94, "mean_ms": 0.55, "p50_ms": 0.54, "p90_ms": 0.58, "p99_ms": 0.91,
+                   "throughput_per_s": 1812.4}
+    lite = ("count=100 first=2310 curr=2050 min=1990 max=2900 avg=2101.5 std=120\n"
+            "Inference timings in us: Init: 5685, First inference: 18535, Warmup (avg): 2.3e+03, Inference (avg): 2101.5")
+    got = parse_benchmark_model(lite)
+    assert got["first_ms"] == pytest.approx(18.535) and got["mean_ms"] == pytest.approx(2.1015)
+    assert got["std_ms"] == pytest.approx(0.12)
+    ort = "Average inference time cost: 4.21 ms\nP50 Latency: 0.00412 s\nP90 Latency: 0.0051 s\n"
+    assert parse_onnxruntime_perf_test(ort) == pytest.approx({"mean_ms": 4.21, "p50_ms": 4.12, "p90_ms": 5.1})
+    assert parse_trtexec("no summary") is None and parse_benchmark_model("") is None
+    assert run_native("model.xyz") is None  # no tool for this suffix: nothing, not an error
