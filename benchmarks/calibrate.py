@@ -3,7 +3,8 @@
     python -m benchmarks.calibrate runs/bench/x86_cpu/result.json                # prints the fitted `estimate:` block
     python -m benchmarks.calibrate result.json --format onnx --precision fp32 --write devices/my_board.yaml
 
-The measured p50 latencies of every checkpoint in the run (at least 3 variants) are fitted, by non-negative least
+The measured p50 latencies of every checkpoint in the run, at batch 1 and at the throughput batch (at least 3
+points) are fitted, by non-negative least
 squares, to the compute-bound form of the estimate
 
     t = F / (P * eta_c) + L * o_layer + o_fixed        (unknowns 1/eta_c, o_layer, o_fixed)
@@ -37,7 +38,8 @@ def fit_constants(points: list[tuple[GraphCost, float]], peak_gflops: float) -> 
     """points: (cost, measured ms). Returns compute_efficiency, layer_overhead_us, fixed_overhead_ms."""
     from scipy.optimize import nnls
     if len(points) < 3:
-        raise CalibrationError(f"need at least 3 measured models to fit 3 constants, got {len(points)}")
+        raise CalibrationError(f"need at least 3 measured points (models x batch sizes) to fit 3 constants, got "
+                               f"{len(points)}")
     a = np.array([[c.flops / (peak_gflops * 1e9) * 1e3, c.layers / 1e3, 1.0] for c, _ in points])
     y = np.array([ms for _, ms in points])
     (inv_eff, layer_us, fixed_ms), _ = nnls(a, y)
@@ -47,12 +49,19 @@ def fit_constants(points: list[tuple[GraphCost, float]], peak_gflops: float) -> 
 
 
 def points_from_result(result: dict[str, Any], fmt: str, precision: str) -> list[tuple[str, GraphCost, float]]:
+    """(label, cost, measured p50 ms) per measured row: batch 1, and batch N from the throughput column (N times
+    the FLOPs and activations, the same operators: this separates the per-FLOP cost from the per-operator one)."""
     out = []
     for r in result["rows"]:
         if r["format"] == fmt and r["precision"] == precision and r.get("latency"):
             c = result["costs"][r["ckpt"]]
             cost = GraphCost(c["flops"], c["weight_bytes"], c["activation_bytes"], c["layers"])
-            out.append((r.get("model") or r["variant"], cost, r["latency"]["p50_ms"]))
+            name = r.get("model") or r["variant"]
+            out.append((name, cost, r["latency"]["p50_ms"]))
+            n = r.get("throughput_batch")
+            if n and n > 1 and r.get("throughput_per_s"):
+                batched = GraphCost(cost.flops * n, cost.weight_bytes, cost.activation_bytes * n, cost.layers)
+                out.append((f"{name} @batch {n}", batched, n / r["throughput_per_s"] * 1e3))
     return out
 
 
@@ -114,12 +123,12 @@ def _main(argv: list[str] | None = None) -> int:
     fmt = args.format or {"onnxruntime": "onnx", "tflite": "tflite", "coreml": "coreml", "tensorrt": "trt"}[runtime]
     precision = args.precision or ("fp32" if fmt == "onnx" else result["profile"]["precision"])
     fit = calibrate(result, fmt, precision)
-    print(f"{fit['profile']}: {fit['format']} {fit['precision']}, {len(fit['points'])} models")
+    print(f"{fit['profile']}: {fit['format']} {fit['precision']}, {len(fit['points'])} measured points")
     print(f"{'model':<34}{'measured p50':>14}{'fitted':>10}{'leave-one-out':>15}   (ms)")
     for pt in fit["points"]:
         loo = f"{pt['leave_one_out_ms']:.2f}" if pt["leave_one_out_ms"] is not None else "-"
         print(f"{pt['model']:<34}{pt['measured_p50_ms']:>14.2f}{pt['fitted_ms']:>10.2f}{loo:>15}")
-    note = f"yes: {fit['format']} {fit['precision']} p50 of {len(fit['points'])} models, {result['created']}"
+    note = f"yes: {fit['format']} {fit['precision']} p50 at {len(fit['points'])} points (models x batch), {result['created']}"
     block = yaml_block(fit["constants"], note)
     print(block)
     if args.write:

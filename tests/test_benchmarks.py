@@ -225,3 +225,27 @@ def test_native_tool_output_parsers():
     assert parse_onnxruntime_perf_test(ort) == pytest.approx({"mean_ms": 4.21, "p50_ms": 4.12, "p90_ms": 5.1})
     assert parse_trtexec("no summary") is None and parse_benchmark_model("") is None
     assert run_native("model.xyz") is None  # no tool for this suffix: nothing, not an error
+
+
+def test_calibrate_command_on_a_run(x86_run, tmp_path, capsys):
+    out, result = x86_run
+    # one model, batch 1 and batch 4: two points cannot fit three constants, and it says so in one line
+    assert calibrate.main([str(out / "result.json"), "--format", "pytorch"]) == 2
+    assert "need at least 3 measured points" in capsys.readouterr().err
+    # three models' worth of points: fitted, and written into a profile that still validates
+    row = next(r for r in result["rows"] if r["format"] == "pytorch")
+    extra = []
+    for i, scale in enumerate((2.0, 3.0)):
+        ck = f"{row['ckpt']}.{i}"
+        result["costs"][ck] = {**result["costs"][row["ckpt"]], "flops": result["costs"][row["ckpt"]]["flops"] * scale}
+        extra.append({**row, "ckpt": ck, "model": f"m{i}", "throughput_batch": None,
+                      "latency": {**row["latency"], "p50_ms": row["latency"]["p50_ms"] * (1 + scale) / 2}})
+    result["rows"] += extra
+    res_file = tmp_path / "result.json"
+    res_file.write_text(json.dumps(result))
+    profile = tmp_path / "board.yaml"
+    profile.write_text((PROFILE_DIR / "x86_cpu.yaml").read_text())
+    assert calibrate.main([str(res_file), "--format", "pytorch", "--write", str(profile)]) == 0
+    fitted = load_profile(profile).estimate
+    assert fitted["calibrated"].startswith("yes: pytorch fp32 p50 at 4 points")
+    assert 0 < fitted["compute_efficiency"] <= 1
