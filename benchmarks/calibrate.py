@@ -128,7 +128,8 @@ def _main(argv: list[str] | None = None) -> int:
     for pt in fit["points"]:
         loo = f"{pt['leave_one_out_ms']:.2f}" if pt["leave_one_out_ms"] is not None else "-"
         print(f"{pt['model']:<34}{pt['measured_p50_ms']:>14.2f}{pt['fitted_ms']:>10.2f}{loo:>15}")
-    note = f"yes: {fit['format']} {fit['precision']} p50 at {len(fit['points'])} points (models x batch), {result['created']}"
+    note = (f"yes: {fit['format']} {fit['precision']} p50 at {len(fit['points'])} points (models x batch), "
+            f"{result['created']}")
     block = yaml_block(fit["constants"], note)
     print(block)
     if args.write:
