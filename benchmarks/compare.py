@@ -39,7 +39,8 @@ def merged_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for res in results:
         for r in res["rows"]:
             lat = r.get("latency") or {}
-            rows.append({"device": res["profile_name"], "machine": res["machine"]["cpu"], "variant": r.get("model", r["variant"]),
+            rows.append({"device": res["profile_name"], "machine": res["machine"]["cpu"],
+                         "variant": r.get("model", r["variant"]),
                          "format": r["format"], "precision": r["precision"], "status": r["status"],
                          "size": size_text(r.get("size_bytes")), "p50_ms": lat.get("p50_ms"),
                          "p90_ms": lat.get("p90_ms"), "top1": r.get("top1"), "verdict": verdict_text(r.get("verdict")),
@@ -52,7 +53,8 @@ def merged_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if e["profile"] in measured_devices or key in seen:
                 continue
             seen.add(key)
-            rows.append({"device": e["profile"], "machine": "-", "variant": e.get("model", e["variant"]), "format": e["runtime"],
+            rows.append({"device": e["profile"], "machine": "-", "variant": e.get("model", e["variant"]),
+                         "format": e["runtime"],
                          "precision": e["precision"], "status": "estimate", "size": "-", "p50_ms": None,
                          "p90_ms": e["estimate"]["latency_ms"], "top1": None, "verdict": verdict_text(e["verdict"]),
                          "kind": "estimate", "run": res["_file"]})

@@ -35,10 +35,12 @@ def measured_table(rows: list[dict]) -> str:
         lat = r.get("latency") or {}
         thr = (f"{r['throughput_per_s']:.0f} @{r['throughput_batch']}" if r.get("throughput_per_s") else "-")
         cells = [r["model"], r["format"], r["precision"], r["status"], size_text(r.get("size_bytes")),
-                 f"{r['params']:,}" if r.get("params") else "-", _f(r.get("gflops"), ".3f"), _f(r.get("load_ms"), ".0f"),
+                 f"{r['params']:,}" if r.get("params") else "-", _f(r.get("gflops"), ".3f"),
+                 _f(r.get("load_ms"), ".0f"),
                  _f(r.get("first_ms"), ".1f"), _f(lat.get("p50_ms")), f"**{_f(lat.get('p90_ms'))}**" if lat else "-",
                  _f(lat.get("p99_ms")), f"{lat['mean_ms']:.2f} ± {lat['std_ms']:.2f}" if lat else "-", thr,
-                 (f"{r['peak_rss_mb']:.0f} (+{r['ram_mb']:.0f})" if r.get("peak_rss_mb") else "-"), _f(None if r.get("top1") is None else 100 * r["top1"]),
+                 (f"{r['peak_rss_mb']:.0f} (+{r['ram_mb']:.0f})" if r.get("peak_rss_mb") else "-"),
+                 _f(None if r.get("top1") is None else 100 * r["top1"]),
                  _f(r.get("delta_top1"), "+.2f"), verdict_text(r.get("verdict"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -61,7 +63,8 @@ def notes(rows: list[dict]) -> str:
 def checkpoint_table(cks: list[dict]) -> str:
     if not cks:
         return ""
-    head = ["model", "variant", "streams", "params", "GFLOPs", "top-1 % best epoch (epoch)", "top-1 % last epoch (epoch)"]
+    head = ["model", "variant", "streams", "params", "GFLOPs", "top-1 % best epoch (epoch)",
+            "top-1 % last epoch (epoch)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in cks:
         def acc(v, ep):
@@ -121,7 +124,8 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
              f"{versions}.", "",
              "## Budget", "",
              f"Frame {b['frame_ms']:g} ms; pose estimator "
-             + (f"**{pose_used:.1f} ms p90 measured here** (profile: {pose['profile_ms']:g} ms, {pose['profile_source']})"
+             + (f"**{pose_used:.1f} ms p90 measured here** "
+                f"(profile: {pose['profile_ms']:g} ms, {pose['profile_source']})"
                 if pose["measured_p90_ms"] is not None else f"{pose_used:g} ms ({pose['profile_source']})")
              + f"; classifier budget = {b['frame_ms']:g} − {pose_used:.1f} = **{b['frame_ms'] - pose_used:.1f} ms**; "
              f"model ≤ {b['model_size_mb']:g} MB; RAM ≤ {b['ram_mb']:g} MB. Verdicts use the p90 latency.", "",

@@ -440,7 +440,8 @@ def estimates(costs: dict[str, tuple[str, GraphCost]], profiles: list[DeviceProf
             est = estimate_for_profile(cost, p)
             size_mb = None if size is None else size / 2**20 * {"fp32": 1, "fp16": .5, "int8": .25}[p.precision]
             v = judge_for_profile(p, est.latency_ms, size_mb=size_mb, kind="estimate")
-            out.append({"ckpt": ckpt, "model": model_name(Path(ckpt)), "variant": variant, "profile": p.name, "runtime": p.runtime,
+            out.append({"ckpt": ckpt, "model": model_name(Path(ckpt)), "variant": variant, "profile": p.name,
+                        "runtime": p.runtime,
                         "precision": p.precision, "estimate": est.to_dict(), "size_mb": size_mb,
                         "verdict": v.to_dict(), "calibrated": p.estimate.get("calibrated", "")})
     return out
@@ -537,7 +538,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not any(r.latency for r in rows) and profile.name not in {p.name for p in others}:
         others = [profile] + others  # nothing of this profile ran here: estimate it too, labelled as such
     return {
-        "tool": "benchmarks.run", "created": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(time.time() - started),
+        "tool": "benchmarks.run", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": round(time.time() - started),
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (args.argv or [])),
         "profile": profile.raw, "profile_name": profile.name, "preset": args.preset, "data": args.data,
         "threads": args.threads, "batch": args.batch, "versions": tool_versions(), "machine": machine_info(),

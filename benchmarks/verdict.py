@@ -70,7 +70,8 @@ def judge(classifier_ms: float | None, frame_ms: float, pose_ms: float, size_mb:
         else:
             status, fps = "meets at stride", 1000.0 / frame_ms
             reasons.append(f"classifier {classifier_ms:.2f} ms > {budget:.1f} ms left after pose: classify every "
-                           f"{ordinal(stride)} frame (edge.run --stride {stride}), {classifier_ms / stride:.2f} ms per frame")
+                           f"{ordinal(stride)} frame (edge.run --stride {stride}), "
+                           f"{classifier_ms / stride:.2f} ms per frame")
     ok = status in PASSING
     if size_mb is not None and size_budget_mb is not None and size_mb > size_budget_mb:
         ok = False

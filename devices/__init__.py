@@ -208,7 +208,8 @@ def profile_from_dict(data: dict[str, Any], source: str = "<profile>", path: Pat
         name=data["name"], description=data["description"], board=data["board"], soc=data["soc"],
         cpu=dict(data["cpu"]), memory=dict(data["memory"]), runtime_info=dict(data["runtime"]),
         precisions=tuple(data["precisions"]), precision=data["precision"], fast_int8=data["fast_int8"],
-        formats=tuple(data["formats"]), onnx=dict(data["onnx"]) if data.get("onnx") else None, budgets=dict(data["budgets"]),
+        formats=tuple(data["formats"]), onnx=dict(data["onnx"]) if data.get("onnx") else None,
+        budgets=dict(data["budgets"]),
         estimate=dict(data["estimate"]), accelerators=tuple(dict(a) for a in data.get("accelerators") or ()),
         sources=tuple(data.get("sources") or ()), notes=data.get("notes") or "", path=path, raw=data)
 

@@ -217,7 +217,8 @@ def test_native_tool_output_parsers():
     assert got == {"min_ms": 0.512, "max_ms": 1.94, "mean_ms": 0.55, "p50_ms": 0.54, "p90_ms": 0.58, "p99_ms": 0.91,
                    "throughput_per_s": 1812.4}
     lite = ("count=100 first=2310 curr=2050 min=1990 max=2900 avg=2101.5 std=120\n"
-            "Inference timings in us: Init: 5685, First inference: 18535, Warmup (avg): 2.3e+03, Inference (avg): 2101.5")
+            "Inference timings in us: Init: 5685, First inference: 18535, Warmup (avg): 2.3e+03, "
+            "Inference (avg): 2101.5")
     got = parse_benchmark_model(lite)
     assert got["first_ms"] == pytest.approx(18.535) and got["mean_ms"] == pytest.approx(2.1015)
     assert got["std_ms"] == pytest.approx(0.12)
