@@ -195,6 +195,8 @@ def test_calibrate_recovers_known_constants(tmp_path):
     assert fitted == pytest.approx(truth, rel=1e-6)
     with pytest.raises(calibrate.CalibrationError):
         calibrate.fit_constants(points[:2], peak)
+    two = calibrate.fit_constants(points[:2], peak, layer_overhead_us=15.0)
+    assert two == pytest.approx(truth, rel=1e-6)
 
 
 def test_bad_input_is_one_line_with_exit_2(tiny, capsys):
@@ -230,9 +232,14 @@ def test_native_tool_output_parsers():
 
 def test_calibrate_command_on_a_run(x86_run, tmp_path, capsys):
     out, result = x86_run
-    # one model, batch 1 and batch 4: two points cannot fit three constants, and it says so in one line
+    # one model: one point fits nothing, and it says so in one line
     assert calibrate.main([str(out / "result.json"), "--format", "pytorch"]) == 2
-    assert "need at least 3 measured points" in capsys.readouterr().err
+    assert "need at least 2 measured points" in capsys.readouterr().err
+    # with its batch-4 throughput: two points fit two constants, the per-operator overhead is kept
+    assert calibrate.main([str(out / "result.json"), "--format", "pytorch", "--batch-points"]) == 0
+    assert "fitted compute_efficiency, fixed_overhead_ms" in capsys.readouterr().out
+    assert calibrate.main([str(out / "result.json"), str(tiny[0] / "nano" / "result.json")]) == 2
+    assert "different profiles" in capsys.readouterr().err
     # three models' worth of points: fitted, and written into a profile that still validates
     row = next(r for r in result["rows"] if r["format"] == "pytorch")
     extra = []
