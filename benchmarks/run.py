@@ -300,9 +300,12 @@ def benchmark_checkpoint(ckpt: Path, profile: DeviceProfile, formats: list[str],
                                    f"{profile.name}'s operator check; " + res.message.splitlines()[0])
                     if profile.runtime == "tensorrt":
                         row.commands.append(trt_finishing_command(profile, Path(onnx_file), ck, precision))
-                    row.commands += [v for k, v in res.extra.items() if k.startswith(("trtexec", "python"))]
-                    if row.size_bytes is None:
+                    found = sorted((k.startswith("python"), k, v) for k, v in res.extra.items()
+                                   if k.startswith(("trtexec", "python")))  # trtexec first, then python
+                    row.commands += [v for _, _, v in found if v not in row.commands]
+                    if row.size_bytes is None:  # no engine here: the size column is the ONNX it is built from
                         row.size_bytes = Path(onnx_file).stat().st_size
+                        row.message += f" (size: {Path(onnx_file).name}, the engine's source)"
         if row.status == "ok" and row.path:
             runs_here, why = backend_available(runtime_kind(row.path))
             if not runs_here:
