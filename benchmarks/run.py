@@ -198,13 +198,13 @@ def export_artifact(fmt: str, precision: str, ckpt: Path, out_dir: Path, calib: 
 
 def trt_finishing_command(profile: DeviceProfile, onnx_path: Path, ck: dict[str, Any], precision: str) -> str:
     """The trtexec command for the profile's TensorRT version (8.2's trtexec has --workspace, not --memPoolSize)."""
-    trt = trt_converter
     version = tuple(int(v) for v in profile.runtime_info["version"].split(".")[:2] if v.isdigit())
     engine = onnx_path.with_name(onnx_path.stem.replace("_fp32", f"_{precision}") + ".engine")
-    cmd = trt.trtexec_command(onnx_path, engine, trt.shape_plan(ck, 1, None), precision, version[0],
-                              trt.DEFAULT_WORKSPACE_MB, INPUT_NAME)
+    workspace = trt_converter.DEFAULT_WORKSPACE_MB
+    cmd = trt_converter.trtexec_command(onnx_path, engine, trt_converter.shape_plan(ck, 1, None), precision,
+                                        version[0], workspace, INPUT_NAME)
     if version < (8, 4):
-        cmd = [f"--workspace={trt.DEFAULT_WORKSPACE_MB}" if c.startswith("--memPoolSize") else c for c in cmd]
+        cmd = [f"--workspace={workspace}" if c.startswith("--memPoolSize") else c for c in cmd]
     return shlex.join(cmd)
 
 
@@ -215,8 +215,11 @@ def run_measure(args: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
     """benchmarks.measure in a fresh interpreter; its JSON result (or {'error': ...})."""
     with tempfile.TemporaryDirectory() as tmp:
         args = {**args, "result": str(Path(tmp) / "result.json")}
-        done = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(args)], capture_output=True,
-                              text=True, timeout=timeout)
+        try:
+            done = subprocess.run([sys.executable, "-m", "benchmarks.measure", json.dumps(args)],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"measurement timed out after {timeout:.0f} s"}
         if done.returncode != 0:
             tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
             return {"error": tail[0][:300]}
