@@ -146,6 +146,23 @@ def add_export_args(parser: argparse.ArgumentParser, precisions: tuple[str, ...]
     return parser
 
 
+def add_verification_args(parser: argparse.ArgumentParser, verify_samples: int, calib_samples: int,
+                          tool: str) -> None:
+    """The options of the converters that score their artifact themselves (TFLite, CoreML)."""
+    parser.add_argument("--calib-samples", type=int, default=calib_samples,
+                        help=f"calibration clips used for quantised precisions (default {calib_samples})")
+    parser.add_argument("--verify-samples", type=int, default=verify_samples,
+                        help=f"clips compared with PyTorch (default {verify_samples})")
+    parser.add_argument("--eval-data", default=None,
+                        help="also score top-1 on a real split, NAME:SPLIT, e.g. nw_ucla:test (artifact vs PyTorch fp32)")
+    parser.add_argument("--verbose", action="store_true", help=f"show {tool}'s own progress output")
+
+
+def verification_opts(args: argparse.Namespace) -> dict[str, Any]:
+    return {"calib_samples": args.calib_samples, "verify_samples": args.verify_samples, "quiet": not args.verbose,
+            "eval_data": args.eval_data}
+
+
 def setup_logging(quiet: bool = False) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
 

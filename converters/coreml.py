@@ -49,8 +49,8 @@ from typing import Any, Callable
 import numpy as np
 
 from converters.calib import load_calibration
-from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main,
-                               load_export_model, missing_backend, require)
+from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
+                               export_main, load_export_model, missing_backend, require, verification_opts)
 from converters.verify import compare_logits, judge, score_on_split, split_message, verification_inputs
 from core import mil_eval
 from core.artifact import METADATA_KEY, artifact_metadata, write_sidecar
@@ -334,12 +334,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="torch frontend: jit.trace, torch.export, or auto (trace, then export; default)")
     p.add_argument("--target", default=None,
                    help="minimum deployment target, e.g. iOS16, iOS17, macOS14 (default iOS16; iOS17 for w8a8)")
-    p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES,
-                   help=f"calibration clips for w8a8 (default {DEFAULT_CALIB_SAMPLES})")
-    p.add_argument("--verify-samples", type=int, default=32, help="clips compared with PyTorch (default 32)")
-    p.add_argument("--eval-data", default=None,
-                   help="also score top-1 on a real split, e.g. nw_ucla:test (mil_eval or CoreML vs PyTorch fp32)")
-    p.add_argument("--verbose", action="store_true", help="show coremltools' own progress output")
+    add_verification_args(p, verify_samples=32, calib_samples=DEFAULT_CALIB_SAMPLES, tool="coremltools")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,10 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)  # subnormal activations make the PyTorch reference 15x slower on x86
     return export_main(export, argv, fmt=FORMAT, precisions=PRECISIONS, default_precision="fp16", default_batch=1,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
-                       opts_from_args=lambda a: {"frontend": a.frontend, "target": a.target,
-                                                 "calib_samples": a.calib_samples,
-                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose,
-                                                 "eval_data": a.eval_data})
+                       opts_from_args=lambda a: {"frontend": a.frontend, "target": a.target, **verification_opts(a)})
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from converters.calib import load_calibration
-from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main,
-                               load_export_model, missing_backend, require)
+from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
+                               export_main, load_export_model, missing_backend, require, verification_opts)
 from converters.verify import compare_logits, judge, score_on_split, split_message, verification_inputs
 from core.artifact import artifact_metadata, write_sidecar
 from core.evaluation import torch_logits
@@ -326,12 +326,7 @@ def predict_fn(path: str | Path, threads: int | None = None):
 def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8-method", choices=INT8_METHODS, default=DEFAULT_INT8_METHOD,
                    help="INT8 recipe (default pt2e: int8 conv/linear/add/concat, multiplies kept float)")
-    p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES,
-                   help=f"calibration clips used for INT8 (default {DEFAULT_CALIB_SAMPLES})")
-    p.add_argument("--verify-samples", type=int, default=64, help="clips compared with PyTorch (default 64)")
-    p.add_argument("--eval-data", default=None,
-                   help="also score top-1 on a real split, e.g. nw_ucla:test (artifact vs PyTorch fp32)")
-    p.add_argument("--verbose", action="store_true", help="show litert-torch's own progress output")
+    add_verification_args(p, verify_samples=64, calib_samples=DEFAULT_CALIB_SAMPLES, tool="litert-torch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,9 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return export_main(export, argv, fmt=FORMAT, precisions=PRECISIONS, default_batch=1,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
-                       opts_from_args=lambda a: {"int8_method": a.int8_method, "calib_samples": a.calib_samples,
-                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose,
-                                                 "eval_data": a.eval_data})
+                       opts_from_args=lambda a: {"int8_method": a.int8_method, **verification_opts(a)})
 
 
 if __name__ == "__main__":

@@ -240,4 +240,4 @@ def test_report_table_and_plot(trained, tmp_path, capsys):
     table = main([str(out), str(tmp_path / "not_a_run"), "--out", str(tmp_path / "report")])
     assert "| last_nano | joint |" in table and f"{100 * summary['best_top1']:.2f}" in table
     assert "skipped" in capsys.readouterr().err
-    assert (tmp_path / "report.png").stat().st_size > 0 and (tmp_path / "report.md").exists()
+    assert (tmp_path / "report" / "report.png").stat().st_size > 0 and (tmp_path / "report" / "report.md").exists()
