@@ -41,7 +41,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            ("keep_float", "quantizer", "calibration_method", "per_channel", "opset", "fp32_onnx"), True,
            "static INT8 Q/DQ ONNX (onnxruntime or NVIDIA ModelOpt placement); what TensorRT's explicit path eats"),
     Format("trt", "converters.trt", ".engine", "tensorrt", ("fp32", "fp16", "int8"), ("int8",), ("int8",),
-           ("dynamic", "workspace_mb", "int8_mode", "profile", "keep_float", "quantizer"), False,
+           ("dynamic", "workspace_mb", "int8_mode", "profile", "keep_float", "quantizer", "opset"), False,
            "TensorRT 10/11 engine (explicit Q/DQ INT8; implicit calibration for 8.x); built on the device"),
     Format("tflite", "converters.tflite", ".tflite", "litert", ("fp32", "fp16", "int8"), ("fp32", "int8"), ("int8",),
            ("int8_method", "verify_samples", "calib_samples", "quiet", "eval_data"), False,
