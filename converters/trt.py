@@ -296,7 +296,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
            quantizer: str = "auto", opset: int | None = None) -> ExportResult:
     """Build (or, without TensorRT, prepare) a TensorRT engine; see the module docstring.
     profile: a device profile (devices/*.yaml); INT8 becomes FP16 where the device has no fast INT8.
-    opset: of the ONNX models built from (default converters.onnx's; 13 for TensorRT 8.2's parser)."""
+    opset: of the ONNX models built from (default: the profile's max_opset, else converters.onnx's)."""
     if precision not in TRT_PRECISIONS:
         raise InputError(f"TensorRT precision must be one of {TRT_PRECISIONS}, got {precision!r}")
     if int8_mode not in INT8_MODES:
@@ -315,6 +315,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     notes = [device_note] if device_note else []
 
     # 1. everything up to the engine: fp32 ONNX, then Q/DQ (explicit INT8) or fp16 ONNX (TensorRT 11 FP16)
+    if opset is None and profile:  # the device's ONNX parser limit (TensorRT 8.2 on a Jetson Nano: opset 13)
+        opset = load_profile(profile).max_opset
     opset_opt = {"opset": opset} if opset is not None else {}
     fp32 = onnx_export.export(ckpt, out_dir, "fp32", calib=calib, batch=onnx_batch, **opset_opt)
     if fp32.status != "ok" or fp32.path is None:
@@ -340,7 +342,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
                  else f" --batch {plan.batch}")
     python_cmd = (f"python -m converters.trt --ckpt {shlex.quote(str(ckpt))} --precision {precision}{calib_arg}"
                   f"{shape_arg} --workspace {workspace_mb}"
-                  + (f" --int8-mode {int8_mode}" if precision == "int8" else ""))
+                  + (f" --int8-mode {int8_mode}" if precision == "int8" else "")
+                  + (f" --profile {shlex.quote(str(profile))}" if profile else ""))
     commands = {"python": python_cmd}
     if not (precision == "int8" and int8_mode == "implicit"):  # trtexec cannot run our calibrator
         commands["trtexec_trt10"] = shlex.join(trtexec_command(build_onnx[10], engine_path, plan, precision, 10,
