@@ -37,6 +37,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from converters.calib import DEFAULT_HOLDOUT, QuantizationClips, quantization_clips
 from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, compare_logits,
                                export_main, load_export_model, missing_backend, require, torch_logits)
 
@@ -45,6 +46,7 @@ log = logging.getLogger("converters.int8")
 KEEP_FLOAT_CHOICES = ("fragile", "attention", "none")
 QUANTIZERS = ("auto", "ort", "modelopt")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+HIGH_PRECISIONS = ("fp32", "fp16")
 # top-1 agreement with fp32 on the calibration clips below which the export is reported as failed (a broken
 # quantization lands near chance); the accuracy verdict itself comes from scoring on a real split
 MIN_AGREEMENT = 0.9
@@ -80,6 +82,28 @@ def unquantizable_nodes(model_proto) -> list[str]:
             if n.op_type == "MatMul" and any(ranks.get(i, 0) > 2 for i in n.input)]
 
 
+def stream_input_nodes(model_proto) -> list[str]:
+    """Nodes between the graph input and the first convolutions: the input layout ops and the derivation
+    of the velocity / bone streams (frame differences, joint-minus-parent MatMul) with each stream's data
+    BatchNorm. They stay in float so that each stream is quantized after it has been derived and normalised
+    (at the first convolution's input, with its own range), never the raw joints the streams come from:
+    frame differences are ~1% of the joints' range, below one INT8 step of it."""
+    consumers: dict[str, list] = {}
+    for node in model_proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {init.name for init in model_proto.graph.initializer}
+    frontier = [i.name for i in model_proto.graph.input if i.name not in initializers]
+    seen: dict[str, None] = {}
+    while frontier:
+        for node in consumers.get(frontier.pop(), []):
+            if node.op_type == "Conv" or node.name in seen:
+                continue
+            seen[node.name] = None
+            frontier.extend(node.output)
+    return list(seen)
+
+
 class NpzCalibrationReader:
     """onnxruntime CalibrationDataReader over calibration clips, in batches the model accepts."""
 
@@ -100,7 +124,8 @@ class NpzCalibrationReader:
 
 
 def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | None, keep_float: str = "fragile",
-                 method: str = "percentile", per_channel: bool = True) -> dict[str, Any]:
+                 method: str = "percentile", per_channel: bool = True, float_streams: bool = True
+                 ) -> dict[str, Any]:
     """onnxruntime quantize_static into Q/DQ; returns what was done."""
     import onnx
     require("onnxruntime", "pip install onnxruntime")
@@ -116,7 +141,10 @@ def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | No
         warnings.simplefilter("ignore")
         # shape inference + ORT graph optimisation (folds constants) makes the quantizer see every tensor
         quant_pre_process(str(fp32_path), str(prep), skip_symbolic_shape=True)
-    exclude = fragile_nodes(onnx.load(str(prep)), keep_float)
+    prep_proto = onnx.load(str(prep))
+    exclude = fragile_nodes(prep_proto, keep_float)
+    stream_nodes = stream_input_nodes(prep_proto) if float_streams else []
+    exclude += [n for n in stream_nodes if n not in exclude]
     reader = NpzCalibrationReader(x, INPUT_NAME, batch or min(16, len(x)))
     start = time.perf_counter()
     # the quantizer prints per-weight notes (e.g. BatchNormalization's 1-D scales fall back to per-tensor)
@@ -129,8 +157,8 @@ def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | No
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
     prep.unlink(missing_ok=True)
     return {"quantizer": "onnxruntime.quantize_static", "calibration_method": method, "per_channel": per_channel,
-            "keep_float": keep_float, "float_nodes": len(exclude), "calibration_seconds":
-            round(time.perf_counter() - start, 2)}
+            "keep_float": keep_float, "float_streams": float_streams, "stream_nodes": len(stream_nodes),
+            "float_nodes": len(exclude), "calibration_seconds": round(time.perf_counter() - start, 2)}
 
 
 MODELOPT_SCRIPT = """
@@ -139,12 +167,13 @@ import modelopt.onnx.quantization as mq
 a = json.loads(sys.argv[1])
 mq.quantize(onnx_path=a["src"], quantize_mode="int8", calibration_data_path=a["calib"],
             calibration_method=a["method"], output_path=a["out"], nodes_to_exclude=a["exclude"] or None,
-            calibration_eps=["cpu"])
+            high_precision_dtype=a["high_precision"], calibration_eps=["cpu"])
 """
 
 
 def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float: str = "fragile",
-                      method: str = "minmax") -> dict[str, Any]:
+                      method: str = "minmax", float_streams: bool = True, high_precision: str = "fp32"
+                      ) -> dict[str, Any]:
     """NVIDIA ModelOpt ONNX PTQ (places Q/DQ the way TensorRT fuses them), run on CPU in a subprocess:
     ModelOpt patches onnxruntime's calibrators on import, which breaks a later quantize_static in the same
     process (seen here: "Histogram has not been collected")."""
@@ -155,11 +184,16 @@ def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float
     if not modelopt_available():
         raise BackendMissing("NVIDIA ModelOpt is not installed; install it with: pip install nvidia-modelopt lief "
                              "cppimport onnxconverter-common onnxslim (its [onnx] extra would pull GPU packages)")
-    exclude = fragile_nodes(onnx.load(str(fp32_path)), keep_float)
+    import re
+    proto = onnx.load(str(fp32_path))
+    names = fragile_nodes(proto, keep_float)
+    stream_nodes = stream_input_nodes(proto) if float_streams else []
+    names += [n for n in stream_nodes if n not in names]
+    exclude = [re.escape(n) + "$" for n in names]  # ModelOpt matches these as regular expressions
     calib_file = out_path.with_name(out_path.stem + ".calib.npy")
     np.save(calib_file, x)
     args = {"src": str(fp32_path), "calib": str(calib_file), "out": str(out_path), "exclude": exclude,
-            "method": "max" if method == "minmax" else "entropy"}
+            "method": "max" if method == "minmax" else "entropy", "high_precision": high_precision}
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-c", MODELOPT_SCRIPT, json.dumps(args)], capture_output=True,
@@ -170,7 +204,8 @@ def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"ModelOpt quantization failed (exit {done.returncode}): {' | '.join(tail)}")
     return {"quantizer": "modelopt.onnx.quantization", "calibration_method": args["method"], "keep_float": keep_float,
-            "float_nodes": len(exclude), "calibration_seconds": round(time.perf_counter() - start, 2)}
+            "float_streams": float_streams, "stream_nodes": len(stream_nodes), "high_precision": high_precision,
+            "float_nodes": len(names), "calibration_seconds": round(time.perf_counter() - start, 2)}
 
 
 def modelopt_available() -> bool:
@@ -191,12 +226,17 @@ def qdq_counts(path: str | Path) -> dict[str, int]:
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib: str | Path | None = None,
            batch: int | None = None, keep_float: str = "fragile", quantizer: str = "auto",
            calibration_method: str = "percentile", per_channel: bool = True, opset: int | None = None,
-           fp32_onnx: str | Path | None = None, **opts: Any) -> ExportResult:
-    """Checkpoint -> fp32 ONNX -> static INT8 Q/DQ ONNX, verified against PyTorch in onnxruntime.
+           fp32_onnx: str | Path | None = None, float_streams: bool = True, high_precision: str = "fp32",
+           holdout: float = DEFAULT_HOLDOUT, eval_data: str | None = None, eval_num: int | None = None,
+           clips: QuantizationClips | None = None, **opts: Any) -> ExportResult:
+    """Checkpoint -> fp32 ONNX -> static INT8 Q/DQ ONNX, verified against PyTorch in onnxruntime on clips the
+    quantizer never saw: `holdout` of the calibration set (stratified, disjoint), or eval_data
+    ('<dataset>:<split>', a stratified eval_num of it) when given.
 
-    fp32_onnx: reuse an fp32 export of the same checkpoint and batch instead of exporting again."""
+    fp32_onnx: reuse an fp32 export of the same checkpoint and batch instead of exporting again.
+    float_streams: keep the input and the stream-derivation subgraph in float (see stream_input_nodes).
+    high_precision: ModelOpt's dtype for the ops it leaves unquantized (fp32, or fp16 as its default)."""
     from converters import onnx as onnx_export
-    from converters.calib import load_calibration
     if precision != "int8":
         raise InputError(f"converters.int8 produces int8 models, not {precision!r}")
     if calib is None:
@@ -204,12 +244,18 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
                          "--ckpt <checkpoint> --data <dataset>:train)")
     if quantizer not in QUANTIZERS:
         raise InputError(f"--quantizer must be one of {QUANTIZERS}, got {quantizer!r}")
+    if high_precision not in HIGH_PRECISIONS:
+        raise InputError(f"--high-precision must be one of {HIGH_PRECISIONS}, got {high_precision!r}")
+    model, ck = load_export_model(ckpt)
+    if clips is None:
+        clips = quantization_clips(calib, ck, holdout, eval_data, eval_num)
+    kw = dict(batch=batch, keep_float=keep_float, calibration_method=calibration_method, per_channel=per_channel,
+              opset=opset, fp32_onnx=fp32_onnx, float_streams=float_streams, high_precision=high_precision,
+              clips=clips, **opts)
     if quantizer == "auto":
         if not modelopt_available():
             quantizer = "ort"
         else:  # which quantizer keeps accuracy depends on the model: measure both, keep the better one
-            kw = dict(batch=batch, keep_float=keep_float, calibration_method=calibration_method,
-                      per_channel=per_channel, opset=opset, fp32_onnx=fp32_onnx, **opts)
             ort_result = export(ckpt, out_dir, precision, calib, quantizer="ort", **kw)
             kw["fp32_onnx"] = ort_result.extra.get("fp32_onnx", fp32_onnx)
             mo_result = export(ckpt, out_dir, precision, calib, quantizer="modelopt", **kw)
@@ -223,8 +269,6 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
             best.message = f"auto picked {best.extra['quantizer']} ({others}); " + best.message
             best.extra["auto_candidates"] = others
             return best
-    model, ck = load_export_model(ckpt)
-    x = load_calibration(calib, ck)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if fp32_onnx is None:
@@ -235,11 +279,14 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
         fp32_onnx = fp32.path
     suffix = "" if quantizer == "ort" else f"_{quantizer}"
     path = out_dir / f"{artifact_stem(ckpt, 'int8' + suffix, batch)}.onnx"
+    x = clips.calibrate
     try:
         if quantizer == "ort":
-            info = quantize_ort(Path(fp32_onnx), path, x, batch, keep_float, calibration_method, per_channel)
+            info = quantize_ort(Path(fp32_onnx), path, x, batch, keep_float, calibration_method, per_channel,
+                                float_streams)
         else:
-            info = quantize_modelopt(Path(fp32_onnx), path, x, keep_float, calibration_method)
+            info = quantize_modelopt(Path(fp32_onnx), path, x, keep_float, calibration_method, float_streams,
+                                     high_precision)
     except BackendMissing as exc:
         return missing_backend("int8", precision, exc, quantizer=quantizer)
     except InputError:
@@ -249,17 +296,26 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
                             f"{type(exc).__name__}: {str(exc)[:300]}")
     info.update(qdq_counts(path))
     info["calibration_clips"] = int(len(x))
+    info["verified_on"] = clips.verified_on
     try:
         onnx_export.finalize(path, ck, precision, batch, **info, fp32_onnx=Path(fp32_onnx).name)
     except Exception as exc:
         return ExportResult("int8", precision, path, "failed", f"Q/DQ ONNX check failed: {type(exc).__name__}: {exc}")
     from core.runtime import load_runtime
-    ref = torch_logits(model, x)
-    stats = compare_logits(ref, load_runtime(path).predict(x))
+    ref = torch_logits(model, clips.verify)
+    logits = load_runtime(path).predict(clips.verify)
+    stats = compare_logits(ref, logits)
+    if clips.verify_labels is not None:
+        stats["top1_fp32"] = float(np.mean(ref.argmax(1) == clips.verify_labels))
+        stats["top1_int8"] = float(np.mean(logits.argmax(1) == clips.verify_labels))
     good = stats["top1_agreement"] >= MIN_AGREEMENT
+    accuracy = (f", top-1 fp32 {100 * stats['top1_fp32']:.2f}% -> int8 {100 * stats['top1_int8']:.2f}%"
+                if "top1_fp32" in stats else "")
+    streams = "input and stream derivation in float" if float_streams else "input quantized"
     msg = (f"{info['quantizer']}, {info['QuantizeLinear']} Q / {info['DequantizeLinear']} DQ nodes, "
-           f"{info['float_nodes']} nodes kept in float ({keep_float}); on {stats['samples']} calibration clips vs "
-           f"PyTorch fp32: top-1 agreement {stats['top1_agreement']:.3f}, max |logit diff| {stats['max_abs_diff']:.3f}")
+           f"{info['float_nodes']} nodes kept in float ({keep_float}; {streams}); verified on {clips.verified_on} "
+           f"vs PyTorch fp32: top-1 agreement {stats['top1_agreement']:.3f}{accuracy}, "
+           f"max |logit diff| {stats['max_abs_diff']:.3f}")
     if not good:
         msg = f"top-1 agreement below {MIN_AGREEMENT}: " + msg
     return ExportResult("int8", precision, path, "ok" if good else "failed", msg,
@@ -276,6 +332,17 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="activation ranges: percentile (default, 99.999th; clips rare outliers), minmax, entropy")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
     p.add_argument("--opset", type=int, default=None, help="opset of the fp32 export (default 17)")
+    p.add_argument("--quantize-streams", action="store_true",
+                   help="also quantize the raw joint input the velocity/bone streams are derived from (the old "
+                        "placement; loses accuracy on multi-stream models: for comparison only)")
+    p.add_argument("--high-precision", choices=HIGH_PRECISIONS, default="fp32",
+                   help="ModelOpt: dtype of the ops left unquantized (default fp32; fp16 is ModelOpt's own default)")
+    p.add_argument("--holdout", type=float, default=DEFAULT_HOLDOUT,
+                   help=f"share of the calibration set held back to verify on (default {DEFAULT_HOLDOUT})")
+    p.add_argument("--eval-data", default=None,
+                   help="verify on this split instead (<dataset>:<split>, e.g. nw_ucla:test); the whole calibration "
+                        "set then calibrates")
+    p.add_argument("--eval-num", type=int, default=None, help="with --eval-data: a stratified subset of N clips")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"keep_float": a.keep_float, "quantizer": a.quantizer,
                                                  "calibration_method": a.calibration_method,
-                                                 "per_channel": not a.per_tensor, "opset": a.opset})
+                                                 "per_channel": not a.per_tensor, "opset": a.opset,
+                                                 "float_streams": not a.quantize_streams,
+                                                 "high_precision": a.high_precision, "holdout": a.holdout,
+                                                 "eval_data": a.eval_data, "eval_num": a.eval_num})
 
 
 if __name__ == "__main__":
