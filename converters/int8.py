@@ -228,14 +228,16 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
            calibration_method: str = "percentile", per_channel: bool = True, opset: int | None = None,
            fp32_onnx: str | Path | None = None, float_streams: bool = True, high_precision: str = "fp32",
            holdout: float = DEFAULT_HOLDOUT, eval_data: str | None = None, eval_num: int | None = None,
-           clips: QuantizationClips | None = None, **opts: Any) -> ExportResult:
+           clips: QuantizationClips | None = None, sensitivity_report: bool = False, **opts: Any) -> ExportResult:
     """Checkpoint -> fp32 ONNX -> static INT8 Q/DQ ONNX, verified against PyTorch in onnxruntime on clips the
     quantizer never saw: `holdout` of the calibration set (stratified, disjoint), or eval_data
     ('<dataset>:<split>', a stratified eval_num of it) when given.
 
     fp32_onnx: reuse an fp32 export of the same checkpoint and batch instead of exporting again.
     float_streams: keep the input and the stream-derivation subgraph in float (see stream_input_nodes).
-    high_precision: ModelOpt's dtype for the ops it leaves unquantized (fp32, or fp16 as its default)."""
+    high_precision: ModelOpt's dtype for the ops it leaves unquantized (fp32, or fp16 as its default).
+    sensitivity_report: also rank the network's parts by the damage their quantization alone does on the
+    verification clips (extra["sensitivity"], the worst three in the message)."""
     from converters import onnx as onnx_export
     if precision != "int8":
         raise InputError(f"converters.int8 produces int8 models, not {precision!r}")
@@ -251,7 +253,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
         clips = quantization_clips(calib, ck, holdout, eval_data, eval_num)
     kw = dict(batch=batch, keep_float=keep_float, calibration_method=calibration_method, per_channel=per_channel,
               opset=opset, fp32_onnx=fp32_onnx, float_streams=float_streams, high_precision=high_precision,
-              clips=clips, **opts)
+              clips=clips, sensitivity_report=sensitivity_report, **opts)
     if quantizer == "auto":
         if not modelopt_available():
             quantizer = "ort"
@@ -318,8 +320,116 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
            f"max |logit diff| {stats['max_abs_diff']:.3f}")
     if not good:
         msg = f"top-1 agreement below {MIN_AGREEMENT}: " + msg
-    return ExportResult("int8", precision, path, "ok" if good else "failed", msg,
-                        extra={**info, **stats, "batch": batch, "fp32_onnx": str(fp32_onnx)})
+    extra = {**info, **stats, "batch": batch, "fp32_onnx": str(fp32_onnx)}
+    if sensitivity_report:
+        rows = sensitivity(path, ref, clips.verify, clips.verify_labels)
+        extra["sensitivity"] = rows
+        worst = ", ".join(f"{r['group']} (agreement {r['agreement']:.3f}, mean |logit diff| "
+                          f"{r['mean_abs_logit_diff']:.3f})" for r in rows[1:4])
+        msg += f"; quantized alone, the most sensitive parts are {worst}"
+    return ExportResult("int8", precision, path, "ok" if good else "failed", msg, extra=extra)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layer-wise sensitivity: which part of the network loses the accuracy
+
+def node_group(name: str) -> str:
+    """The part of the network a node belongs to, from its exported name: 'stem', 'stages.1/blocks.0/gcn', 'fc'."""
+    parts = [p for p in name.split("/") if p]
+    if not parts:
+        return "other"
+    if parts[0].startswith("stages.") and len(parts) >= 5:
+        return f"{parts[0]}/{parts[2]}/{parts[3]}"
+    if parts[0].startswith("stages.") and len(parts) == 4:  # the block's own residual Add / ReLU
+        return f"{parts[0]}/{parts[2]}/out"
+    return parts[0] if parts[0] in ("stem", "fc") else "other"
+
+
+def keep_only_group(qdq_proto, group: str | None):
+    """A copy of a Q/DQ model in which only the nodes of `group` read quantized tensors (None: no node does).
+    Every other consumer is rewired past its Q/DQ pair to the float tensor (weights: their dequantized value),
+    so the copy shows the damage that one group's quantization does on its own."""
+    import copy
+
+    import onnx
+    from onnx import numpy_helper
+    model = copy.deepcopy(qdq_proto)
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    float_of: dict[str, str] = {}
+    for dq in [n for n in graph.node if n.op_type == "DequantizeLinear"]:
+        src = producer.get(dq.input[0])
+        if src is not None and src.op_type == "QuantizeLinear":
+            float_of[dq.output[0]] = src.input[0]  # activation pair, or a weight ModelOpt quantizes in-graph
+        elif dq.input[0] in inits:  # a weight stored as int8: its dequantized float value
+            q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float32)
+            scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
+            zero = (numpy_helper.to_array(inits[dq.input[2]]).astype(np.float32) if len(dq.input) > 2 and dq.input[2]
+                    else np.zeros_like(scale))
+            axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+            if scale.ndim == 1 and scale.size > 1:
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zero = scale.reshape(shape), zero.reshape(shape)
+            name = dq.output[0] + "_float"
+            graph.initializer.append(numpy_helper.from_array(((q - zero) * scale).astype(np.float32), name))
+            float_of[dq.output[0]] = name
+    for node in graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") or (group and node_group(node.name) == group):
+            continue
+        for i, name in enumerate(node.input):
+            if name in float_of:
+                node.input[i] = float_of[name]
+    for out in graph.output:  # a quantized graph output (ORT quantizes the classifier's): float unless in group
+        src = producer.get(float_of.get(out.name, ""))
+        if src is not None and not (group and node_group(src.name) == group):
+            dq = producer[out.name]
+            dq.op_type, dq.domain = "Identity", ""
+            del dq.input[:]
+            dq.input.append(float_of[out.name])
+            del dq.attribute[:]
+    try:
+        import onnx.utils  # noqa: F401
+        from onnxruntime.quantization.onnx_model import ONNXModel
+        ONNXModel(model).clean_initializers()  # drop what no node reads any more
+        ONNXModel(model).remove_unused_constant()
+    except Exception:
+        pass
+    onnx.checker.check_model(model)
+    return model
+
+
+def sensitivity(qdq_path: str | Path, reference: np.ndarray, x: np.ndarray, labels: np.ndarray | None = None,
+                threads: int | None = 1) -> list[dict[str, Any]]:
+    """Quantize one group at a time (from an already calibrated Q/DQ model) and rank the groups by the damage
+    on clips `x` against fp32 `reference` logits: top-1 agreement and mean |logit diff|."""
+    import onnx
+    import onnxruntime as ort
+    proto = onnx.load(str(qdq_path))
+    dq_outputs = {o for n in proto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    groups = sorted({node_group(n.name) for n in proto.graph.node
+                     if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and set(n.input) & dq_outputs})
+    rows = []
+    try:
+        from tqdm import tqdm
+        it = tqdm(groups + ["(all)"], desc="sensitivity", unit="group")
+    except ImportError:
+        it = groups + ["(all)"]
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    for group in it:
+        model = proto if group == "(all)" else keep_only_group(proto, group)
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        out = np.concatenate([sess.run(None, {name: x[s:s + 32]})[0] for s in range(0, len(x), 32)])
+        row = {"group": group, "agreement": float(np.mean(out.argmax(1) == reference.argmax(1))),
+               "mean_abs_logit_diff": float(np.mean(np.abs(out - reference)))}
+        if labels is not None:
+            row["top1_delta_pts"] = 100 * float(np.mean(out.argmax(1) == labels) - np.mean(reference.argmax(1) == labels))
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["group"] != "(all)", -r["mean_abs_logit_diff"]))
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
@@ -343,6 +453,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="verify on this split instead (<dataset>:<split>, e.g. nw_ucla:test); the whole calibration "
                         "set then calibrates")
     p.add_argument("--eval-num", type=int, default=None, help="with --eval-data: a stratified subset of N clips")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also quantize one part of the network at a time (stem, each block's gcn / temporal / "
+                        "attention / residual, fc) and rank the parts by the damage on the verification clips")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
                                                  "per_channel": not a.per_tensor, "opset": a.opset,
                                                  "float_streams": not a.quantize_streams,
                                                  "high_precision": a.high_precision, "holdout": a.holdout,
-                                                 "eval_data": a.eval_data, "eval_num": a.eval_num})
+                                                 "eval_data": a.eval_data, "eval_num": a.eval_num,
+                                                 "sensitivity_report": a.sensitivity})
 
 
 if __name__ == "__main__":

@@ -19,17 +19,18 @@ from core.synthetic import SYNTHETIC_ACTIONS, make_synthetic_split
 FRAMES = 16
 
 
-def clips(per_class: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
-    spec = InputSpec(layout="ntu25", frames=FRAMES)
+def clips(per_class: int, seed: int, streams: tuple[str, ...] = ("joint",)) -> tuple[torch.Tensor, np.ndarray]:
+    spec = InputSpec(layout="ntu25", frames=FRAMES, streams=streams)
     split = make_synthetic_split("ntu25", per_class=per_class, frames=32, seed=seed)
     data = SkeletonDataset(split, spec, train=False)
     return torch.stack([data[i][0] for i in range(len(data))]), split.labels
 
 
-def make_test_checkpoint(path: Path, variant: str = "last_nano", seed: int = 0, branch_gain: float = 0.5) -> Path:
+def make_test_checkpoint(path: Path, variant: str = "last_nano", seed: int = 0, branch_gain: float = 0.5,
+                         streams: tuple[str, ...] = ("joint",)) -> Path:
     torch.manual_seed(seed)
-    x, y = clips(per_class=12, seed=seed)
-    model = create_model(variant, num_classes=len(SYNTHETIC_ACTIONS), layout="ntu25", dropout=0.0)
+    x, y = clips(per_class=12, seed=seed, streams=streams)
+    model = create_model(variant, num_classes=len(SYNTHETIC_ACTIONS), layout="ntu25", dropout=0.0, streams=streams)
     for m in model.modules():
         if hasattr(m, "proj") and hasattr(m, "qkv"):  # attention starts as identity: make it contribute
             torch.nn.init.constant_(m.proj[1].weight, branch_gain)
@@ -53,7 +54,7 @@ def make_test_checkpoint(path: Path, variant: str = "last_nano", seed: int = 0, 
         model.fc.weight.copy_(w[:-1].T.float())
         model.fc.bias.copy_(w[-1].float())
         acc = float((model(x).argmax(1).numpy() == y).mean())
-    spec = InputSpec(layout="ntu25", frames=FRAMES)
+    spec = InputSpec(layout="ntu25", frames=FRAMES, streams=streams)
     return save_checkpoint(path, model, spec, list(SYNTHETIC_ACTIONS), metrics={"train_top1": acc})
 
 
