@@ -117,7 +117,7 @@ def test_stream_derivation_stays_float(jvb, tmp_path):
 
 
 def test_multistream_qdq_keeps_predictions_on_unseen_clips(jvb, tmp_path):
-    from converters.common import torch_logits
+    from core.evaluation import torch_logits
     from core.checkpoint import load_model
     model, _ = load_model(jvb["ckpt"])
     x, labels = held_out()  # another seed: clips neither calibration nor its held-back part contain
