@@ -39,7 +39,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            "opset 17 (or the profile's), onnxsim, metadata embedded, verified in onnxruntime"),
     Format("int8", "converters.int8", ".onnx", "onnxruntime", ("int8",), ("int8",), ("int8",),
            ("keep_float", "quantizer", "calibration_method", "per_channel", "opset", "fp32_onnx", "float_streams",
-            "high_precision", "holdout", "eval_data", "eval_num", "sensitivity_report"), True,
+            "high_precision", "holdout", "eval_data", "eval_num", "sensitivity_report", "clips"), True,
            "static INT8 Q/DQ ONNX (onnxruntime or NVIDIA ModelOpt placement); what TensorRT's explicit path eats"),
     Format("trt", "converters.trt", ".engine", "tensorrt", ("fp32", "fp16", "int8"), ("int8",), ("int8",),
            ("dynamic", "workspace_mb", "int8_mode", "profile", "keep_float", "quantizer"), False,
