@@ -23,6 +23,8 @@ Numerically fragile ops stay in float (--keep-float):
     attention  the linear-attention products (activation x activation MatMuls) and their Div
     fragile    (default) attention + the dynamic-adjacency MatMuls of the graph convolution and every
                un-folded BatchNormalization (the input normalisation and the post-aggregation BN)
+    attention-block  fragile + every node of the linear-attention blocks (their qkv/proj convolutions too):
+               what the sensitivity sweep ranked first on a last_small joint+velocity+bone snapshot
     none       quantise everything ONNX Runtime can quantise
 (MatMuls with a constant rank-3 operand, the fixed adjacency of the Lite variants, always stay float:
 ONNX Runtime's QLinearMatMul rejects their per-channel zero points.)
@@ -56,7 +58,7 @@ from core.runtime import load_runtime
 
 log = logging.getLogger("converters.int8")
 
-KEEP_FLOAT_CHOICES = ("fragile", "attention", "none")
+KEEP_FLOAT_CHOICES = ("fragile", "attention-block", "attention", "none")
 QUANTIZERS = ("auto", "ort", "modelopt")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 HIGH_PRECISIONS = ("fp32", "fp16")
@@ -69,6 +71,9 @@ def fragile_nodes(model_proto, keep_float: str) -> list[str]:
     names = unquantizable_nodes(model_proto)
     if keep_float == "none":
         return names
+    if keep_float == "attention-block":  # fragile + the whole linear-attention block (its qkv/proj convs too)
+        fragile = fragile_nodes(model_proto, "fragile")
+        return fragile + [n.name for n in model_proto.graph.node if "/attention/" in n.name and n.name not in fragile]
     consts = {init.name for init in model_proto.graph.initializer}
     consts |= {o for n in model_proto.graph.node if n.op_type == "Constant" for o in n.output}
     for node in model_proto.graph.node:

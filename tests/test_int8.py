@@ -47,6 +47,9 @@ def test_fragile_node_selection(art, tmp_path):
     kinds = {by_name[n].op_type for n in fragile}
     assert {"MatMul", "BatchNormalization"} <= kinds
     assert not any(by_name[n].op_type == "Conv" for n in fragile)  # convolutions are what INT8 is for
+    block = int8.fragile_nodes(proto, "attention-block")
+    assert set(fragile) < set(block) and all("/attention/" in n for n in set(block) - set(fragile))
+    assert any(by_name[n].op_type == "Conv" for n in block)  # the attention's qkv/proj convs stay float too
     with pytest.raises(ValueError, match="--keep-float"):
         int8.fragile_nodes(proto, "everything")
 
