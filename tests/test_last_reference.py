@@ -4,7 +4,8 @@ shapes, so every existing checkpoint loads and predicts the same.
 
 The weights are seeded per state_dict key (not by construction order), with non-trivial BatchNorm statistics,
 learned adjacency, alpha and attention output scale (their defaults are identities/zeros that would hide
-most of the math). The reference holds float64 and float32 logits; float64 must agree to 1e-9, float32 with float32 to 1e-5.
+most of the math). The reference holds float64 and float32 logits; float64 must agree to 1e-9 (the
+math is the same), float32 with the old float32 to 1e-5 (or the old code's own float32 error if larger).
 
 Regenerate (only when the math is meant to change):  PYTHONPATH=$PWD python tests/test_last_reference.py
 """
@@ -126,9 +127,11 @@ def test_outputs_match_reference(case, reference):
     assert expected.abs().max() > 0.1  # the seeded weights give non-trivial logits
     got64 = run(case, torch.float64)
     assert (got64 - expected).abs().max() <= 1e-9
-    # float32 against the old code's float32 (float32 itself is ~5e-5 off float64 on last_large's deep stack)
-    got32 = run(case, torch.float32)
-    assert (got32 - torch.tensor(reference[case]["eval_float32"])).abs().max() <= 1e-5
+    # float32 against the old code's float32: within 1e-5, or within the old code's own float32 rounding error
+    # where that is larger (seeded last_large: its float32 logits are 5e-5 off float64, summation order decides)
+    old32 = torch.tensor(reference[case]["eval_float32"], dtype=torch.float64)
+    tolerance = max(1e-5, (old32 - expected).abs().max().item())
+    assert (run(case, torch.float32).double() - old32).abs().max() <= tolerance
 
 
 @pytest.mark.parametrize("case", ["last_small", "last_lite_small_jvb", "last_nano_kinect20_uniform_k1_h1"])

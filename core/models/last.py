@@ -156,12 +156,12 @@ class InputStreams(nn.Module):
         outs = []
         for name, bn, stem in zip(self.streams, self.data_bn, self.stems):
             s = self.stream(x, name)
-            if self.training:  # batch statistics per (channel, joint) over (N, T)
-                s = bn(s.permute(0, 1, 3, 2).reshape(n, c * v, t)).reshape(n, c, v, t).permute(0, 1, 3, 2)
-            else:  # the same normalisation as one affine per (channel, joint): no transposes
+            if fast_inference(self, x):  # the eval normalisation as one affine per (channel, joint)
                 scale, shift = cached(bn, "affine", (bn.weight, bn.bias, bn.running_mean, bn.running_var),
                                       lambda bn=bn: bn_affine(bn))
                 s = s * scale.view(c, 1, v) + shift.view(c, 1, v)
+            else:  # exports keep one BatchNormalization node on the tiny 3-channel input: INT8 keeps it in float
+                s = bn(s.permute(0, 1, 3, 2).reshape(n, c * v, t)).reshape(n, c, v, t).permute(0, 1, 3, 2)
             outs.append(stem(s))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
