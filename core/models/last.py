@@ -224,7 +224,12 @@ class AdaptiveGraphConv(nn.Module):
             w, b = cached(self, "folded", (self.conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var),
                           self.folded)
             return pointwise(xa, w, b)
-        return self.bn(F.conv2d(xa, cached(self, "mixing_weight", (self.conv.weight,), self.mixing_weight)))
+        if not self.training and torch.compiler.is_exporting():
+            # torch.export (LiteRT): the conv's weight is an op here, which PT2E's conv-BN folding rejects, so
+            # hand it the folded conv (same values) instead of conv + BN
+            w, b = self.folded()
+            return F.conv2d(xa, w, b)
+        return self.bn(F.conv2d(xa, self.mixing_weight()))
 
 
 class TemporalShift(nn.Module):
