@@ -144,3 +144,28 @@ def test_train_mode_outputs_match_reference(case, reference):
 if __name__ == "__main__":
     write_reference()
     print(f"wrote {REFERENCE}")
+
+
+def test_folded_inference_weights_follow_weight_changes():
+    """Plain eager inference runs cached BN-folded weights; in-place updates (optimiser steps,
+    load_state_dict) must invalidate them, and a model built under inference_mode must still run."""
+    model, x = build("last_small", torch.float32)
+    fresh = create_model("last_small", num_classes=NUM_CLASSES, dropout=0.0)
+    with torch.no_grad():
+        before = model(x)
+        for p in model.parameters():
+            p.mul_(1.1)
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_var.mul_(1.3)
+        after = model(x)
+        fresh.load_state_dict(model.state_dict())
+        expected = fresh.eval()(x)
+        model.train()  # the training path (no cache) on the same weights
+        trained_path = model(x)
+    assert (after - before).abs().max() > 1e-2
+    assert torch.allclose(after, expected, atol=1e-5)
+    assert trained_path.shape == after.shape
+    with torch.inference_mode():
+        built_inside = create_model("last_nano", num_classes=3).eval()
+        assert torch.isfinite(built_inside(x[:, :, :16])).all()

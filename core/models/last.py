@@ -115,8 +115,8 @@ def cached(module: nn.Module, name: str, sources: tuple[torch.Tensor, ...],
            make: Callable[[], torch.Tensor]) -> torch.Tensor:
     """make(), re-computed only when a source tensor changed (in-place updates bump its version: optimiser
     steps, load_state_dict); without autograd only, so training still differentiates through make()."""
-    if torch.is_grad_enabled() or torch.jit.is_tracing():
-        return make()
+    if torch.is_grad_enabled() or torch.jit.is_tracing() or any(s.is_inference() for s in sources):
+        return make()  # (inference tensors, e.g. a model built under inference_mode, have no version counter)
     key = tuple((s.data_ptr(), s._version, s.dtype, s.device) for s in sources)
     store = module.__dict__.setdefault("_derived_cache", {})
     hit = store.get(name)
