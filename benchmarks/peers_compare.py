@@ -15,12 +15,14 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli import ArgumentParser, BadInput, run_cli
+
 
 def load(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise SystemExit(f"peers_compare: error: cannot read harness results {path}: {exc}") from exc
+        raise BadInput(f"cannot read harness results {path}: {exc}") from exc
 
 
 def metrics(res: dict, name: str, reference: str) -> dict:
@@ -88,7 +90,7 @@ def plot(before: dict, after: dict, reference: str, labels: tuple[str, str], pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.peers_compare", description=__doc__,
+    ap = ArgumentParser(prog="python -m benchmarks.peers_compare", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("before", type=Path, help="bench_peers.py --json of the first run")
     ap.add_argument("after", type=Path, help="bench_peers.py --json of the second run")
@@ -112,4 +114,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, "python -m benchmarks.peers_compare"))

@@ -38,3 +38,9 @@ def test_unknown_reference_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         peers_compare.main([str(tmp_path / "r.json"), str(tmp_path / "r.json"), "--reference", "ST-GCN"])
     assert exc.value.code == 2 and "--reference 'ST-GCN' is not in" in capsys.readouterr().err
+
+
+def test_unreadable_results_file_is_bad_input(tmp_path, capsys):
+    from core.cli import run_cli
+    code = run_cli(peers_compare.main, "peers_compare", [str(tmp_path / "missing.json"), str(tmp_path / "b.json")])
+    assert code == 2 and "cannot read harness results" in capsys.readouterr().err
