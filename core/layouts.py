@@ -8,13 +8,15 @@ from the centre, so bones and graph partitions never disagree.
 """
 from __future__ import annotations
 
-import argparse
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from functools import cached_property
 
 import numpy as np
+
+from core.cli import ArgumentParser, run_cli
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,7 @@ COCO17 = register_layout(Layout(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m core.layouts",
+    p = ArgumentParser(prog="python -m core.layouts",
                                 description="List the skeleton layouts, or print one layout's joint order.")
     p.add_argument("layout", nargs="?", help=f"a layout ({', '.join(list_layouts())}); none lists them all")
     args = p.parse_args(argv)
@@ -260,13 +262,10 @@ def main(argv: list[str] | None = None) -> None:
         for name in list_layouts():
             print(f"| {name} | {get_layout(name).num_joints} | {get_layout(name).description} |")
         return
-    try:
-        layout = get_layout(args.layout)
-    except KeyError as e:
-        p.exit(2, f"{p.prog}: error: {e.args[0]}\n")
+    layout = get_layout(args.layout)  # an unknown name: one error line, exit 2 (run_cli)
     print(f"{layout.name}: {layout.description}, {layout.num_joints} joints\n")
     print(joint_table(layout))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main, "python -m core.layouts"))

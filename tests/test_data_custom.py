@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from core.cli import run_cli
 from core.data import load_split
 from core.data.custom import CustomFormatError, import_folder, main, read_sample, save_sample
 from core.data.dataset import SkeletonDataset
@@ -53,10 +54,9 @@ def test_manifest_splits_scores_and_errors(tmp_path, capsys):
     rng = np.random.default_rng(1)
     raw = tmp_path / "raw"
     _make_raw(raw, rng, manifest=False)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--src", str(raw), "--out", str(tmp_path / "x")])
+    code = run_cli(main, "python -m core.data.custom", ["--src", str(raw), "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1  # one line, exit 2 (bad input)
+    assert code == 2 and err.count("\n") == 1  # one line, exit 2 (bad input)
     assert err.startswith("python -m core.data.custom: error: ") and "layout" in err
     entries = [{"file": f"clip_{k}.npz", "label": k % 2, "split": "train" if k < 4 else "val"} for k in range(6)]
     (raw / "manifest.json").write_text(json.dumps({"layout": "coco17", "class_names": ["a", "b"],

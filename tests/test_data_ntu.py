@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.cli import run_cli
 from core.data import load_split
 from core.data.ntu import (EXPECTED_COUNTS, SkeletonFormatError, build, check_splits, denoise, load_ntu,
                            parse_skeleton_text, read_skeleton, split_indices)
@@ -321,16 +322,15 @@ def test_a_build_with_no_usable_file_fails_naming_the_reason(tmp_path, capsys):
     (raw / "S001C001P001R001A001.skeleton").write_text("\n".join(lines[:40]) + "\n")  # truncated
     empty_list = tmp_path / "missing.txt"
     empty_list.write_text("")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--root", str(raw), "--out", str(tmp_path / "built"), "--workers", "1", "--missing", str(empty_list)])
+    code = run_cli(main, "python -m core.data.ntu", ["--root", str(raw), "--out", str(tmp_path / "built"),
+                                                     "--workers", "1", "--missing", str(empty_list)])
     full = capsys.readouterr().err
     err = full.split("\n")[-2]  # the last line (above it: the progress bar)
-    assert exit_info.value.code == 2 and full.count(": error: ") == 1 and full.endswith("\n")
+    assert code == 2 and full.count(": error: ") == 1 and full.endswith("\n")
     assert err.startswith("python -m core.data.ntu: error: no usable sample: all 1 file was skipped (")
     assert "S001C001P001R001A001.skeleton:41: " in err and "truncated" in err
     assert not (tmp_path / "built" / "manifest.json").exists() and not (tmp_path / "built" / "data.npy").exists()
     with pytest.raises(NoUsableSamplesError, match="all 1 file was skipped"):  # the library raises, too
         build([raw], tmp_path / "built", workers=1, missing=empty_list, progress=False)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "built")])
-    assert exit_info.value.code == 2 and "NTU skeleton folder not found" in capsys.readouterr().err
+    code = run_cli(main, "python -m core.data.ntu", ["--root", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    assert code == 2 and "NTU skeleton folder not found" in capsys.readouterr().err

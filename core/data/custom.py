@@ -27,7 +27,6 @@ layout (a common sign of a wrong joint order).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -37,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from core.cli import ArgumentParser, run_cli
 from core.data.checks import DEFAULT_MAX_MISSING, clip_problem, implausible_bones, missing_frames, skipped_report
 from core.data.prepared import SkeletonSplit
 from core.layouts import get_layout, joint_order_index, list_layouts
@@ -275,7 +275,7 @@ def load_custom(path: str | Path, split: str = "train") -> SkeletonSplit:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m core.data.custom",
+    p = ArgumentParser(prog="python -m core.data.custom",
                                 description="Check and import a folder of custom skeleton samples (*.npz / *.json "
                                             "with keypoint (M, T, V, C) and label) into a prepared directory.")
     p.add_argument("--src", required=True, help="folder of per-sample files (+ optional manifest.json)")
@@ -297,15 +297,12 @@ def main(argv: list[str] | None = None) -> None:
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImplausibleBonesWarning)
-        try:
-            summary = import_folder(args.src, args.out, layout=args.layout, class_names=classes,
-                                    test_ratio=args.test_ratio, seed=args.seed, score_threshold=args.score_threshold,
-                                    score_channel=args.score_channel, joint_order=args.joint_order,
-                                    max_missing=args.max_missing)
-        except (CustomFormatError, FileNotFoundError, KeyError) as e:  # the user's files or arguments
-            p.exit(2, f"{p.prog}: error: {e.args[0] if isinstance(e, KeyError) else e}\n")
-        except OSError as e:  # e.g. the output cannot be written
-            p.exit(1, f"{p.prog}: error: {e}\n")
+        # the user's files or arguments (CustomFormatError, a missing folder, an unknown layout) are exit 2, an
+        # unwritable output exit 1 (run_cli)
+        summary = import_folder(args.src, args.out, layout=args.layout, class_names=classes,
+                                test_ratio=args.test_ratio, seed=args.seed, score_threshold=args.score_threshold,
+                                score_channel=args.score_channel, joint_order=args.joint_order,
+                                max_missing=args.max_missing)
     for w in caught:
         print(f"{p.prog}: warning: {w.message}", file=sys.stderr)
     skipped = len(summary["skipped"])
@@ -317,4 +314,4 @@ def main(argv: list[str] | None = None) -> None:
               f"{100 * summary['max_missing_fraction_kept']:.0f} % of a clip; --max-missing sets the limit)")
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main, "python -m core.data.custom"))

@@ -19,7 +19,6 @@ skips a frame, and the second actor's interval starts empty instead of at frame 
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ from typing import Iterable
 
 import numpy as np
 
+from core.cli import ArgumentParser, run_cli
 from core.data.checks import skipped_report
 from core.data.paths import data_root, shared_root
 from core.data.prepared import SkeletonSplit
@@ -625,8 +625,8 @@ def load_ntu(benchmark: str, split: str = "train", root: str | Path | None = Non
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(
         prog="python -m core.data.ntu",
         description="Build NTU RGB+D 60/120 from the raw .skeleton files into a memory-mappable prepared "
                     "directory (parallel, resumable), or check the official split counts.")
@@ -656,13 +656,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.root:
         p.error("--root is required to build (or use --check-splits)")
     out = args.out or str(data_root() / ("ntu60" if args.ntu60 else "ntu120"))
-    try:
-        summary = build(args.root, out, args.frames, args.persons, args.dtype, args.workers, args.ntu60,
-                        args.missing, args.limit, force=args.force)
-    except (FileNotFoundError, NoUsableSamplesError) as e:  # the user's folders or files
-        p.exit(2, f"{p.prog}: error: {e}\n")
-    except OSError as e:  # e.g. the output cannot be written
-        p.exit(1, f"{p.prog}: error: {e}\n")
+    # a missing folder or no usable file (NoUsableSamplesError) is bad input, exit 2; an unwritable output is
+    # exit 1 (run_cli)
+    summary = build(args.root, out, args.frames, args.persons, args.dtype, args.workers, args.ntu60,
+                    args.missing, args.limit, force=args.force)
     if summary.get("up_to_date"):
         print(f"{out} is already built from these {summary['files']} files, unchanged since, with the same "
               f"settings; nothing to do (--force parses them again)")
@@ -678,4 +675,4 @@ def main(argv: list[str] | None = None) -> None:
         print(skipped_report(summary["skipped"], summary["files"], full_list=f"{out}/manifest.json"))
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main, "python -m core.data.ntu"))
