@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from core.layouts import get_layout
+from core.synthetic import synthetic_clip  # the project's one body model for every layout
 
 DEFAULT_MAX_MISSING = 0.5  # a clip with more than half of its frames all zero is skipped
 # The bone check warns when at least MIN_OFF_BONES bones have a share of the body more than BONE_FACTOR times
@@ -76,8 +77,6 @@ def bone_lengths(keypoint: np.ndarray, layout: str) -> np.ndarray:
 @lru_cache(maxsize=None)
 def reference_bone_lengths(layout: str, channels: int = 3) -> np.ndarray:
     """(V,) bone lengths of the procedural humanoid of core.synthetic (x, y only for 2D data)."""
-    from core.synthetic import synthetic_clip  # the only body model the project has for every layout
-
     clip = synthetic_clip("walk_in_place", layout, frames=64, seed=0, noise=0.0)
     return bone_lengths(clip[..., :min(channels, 3)], layout)
 
