@@ -192,8 +192,8 @@ def read_folder(src: str | Path, layout: str | None = None, class_names: list[st
                                        score_channel, order_index, max_missing))
         except (CustomFormatError, OSError) as err:
             skipped.append(str(err))
-    if verbose and skipped:
-        print(skipped_report(skipped, len(entries)), file=sys.stderr if not samples else sys.stdout)
+    if verbose and skipped and samples:  # (none usable: the error below names the first reason, in one line)
+        print(skipped_report(skipped, len(entries)))
     if not samples:
         raise CustomFormatError(f"{src}: no usable sample: all {len(entries)} were skipped (first reason: "
                                 f"{skipped[0]})")
