@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped = len(summary["skipped"])
     print(f"built {summary['built']} of {summary['files']} samples into {out}"
           + (f", skipped {skipped}" if skipped else "")
-          + f" ({summary['parsed_this_run']} files parsed at {summary['files_per_second_this_run']} files/s, "
+          + f" ({summary['parsed_this_run']} file{'' if summary['parsed_this_run'] == 1 else 's'} parsed at {summary['files_per_second_this_run']} files/s, "
             f"{summary['seconds_this_run']} s, {summary['workers']} workers; {summary['reused_from_previous_build']} "
             f"unchanged files reused from the previous build); excluded {summary['excluded_missing']} with "
             f"missing skeletons")
