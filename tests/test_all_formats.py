@@ -12,7 +12,7 @@ import converters.__main__ as all_formats
 from backend_checker import backend_available
 
 
-
+@pytest.mark.slow  # 43 s measured on the shared 2-core machine
 def test_all_formats_table(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "table"
     with warnings.catch_warnings():

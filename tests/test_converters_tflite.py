@@ -47,7 +47,7 @@ def _interpreter_logits(path, x):
         outs.append(it.get_tensor(out["index"])[0].copy())
     return np.stack(outs)
 
-
+@pytest.mark.slow  # 51 s (its fixture's export) measured on the shared 2-core machine
 def test_fp32_matches_pytorch_in_the_interpreter(fp32_result, ckpt, held_out, tiny_frames):
     import torch
 
@@ -80,7 +80,7 @@ def test_fp16_weights_halve_the_file_and_keep_predictions(fp32_result, tmp_path,
     assert (a.argmax(1) == b.argmax(1)).all()
     assert np.abs(a - b).max() < 0.05 * max(1.0, np.abs(a).max())
 
-
+@pytest.mark.slow  # 161 s measured on the shared 2-core machine
 def test_int8_pt2e_keeps_the_multiplies_float(ckpt, calib_file, fp32_result, tmp_path):
     """The tiny closed-form test model has tiny class margins, so its top-1 agreement says little (the
     accuracy proof is the NW-UCLA measurement in docs/converters_tflite_coreml.md); what is checked here is

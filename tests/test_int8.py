@@ -13,7 +13,7 @@ from backend_checker import backend_checker
 pytestmark = backend_checker("onnxruntime")
 
 
-
+@pytest.mark.slow  # 16 s measured on the shared 2-core machine
 def test_qdq_int8_accuracy_within_tolerance(tiny_checkpoint, tmp_path, held_out):
     result = int8.export(tiny_checkpoint["ckpt_int8"], tmp_path, "int8", calib=tiny_checkpoint["calib"], batch=None,
                          quantizer="ort")

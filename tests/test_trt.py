@@ -16,6 +16,7 @@ pytestmark = pytest.mark.tensorrt
 
 
 
+@pytest.mark.slow  # 14 s measured on the shared 2-core machine
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed: the no-TensorRT path does not apply")
 def test_no_tensorrt_path_prepares_everything_and_prints_commands(tiny_checkpoint, tmp_path, capsys):
     code = trt.main(["--ckpt", str(tiny_checkpoint["ckpt"]), "--precision", "int8",
