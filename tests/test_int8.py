@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 
 from converters import int8, onnx as onnx_export
-from converters_helpers import held_out, shared_checkpoint
 from core.artifact import read_artifact_metadata
 from core.runtime import load_runtime
+from backend_checker import backend_checker
+
+pytestmark = backend_checker("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def art(tmp_path_factory):
-    return shared_checkpoint(tmp_path_factory)
-
-
-def test_qdq_int8_accuracy_within_tolerance(art, tmp_path):
-    result = int8.export(art["ckpt_int8"], tmp_path, "int8", calib=art["calib"], batch=None, quantizer="ort")
+@pytest.mark.slow  # 16 s measured on the shared 2-core machine
+def test_qdq_int8_accuracy_within_tolerance(tiny_checkpoint, tmp_path, held_out):
+    result = int8.export(tiny_checkpoint["ckpt_int8"], tmp_path, "int8", calib=tiny_checkpoint["calib"], batch=None,
+                         quantizer="ort")
     assert result.status == "ok", result.message
     assert result.extra["QuantizeLinear"] > 20 and result.extra["DequantizeLinear"] > 20
     assert result.extra["float_nodes"] > 0
@@ -34,9 +33,9 @@ def test_qdq_int8_accuracy_within_tolerance(art, tmp_path):
     assert not np.allclose(fp32, q)  # it really is quantized
 
 
-def test_fragile_node_selection(art, tmp_path):
+def test_fragile_node_selection(tiny_checkpoint, tmp_path):
     import onnx
-    fp32 = onnx_export.export(art["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
+    fp32 = onnx_export.export(tiny_checkpoint["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
     proto = onnx.load(str(fp32.path))
     by_name = {n.name: n for n in proto.graph.node}
     attention = int8.fragile_nodes(proto, "attention")
