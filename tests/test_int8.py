@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 
 from converters import int8, onnx as onnx_export
-from converters_helpers import held_out, shared_checkpoint
 from core.artifact import read_artifact_metadata
 from core.runtime import load_runtime
+from backend_checker import backend_checker
+
+pytestmark = backend_checker("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def art(tmp_path_factory):
-    return shared_checkpoint(tmp_path_factory)
-
-
-def test_qdq_int8_accuracy_within_tolerance(art, tmp_path):
-    result = int8.export(art["ckpt_int8"], tmp_path, "int8", calib=art["calib"], batch=None, quantizer="ort")
+@pytest.mark.slow  # 16 s measured on the shared 2-core machine
+def test_qdq_int8_accuracy_within_tolerance(tiny_checkpoint, tmp_path, held_out):
+    result = int8.export(tiny_checkpoint["ckpt_int8"], tmp_path, "int8", calib=tiny_checkpoint["calib"], batch=None,
+                         quantizer="ort")
     assert result.status == "ok", result.message
     assert result.extra["QuantizeLinear"] > 20 and result.extra["DequantizeLinear"] > 20
     assert result.extra["float_nodes"] > 0
@@ -34,9 +33,9 @@ def test_qdq_int8_accuracy_within_tolerance(art, tmp_path):
     assert not np.allclose(fp32, q)  # it really is quantized
 
 
-def test_fragile_node_selection(art, tmp_path):
+def test_fragile_node_selection(tiny_checkpoint, tmp_path):
     import onnx
-    fp32 = onnx_export.export(art["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
+    fp32 = onnx_export.export(tiny_checkpoint["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
     proto = onnx.load(str(fp32.path))
     by_name = {n.name: n for n in proto.graph.node}
     attention = int8.fragile_nodes(proto, "attention")
@@ -61,11 +60,11 @@ JVB = ("joint", "velocity", "bone")
 
 
 @pytest.fixture(scope="module")
-def jvb(art):
+def jvb(tiny_checkpoint):
     """A joint+velocity+bone test model (its own checkpoint; the calibration clips are the shared ones)."""
-    from converters_helpers import make_test_checkpoint
-    ckpt = make_test_checkpoint(art["root"] / "tiny_jvb.pt", branch_gain=0.0, streams=JVB)
-    return {"ckpt": ckpt, "calib": art["calib"]}
+    from conftest import build_tiny_checkpoint
+    ckpt = build_tiny_checkpoint(tiny_checkpoint["root"] / "tiny_jvb.pt", branch_gain=0.0, streams=JVB)
+    return {"ckpt": ckpt, "calib": tiny_checkpoint["calib"]}
 
 
 def test_holdout_split_is_disjoint_and_stratified():
@@ -81,11 +80,11 @@ def test_holdout_split_is_disjoint_and_stratified():
         holdout_split(labels, 1.0)
 
 
-def test_verification_clips_are_not_calibration_clips(art):
+def test_verification_clips_are_not_calibration_clips(tiny_checkpoint):
     from converters.calib import load_calibration_set, quantization_clips
     from core.checkpoint import load_checkpoint
-    clips = quantization_clips(art["calib"], load_checkpoint(art["ckpt"]), holdout=0.25)
-    total = len(load_calibration_set(art["calib"])["x"])
+    clips = quantization_clips(tiny_checkpoint["calib"], load_checkpoint(tiny_checkpoint["ckpt"]), holdout=0.25)
+    total = len(load_calibration_set(tiny_checkpoint["calib"])["x"])
     assert len(clips.calibrate) + len(clips.verify) == total
     assert len(clips.verify) == round(0.25 * total)
     assert not set(clips.calibrate_names) & set(clips.verify_names)
@@ -119,7 +118,8 @@ def test_stream_derivation_stays_float(jvb, tmp_path):
     assert result.extra["stream_nodes"] == len(stream) and "held-out" in result.extra["verified_on"]
 
 
-def test_multistream_qdq_keeps_predictions_on_unseen_clips(jvb, tmp_path):
+@pytest.mark.slow  # one INT8 export of the tiny multi-stream model
+def test_multistream_qdq_keeps_predictions_on_unseen_clips(jvb, tmp_path, held_out):
     from core.evaluation import torch_logits
     from core.checkpoint import load_model
     model, _ = load_model(jvb["ckpt"])
