@@ -13,7 +13,7 @@ from benchmarks.estimate import GraphCost, estimate_for_profile, estimate_latenc
 from benchmarks.rules import check_onnx, check_precision
 from benchmarks.verdict import judge, judge_for_profile
 from devices import PROFILE_DIR, load_profile
-from converters_helpers import make_test_checkpoint
+from conftest import build_tiny_checkpoint
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def test_jetson_nano_rejects_opset_17_and_layernorm_by_name(tmp_path):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
-    ckpt = make_test_checkpoint(root / "tiny" / "best.pt")
+    ckpt = build_tiny_checkpoint(root / "tiny" / "best.pt")
     return root, ckpt
 
 
