@@ -18,7 +18,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +34,7 @@ from core.checkpoint import input_spec, load_model
 from core.cli import ArgumentParser, run_cli
 from core.evaluation import check_split_matches, evaluate_logits, predict_split
 from core.runtime import load_runtime, runtime_kind
+from core.timing import interleaved
 
 log = logging.getLogger("converters")
 
@@ -113,17 +113,10 @@ def top1(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def interleaved_latency(predictors: dict[str, Callable[[np.ndarray], np.ndarray]], x: np.ndarray, runs: int = 30,
                         warmup: int = 3) -> dict[str, float]:
-    """Median batch-1 latency (ms) per predictor, measured round-robin so machine-load drift hits all alike."""
-    times: dict[str, list[float]] = {k: [] for k in predictors}
-    for _ in range(warmup):
-        for fn in predictors.values():
-            fn(x)
-    for _ in range(runs):
-        for key, fn in predictors.items():
-            start = time.perf_counter()
-            fn(x)
-            times[key].append((time.perf_counter() - start) * 1e3)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    """Median batch-1 latency (ms) per predictor, measured round-robin (core.timing.interleaved) so machine-load
+    drift hits all alike."""
+    stats = interleaved({k: (lambda fn=fn: fn(x)) for k, fn in predictors.items()}, warmup=warmup, runs=runs)
+    return {k: s.p50_ms for k, s in stats.items()}
 
 
 def limit_split(split, limit: int | None, seed: int = 0):

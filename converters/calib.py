@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ log = logging.getLogger("converters.calib")
 
 DEFAULT_NUM = 500
 MIN_RECOMMENDED = 100
+# share of a calibration set held back (stratified, disjoint) to verify a quantized model on clips its
+# ranges were not fitted to
+DEFAULT_HOLDOUT = 0.2
 CALIB_FORMAT = "last-edge-calibration/1"
 PROG = "python -m converters.calib"
 
@@ -159,6 +163,74 @@ def load_calibration(path: str | Path, ckpt: dict[str, Any] | None = None) -> np
     if len(x) < MIN_RECOMMENDED:
         log.warning("%s: only %d calibration clips (recommended >= %d)", path, len(x), MIN_RECOMMENDED)
     return x
+
+
+def holdout_split(labels: np.ndarray, fraction: float = DEFAULT_HOLDOUT, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration indices, held-out indices): `fraction` of the clips held back, stratified by class,
+    disjoint from the rest, deterministic for a seed."""
+    labels = np.asarray(labels)
+    if not 0.0 < fraction < 1.0:
+        raise InputError(f"--holdout must be a fraction in (0, 1), got {fraction}")
+    n = len(labels)
+    num = int(round(fraction * n))
+    if num < 1 or num >= n:
+        raise InputError(f"--holdout {fraction} of {n} calibration clips leaves no clips on one side; "
+                         "use a larger calibration set or --eval-data")
+    held = stratified_indices(labels, num, seed + 1)
+    return np.setdiff1d(np.arange(n), held), held
+
+
+@dataclass
+class QuantizationClips:
+    """Clips to calibrate on and disjoint clips to verify on, and where the latter came from."""
+    calibrate: np.ndarray  # (N, C, T, V, M)
+    verify: np.ndarray
+    verify_labels: np.ndarray | None
+    verified_on: str  # e.g. "100 held-out clips of calib.npz (not used for calibration)"
+    calibrate_names: list[str] = field(default_factory=list)
+    verify_names: list[str] = field(default_factory=list)
+
+
+def quantization_clips(path: str | Path, ckpt: dict[str, Any], holdout: float = DEFAULT_HOLDOUT,
+                       eval_data: str | None = None, eval_num: int | None = None, seed: int = 0
+                       ) -> QuantizationClips:
+    """Calibration clips and verification clips the quantizer never sees.
+
+    eval_data ('<dataset>:<split>'): calibrate on the whole calibration file, verify on that split (a
+    stratified eval_num of it when given). Otherwise hold back `holdout` of the calibration file, stratified
+    by class."""
+    x = load_calibration(path, ckpt)
+    arrays = load_calibration_set(path)
+    labels = arrays.get("labels")
+    names = [str(n) for n in arrays["names"]] if "names" in arrays else [f"#{i}" for i in range(len(x))]
+    if eval_data:
+        vx, vy, vnames = prepare_split_clips(eval_data, ckpt, eval_num, seed)
+        overlap = set(vnames) & set(names)
+        if overlap and parse_data_arg(eval_data)[0] != "synthetic":
+            log.warning("--eval-data %s shares %d clips with the calibration set %s", eval_data, len(overlap),
+                        Path(path).name)
+        return QuantizationClips(x, vx, vy, f"{len(vx)} clips of {eval_data} (--eval-data)", names, vnames)
+    strata = labels if labels is not None and len(labels) == len(x) else np.zeros(len(x), np.int64)
+    cal, held = holdout_split(strata, holdout, seed)
+    return QuantizationClips(x[cal], x[held], None if labels is None else labels[held],
+                             f"{len(held)} held-out clips of {Path(path).name} (stratified {holdout:.0%}, "
+                             f"not used for calibration; calibrated on the other {len(cal)})",
+                             [names[i] for i in cal], [names[i] for i in held])
+
+
+def prepare_split_clips(data: str, ckpt: dict[str, Any], num: int | None = None, seed: int = 0
+                        ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(x, labels, names) of a data split preprocessed by the checkpoint's input spec (stratified `num`)."""
+    from core.preprocess import prepare_clip
+    from core.spec import InputSpec
+    spec = InputSpec.from_dict(ckpt["input_spec"])
+    split = load_data_split(data, layout=ckpt["layout"])
+    if split.layout != spec.layout:
+        raise InputError(f"--eval-data {data}: layout {split.layout!r}, the checkpoint expects {spec.layout!r}")
+    idx = stratified_indices(split.labels, num, seed) if num else np.arange(len(split))
+    x = np.stack([prepare_clip(split.sample(int(i)), spec) for i in idx]).astype(np.float32)
+    return x, split.labels[idx].astype(np.int64), [split.names[i] for i in idx]
 
 
 def default_calib_path(ckpt_path: str | Path, data: str, num: int) -> Path:

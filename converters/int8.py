@@ -4,11 +4,17 @@ TensorRT's explicit-quantization path), calibrated on a calibration set from con
     python -m converters.int8 --ckpt best.pt --calib runs/calib/best_nw_ucla_train_500.npz
     python -m converters.int8 --ckpt best.pt --calib calib.npz --keep-float none      # quantise everything
     python -m converters.int8 --ckpt best.pt --calib calib.npz --quantizer ort        # onnxruntime's quantizer
+    python -m converters.int8 --ckpt best.pt --calib calib.npz --eval-data nw_ucla:test --sensitivity
 
 --quantizer auto (default): when NVIDIA ModelOpt's ONNX PTQ is installed (pip install nvidia-modelopt lief
 cppimport onnxconverter-common onnxslim; its [onnx] extra would pull GPU packages) both quantizers run and
-the one with the higher top-1 agreement with fp32 on the calibration clips is kept (measured: ModelOpt
-0.986 vs 0.948 on a NW-UCLA last_small, but 0.775 vs 0.99 on a small test model); else onnxruntime's.
+the one with the higher top-1 agreement with fp32 on the verification clips is kept; else onnxruntime's.
+
+The input and the derivation of the velocity / bone streams stay in float, and each stream is quantized at
+its own stem convolution: quantizing the raw joints the streams are computed from turned the velocity stream
+into rounding noise (onnxruntime) or clipped the joints at +-1 torso length (ModelOpt's entropy range; a
+NW-UCLA last_base joint+velocity+bone fell from 88.8 % to 27.6 %). --quantize-streams restores that placement
+for comparison. ModelOpt's unquantized ops stay fp32 (--high-precision; its own default is fp16).
 
 Weights are INT8 per output channel, activations INT8 per tensor, both symmetric (zero point 0), which is
 what TensorRT accepts for explicit quantization. Activation ranges come from the 99.999th percentile
@@ -17,11 +23,15 @@ Numerically fragile ops stay in float (--keep-float):
     attention  the linear-attention products (activation x activation MatMuls) and their Div
     fragile    (default) attention + the dynamic-adjacency MatMuls of the graph convolution and every
                un-folded BatchNormalization (the input normalisation and the post-aggregation BN)
+    attention-block  fragile + every node of the linear-attention blocks (their qkv/proj convolutions too):
+               what the sensitivity sweep ranked first on a last_small joint+velocity+bone snapshot
     none       quantise everything ONNX Runtime can quantise
 (MatMuls with a constant rank-3 operand, the fixed adjacency of the Lite variants, always stay float:
 ONNX Runtime's QLinearMatMul rejects their per-channel zero points.)
-The Q/DQ model runs in onnxruntime, so its accuracy is measured here (top-1 agreement with PyTorch on the
-calibration clips; the all-formats command scores it on a real split).
+The Q/DQ model runs in onnxruntime, so its accuracy is measured here, on clips the quantizer never saw:
+--holdout (default 20 %) of the calibration set held back, stratified and disjoint, or --eval-data
+NAME:SPLIT; the message says which. --sensitivity ranks the network's parts by the damage their
+quantization alone does (one part quantized at a time, from the one calibrated model).
 """
 from __future__ import annotations
 
@@ -38,22 +48,20 @@ from typing import Any, Iterator
 import numpy as np
 
 from converters import onnx as onnx_export
-from converters.calib import load_calibration
+from converters.calib import DEFAULT_HOLDOUT, QuantizationClips, quantization_clips
 from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main,
                                load_export_model, missing_backend, require)
-from converters.verify import compare_logits
+from converters.verify import compare_logits, judge
 from core.artifact import INPUT_NAME
 from core.evaluation import torch_logits
 from core.runtime import load_runtime
 
 log = logging.getLogger("converters.int8")
 
-KEEP_FLOAT_CHOICES = ("fragile", "attention", "none")
+KEEP_FLOAT_CHOICES = ("fragile", "attention-block", "attention", "none")
 QUANTIZERS = ("auto", "ort", "modelopt")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-# top-1 agreement with fp32 on the calibration clips below which the export is reported as failed (a broken
-# quantization lands near chance); the accuracy verdict itself comes from scoring on a real split
-MIN_AGREEMENT = 0.9
+HIGH_PRECISIONS = ("fp32", "fp16")
 
 
 def fragile_nodes(model_proto, keep_float: str) -> list[str]:
@@ -63,6 +71,9 @@ def fragile_nodes(model_proto, keep_float: str) -> list[str]:
     names = unquantizable_nodes(model_proto)
     if keep_float == "none":
         return names
+    if keep_float == "attention-block":  # fragile + the whole linear-attention block (its qkv/proj convs too)
+        fragile = fragile_nodes(model_proto, "fragile")
+        return fragile + [n.name for n in model_proto.graph.node if "/attention/" in n.name and n.name not in fragile]
     consts = {init.name for init in model_proto.graph.initializer}
     consts |= {o for n in model_proto.graph.node if n.op_type == "Constant" for o in n.output}
     for node in model_proto.graph.node:
@@ -86,17 +97,44 @@ def unquantizable_nodes(model_proto) -> list[str]:
             if n.op_type == "MatMul" and any(ranks.get(i, 0) > 2 for i in n.input)]
 
 
+def stream_input_nodes(model_proto) -> list[str]:
+    """Nodes between the graph input and the first convolutions: the input layout ops and the derivation
+    of the velocity / bone streams (frame differences, joint-minus-parent MatMul) with each stream's data
+    BatchNorm. They stay in float so that each stream is quantized after it has been derived and normalised
+    (at the first convolution's input, with its own range), never the raw joints the streams come from:
+    frame differences are ~1% of the joints' range, below one INT8 step of it."""
+    consumers: dict[str, list] = {}
+    for node in model_proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {init.name for init in model_proto.graph.initializer}
+    frontier = [i.name for i in model_proto.graph.input if i.name not in initializers]
+    seen: dict[str, None] = {}
+    while frontier:
+        for node in consumers.get(frontier.pop(), []):
+            if node.op_type == "Conv" or node.name in seen:
+                continue
+            seen[node.name] = None
+            frontier.extend(node.output)
+    return list(seen)
+
+
 class NpzCalibrationReader:
-    """onnxruntime CalibrationDataReader over calibration clips, in batches the model accepts."""
+    """onnxruntime CalibrationDataReader over calibration clips, in batches the model accepts. set_range()
+    limits it to a window of batches, which onnxruntime's strided calibration uses to calibrate chunk by chunk."""
 
     def __init__(self, x: np.ndarray, input_name: str, batch: int):
         self.x, self.input_name, self.batch = x, input_name, batch
+        self.start, self.end = 0, len(self)
         self._it: Iterator[dict[str, np.ndarray]] | None = None
         self.rewind()
 
+    def __len__(self) -> int:  # only full batches, for fixed shapes
+        return len(self.x) // self.batch
+
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
-        for s in range(0, len(self.x) - self.batch + 1, self.batch):  # only full batches for fixed shapes
-            yield {self.input_name: np.ascontiguousarray(self.x[s:s + self.batch])}
+        for b in range(self.start, self.end):
+            yield {self.input_name: np.ascontiguousarray(self.x[b * self.batch:(b + 1) * self.batch])}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._it, None)
@@ -104,9 +142,27 @@ class NpzCalibrationReader:
     def rewind(self) -> None:
         self._it = self._batches()
 
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.start, self.end = start_index, min(end_index, len(self))
+        self.rewind()
+
+
+# onnxruntime's histogram calibrators keep every intermediate tensor of every calibration batch in memory
+# before building histograms: 400 NW-UCLA clips through last_base took 12.5 GB and were OOM-killed here.
+# Calibrating in chunks of at most this many clips merges the histograms chunk by chunk instead.
+CALIBRATION_CHUNK_CLIPS = 32
+
+
+def calibration_stride(batches: int, batch: int, chunk_clips: int = CALIBRATION_CHUNK_CLIPS) -> int:
+    """Batches per calibration chunk: the largest divisor of `batches` (onnxruntime requires one) that keeps
+    a chunk within chunk_clips clips."""
+    most = max(1, chunk_clips // batch)
+    return max(d for d in range(1, min(most, batches) + 1) if batches % d == 0)
+
 
 def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | None, keep_float: str = "fragile",
-                 method: str = "percentile", per_channel: bool = True) -> dict[str, Any]:
+                 method: str = "percentile", per_channel: bool = True, float_streams: bool = True
+                 ) -> dict[str, Any]:
     """onnxruntime quantize_static into Q/DQ; returns what was done."""
     import onnx
     require("onnxruntime", "pip install onnxruntime")
@@ -121,8 +177,12 @@ def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | No
         warnings.simplefilter("ignore")
         # shape inference + ORT graph optimisation (folds constants) makes the quantizer see every tensor
         quant_pre_process(str(fp32_path), str(prep), skip_symbolic_shape=True)
-    exclude = fragile_nodes(onnx.load(str(prep)), keep_float)
+    prep_proto = onnx.load(str(prep))
+    exclude = fragile_nodes(prep_proto, keep_float)
+    stream_nodes = stream_input_nodes(prep_proto) if float_streams else []
+    exclude += [n for n in stream_nodes if n not in exclude]
     reader = NpzCalibrationReader(x, INPUT_NAME, batch or min(16, len(x)))
+    stride = calibration_stride(len(reader), reader.batch)
     start = time.perf_counter()
     # the quantizer prints per-weight notes (e.g. BatchNormalization's 1-D scales fall back to per-tensor)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
@@ -131,11 +191,12 @@ def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | No
         quantize_static(str(prep), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
                         calibrate_method=methods[method], nodes_to_exclude=exclude,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "CalibStridedMinMax": stride})
     prep.unlink(missing_ok=True)
     return {"quantizer": "onnxruntime.quantize_static", "calibration_method": method, "per_channel": per_channel,
-            "keep_float": keep_float, "float_nodes": len(exclude), "calibration_seconds":
-            round(time.perf_counter() - start, 2)}
+            "keep_float": keep_float, "float_streams": float_streams, "stream_nodes": len(stream_nodes),
+            "float_nodes": len(exclude), "calibration_seconds": round(time.perf_counter() - start, 2)}
 
 
 MODELOPT_SCRIPT = """
@@ -144,12 +205,13 @@ import modelopt.onnx.quantization as mq
 a = json.loads(sys.argv[1])
 mq.quantize(onnx_path=a["src"], quantize_mode="int8", calibration_data_path=a["calib"],
             calibration_method=a["method"], output_path=a["out"], nodes_to_exclude=a["exclude"] or None,
-            calibration_eps=["cpu"])
+            high_precision_dtype=a["high_precision"], calibration_eps=["cpu"])
 """
 
 
 def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float: str = "fragile",
-                      method: str = "minmax") -> dict[str, Any]:
+                      method: str = "minmax", float_streams: bool = True, high_precision: str = "fp32"
+                      ) -> dict[str, Any]:
     """NVIDIA ModelOpt ONNX PTQ (places Q/DQ the way TensorRT fuses them), run on CPU in a subprocess:
     ModelOpt patches onnxruntime's calibrators on import, which breaks a later quantize_static in the same
     process (seen here: "Histogram has not been collected")."""
@@ -160,11 +222,16 @@ def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float
     if not modelopt_available():
         raise BackendMissing("NVIDIA ModelOpt is not installed; install it with: pip install nvidia-modelopt lief "
                              "cppimport onnxconverter-common onnxslim (its [onnx] extra would pull GPU packages)")
-    exclude = fragile_nodes(onnx.load(str(fp32_path)), keep_float)
+    import re
+    proto = onnx.load(str(fp32_path))
+    names = fragile_nodes(proto, keep_float)
+    stream_nodes = stream_input_nodes(proto) if float_streams else []
+    names += [n for n in stream_nodes if n not in names]
+    exclude = [re.escape(n) + "$" for n in names]  # ModelOpt matches these as regular expressions
     calib_file = out_path.with_name(out_path.stem + ".calib.npy")
     np.save(calib_file, x)
     args = {"src": str(fp32_path), "calib": str(calib_file), "out": str(out_path), "exclude": exclude,
-            "method": "max" if method == "minmax" else "entropy"}
+            "method": "max" if method == "minmax" else "entropy", "high_precision": high_precision}
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-c", MODELOPT_SCRIPT, json.dumps(args)], capture_output=True,
@@ -175,7 +242,8 @@ def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"ModelOpt quantization failed (exit {done.returncode}): {' | '.join(tail)}")
     return {"quantizer": "modelopt.onnx.quantization", "calibration_method": args["method"], "keep_float": keep_float,
-            "float_nodes": len(exclude), "calibration_seconds": round(time.perf_counter() - start, 2)}
+            "float_streams": float_streams, "stream_nodes": len(stream_nodes), "high_precision": high_precision,
+            "float_nodes": len(names), "calibration_seconds": round(time.perf_counter() - start, 2)}
 
 
 def modelopt_available() -> bool:
@@ -196,10 +264,18 @@ def qdq_counts(path: str | Path) -> dict[str, int]:
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib: str | Path | None = None,
            batch: int | None = None, keep_float: str = "fragile", quantizer: str = "auto",
            calibration_method: str = "percentile", per_channel: bool = True, opset: int | None = None,
-           fp32_onnx: str | Path | None = None) -> ExportResult:
-    """Checkpoint -> fp32 ONNX -> static INT8 Q/DQ ONNX, verified against PyTorch in onnxruntime.
+           fp32_onnx: str | Path | None = None, float_streams: bool = True, high_precision: str = "fp32",
+           holdout: float = DEFAULT_HOLDOUT, eval_data: str | None = None, eval_num: int | None = None,
+           clips: QuantizationClips | None = None, sensitivity_report: bool = False) -> ExportResult:
+    """Checkpoint -> fp32 ONNX -> static INT8 Q/DQ ONNX, verified against PyTorch in onnxruntime on clips the
+    quantizer never saw: `holdout` of the calibration set (stratified, disjoint), or eval_data
+    ('<dataset>:<split>', a stratified eval_num of it) when given.
 
-    fp32_onnx: reuse an fp32 export of the same checkpoint and batch instead of exporting again."""
+    fp32_onnx: reuse an fp32 export of the same checkpoint and batch instead of exporting again.
+    float_streams: keep the input and the stream-derivation subgraph in float (see stream_input_nodes).
+    high_precision: ModelOpt's dtype for the ops it leaves unquantized (fp32, or fp16 as its default).
+    sensitivity_report: also rank the network's parts by the damage their quantization alone does on the
+    verification clips (extra["sensitivity"], the worst three in the message)."""
     if precision != "int8":
         raise InputError(f"converters.int8 produces int8 models, not {precision!r}")
     if calib is None:
@@ -207,12 +283,18 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
                          "--ckpt <checkpoint> --data <dataset>:train)")
     if quantizer not in QUANTIZERS:
         raise InputError(f"--quantizer must be one of {QUANTIZERS}, got {quantizer!r}")
+    if high_precision not in HIGH_PRECISIONS:
+        raise InputError(f"--high-precision must be one of {HIGH_PRECISIONS}, got {high_precision!r}")
+    model, ck = load_export_model(ckpt)
+    if clips is None:
+        clips = quantization_clips(calib, ck, holdout, eval_data, eval_num)
+    kw = dict(batch=batch, keep_float=keep_float, calibration_method=calibration_method, per_channel=per_channel,
+              opset=opset, fp32_onnx=fp32_onnx, float_streams=float_streams, high_precision=high_precision,
+              clips=clips, sensitivity_report=sensitivity_report)
     if quantizer == "auto":
         if not modelopt_available():
             quantizer = "ort"
         else:  # which quantizer keeps accuracy depends on the model: measure both, keep the better one
-            kw = dict(batch=batch, keep_float=keep_float, calibration_method=calibration_method,
-                      per_channel=per_channel, opset=opset, fp32_onnx=fp32_onnx)
             ort_result = export(ckpt, out_dir, precision, calib, quantizer="ort", **kw)
             kw["fp32_onnx"] = ort_result.extra.get("fp32_onnx", fp32_onnx)
             mo_result = export(ckpt, out_dir, precision, calib, quantizer="modelopt", **kw)
@@ -226,8 +308,6 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
             best.message = f"auto picked {best.extra['quantizer']} ({others}); " + best.message
             best.extra["auto_candidates"] = others
             return best
-    model, ck = load_export_model(ckpt)
-    x = load_calibration(calib, ck)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if fp32_onnx is None:
@@ -238,11 +318,14 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
         fp32_onnx = fp32.path
     suffix = "" if quantizer == "ort" else f"_{quantizer}"
     path = out_dir / f"{artifact_stem(ckpt, 'int8' + suffix, batch)}.onnx"
+    x = clips.calibrate
     try:
         if quantizer == "ort":
-            info = quantize_ort(Path(fp32_onnx), path, x, batch, keep_float, calibration_method, per_channel)
+            info = quantize_ort(Path(fp32_onnx), path, x, batch, keep_float, calibration_method, per_channel,
+                                float_streams)
         else:
-            info = quantize_modelopt(Path(fp32_onnx), path, x, keep_float, calibration_method)
+            info = quantize_modelopt(Path(fp32_onnx), path, x, keep_float, calibration_method, float_streams,
+                                     high_precision)
     except BackendMissing as exc:
         return missing_backend("int8", precision, exc, quantizer=quantizer)
     except InputError:
@@ -252,21 +335,138 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
                             f"{type(exc).__name__}: {str(exc)[:300]}")
     info.update(qdq_counts(path))
     info["calibration_clips"] = int(len(x))
+    info["verified_on"] = clips.verified_on
     try:
         onnx_export.finalize(path, ck, precision, batch, **info, fp32_onnx=Path(fp32_onnx).name)
     except Exception as exc:
         return ExportResult("int8", precision, path, "failed", f"Q/DQ ONNX check failed: {type(exc).__name__}: {exc}")
-    ref = torch_logits(model, x)
+    ref = torch_logits(model, clips.verify)
     with load_runtime(path) as rt:
-        stats = compare_logits(ref, rt.predict(x))
-    good = stats["top1_agreement"] >= MIN_AGREEMENT
+        logits = rt.predict(clips.verify)
+    stats = compare_logits(ref, logits)
+    if clips.verify_labels is not None:
+        stats["top1_fp32"] = float(np.mean(ref.argmax(1) == clips.verify_labels))
+        stats["top1_int8"] = float(np.mean(logits.argmax(1) == clips.verify_labels))
+    good, problems = judge("int8", precision, stats)  # the one tolerance table (converters.verify)
+    accuracy = (f", top-1 fp32 {100 * stats['top1_fp32']:.2f}% -> int8 {100 * stats['top1_int8']:.2f}%"
+                if "top1_fp32" in stats else "")
+    streams = "input and stream derivation in float" if float_streams else "input quantized"
     msg = (f"{info['quantizer']}, {info['QuantizeLinear']} Q / {info['DequantizeLinear']} DQ nodes, "
-           f"{info['float_nodes']} nodes kept in float ({keep_float}); on {stats['samples']} calibration clips vs "
-           f"PyTorch fp32: top-1 agreement {stats['top1_agreement']:.3f}, max |logit diff| {stats['max_abs_diff']:.3f}")
+           f"{info['float_nodes']} nodes kept in float ({keep_float}; {streams}); verified on {clips.verified_on} "
+           f"vs PyTorch fp32: top-1 agreement {stats['top1_agreement']:.3f}{accuracy}, "
+           f"max |logit diff| {stats['max_abs_diff']:.3f}")
     if not good:
-        msg = f"top-1 agreement below {MIN_AGREEMENT}: " + msg
-    return ExportResult("int8", precision, path, "ok" if good else "failed", msg,
-                        extra={**info, **stats, "batch": batch, "fp32_onnx": str(fp32_onnx)})
+        msg = f"{problems}: " + msg
+    extra = {**info, **stats, "batch": batch, "fp32_onnx": str(fp32_onnx)}
+    if sensitivity_report:
+        rows = sensitivity(path, ref, clips.verify, clips.verify_labels)
+        extra["sensitivity"] = rows
+        worst = ", ".join(f"{r['group']} (agreement {r['agreement']:.3f}, mean |logit diff| "
+                          f"{r['mean_abs_logit_diff']:.3f})" for r in rows[1:4])
+        msg += f"; quantized alone, the most sensitive parts are {worst}"
+    return ExportResult("int8", precision, path, "ok" if good else "failed", msg, extra=extra)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layer-wise sensitivity: which part of the network loses the accuracy
+
+def node_group(name: str) -> str:
+    """The part of the network a node belongs to, from its exported name: 'stem', 'stages.1/blocks.0/gcn', 'fc'."""
+    parts = [p for p in name.split("/") if p]
+    if not parts:
+        return "other"
+    if parts[0].startswith("stages.") and len(parts) >= 5:
+        return f"{parts[0]}/{parts[2]}/{parts[3]}"
+    if parts[0].startswith("stages.") and len(parts) == 4:  # the block's own residual Add / ReLU
+        return f"{parts[0]}/{parts[2]}/out"
+    return parts[0] if parts[0] in ("stem", "fc") else "other"
+
+
+def keep_only_group(qdq_proto, group: str | None):
+    """A copy of a Q/DQ model in which only the nodes of `group` read quantized tensors (None: no node does).
+    Every other consumer is rewired past its Q/DQ pair to the float tensor (weights: their dequantized value),
+    so the copy shows the damage that one group's quantization does on its own."""
+    import copy
+
+    import onnx
+    from onnx import numpy_helper
+    model = copy.deepcopy(qdq_proto)
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    float_of: dict[str, str] = {}
+    for dq in [n for n in graph.node if n.op_type == "DequantizeLinear"]:
+        src = producer.get(dq.input[0])
+        if src is not None and src.op_type == "QuantizeLinear":
+            float_of[dq.output[0]] = src.input[0]  # activation pair, or a weight ModelOpt quantizes in-graph
+        elif dq.input[0] in inits:  # a weight stored as int8: its dequantized float value
+            q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float32)
+            scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
+            zero = (numpy_helper.to_array(inits[dq.input[2]]).astype(np.float32) if len(dq.input) > 2 and dq.input[2]
+                    else np.zeros_like(scale))
+            axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+            if scale.ndim == 1 and scale.size > 1:
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zero = scale.reshape(shape), zero.reshape(shape)
+            name = dq.output[0] + "_float"
+            graph.initializer.append(numpy_helper.from_array(((q - zero) * scale).astype(np.float32), name))
+            float_of[dq.output[0]] = name
+    for node in graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") or (group and node_group(node.name) == group):
+            continue
+        for i, name in enumerate(node.input):
+            if name in float_of:
+                node.input[i] = float_of[name]
+    for out in graph.output:  # a quantized graph output (ORT quantizes the classifier's): float unless in group
+        src = producer.get(float_of.get(out.name, ""))
+        if src is not None and not (group and node_group(src.name) == group):
+            dq = producer[out.name]
+            dq.op_type, dq.domain = "Identity", ""
+            del dq.input[:]
+            dq.input.append(float_of[out.name])
+            del dq.attribute[:]
+    try:
+        import onnx.utils  # noqa: F401
+        from onnxruntime.quantization.onnx_model import ONNXModel
+        ONNXModel(model).clean_initializers()  # drop what no node reads any more
+        ONNXModel(model).remove_unused_constant()
+    except Exception:
+        pass
+    onnx.checker.check_model(model)
+    return model
+
+
+def sensitivity(qdq_path: str | Path, reference: np.ndarray, x: np.ndarray, labels: np.ndarray | None = None,
+                threads: int | None = 1) -> list[dict[str, Any]]:
+    """Quantize one group at a time (from an already calibrated Q/DQ model) and rank the groups by the damage
+    on clips `x` against fp32 `reference` logits: top-1 agreement and mean |logit diff|."""
+    import onnx
+    import onnxruntime as ort
+    proto = onnx.load(str(qdq_path))
+    dq_outputs = {o for n in proto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    groups = sorted({node_group(n.name) for n in proto.graph.node
+                     if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and set(n.input) & dq_outputs})
+    rows = []
+    try:
+        from tqdm import tqdm
+        it = tqdm(groups + ["(all)"], desc="sensitivity", unit="group")
+    except ImportError:
+        it = groups + ["(all)"]
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    for group in it:
+        model = proto if group == "(all)" else keep_only_group(proto, group)
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        out = np.concatenate([sess.run(None, {name: x[s:s + 32]})[0] for s in range(0, len(x), 32)])
+        row = {"group": group, "agreement": float(np.mean(out.argmax(1) == reference.argmax(1))),
+               "mean_abs_logit_diff": float(np.mean(np.abs(out - reference)))}
+        if labels is not None:
+            row["top1_delta_pts"] = 100 * float(np.mean(out.argmax(1) == labels) - np.mean(reference.argmax(1) == labels))
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["group"] != "(all)", -r["mean_abs_logit_diff"]))
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
@@ -279,6 +479,20 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="activation ranges: percentile (default, 99.999th; clips rare outliers), minmax, entropy")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
     p.add_argument("--opset", type=int, default=None, help="opset of the fp32 export (default 17)")
+    p.add_argument("--quantize-streams", action="store_true",
+                   help="also quantize the raw joint input the velocity/bone streams are derived from (the old "
+                        "placement; loses accuracy on multi-stream models: for comparison only)")
+    p.add_argument("--high-precision", choices=HIGH_PRECISIONS, default="fp32",
+                   help="ModelOpt: dtype of the ops left unquantized (default fp32; fp16 is ModelOpt's own default)")
+    p.add_argument("--holdout", type=float, default=DEFAULT_HOLDOUT,
+                   help=f"share of the calibration set held back to verify on (default {DEFAULT_HOLDOUT})")
+    p.add_argument("--eval-data", default=None,
+                   help="verify on this split instead (<dataset>:<split>, e.g. nw_ucla:test); the whole calibration "
+                        "set then calibrates")
+    p.add_argument("--eval-num", type=int, default=None, help="with --eval-data: a stratified subset of N clips")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also quantize one part of the network at a time (stem, each block's gcn / temporal / "
+                        "attention / residual, fc) and rank the parts by the damage on the verification clips")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,7 +500,11 @@ def main(argv: list[str] | None = None) -> int:
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"keep_float": a.keep_float, "quantizer": a.quantizer,
                                                  "calibration_method": a.calibration_method,
-                                                 "per_channel": not a.per_tensor, "opset": a.opset})
+                                                 "per_channel": not a.per_tensor, "opset": a.opset,
+                                                 "float_streams": not a.quantize_streams,
+                                                 "high_precision": a.high_precision, "holdout": a.holdout,
+                                                 "eval_data": a.eval_data, "eval_num": a.eval_num,
+                                                 "sensitivity_report": a.sensitivity})
 
 
 if __name__ == "__main__":

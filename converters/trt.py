@@ -293,9 +293,10 @@ def write_build_report(path: Path, report: dict[str, Any]) -> Path:
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = 1, dynamic: tuple[int, int, int] | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
            int8_mode: str = "explicit", profile: str | None = None, keep_float: str = "fragile",
-           quantizer: str = "auto") -> ExportResult:
+           quantizer: str = "auto", opset: int | None = None) -> ExportResult:
     """Build (or, without TensorRT, prepare) a TensorRT engine; see the module docstring.
-    profile: a device profile (devices/*.yaml); INT8 becomes FP16 where the device has no fast INT8."""
+    profile: a device profile (devices/*.yaml); INT8 becomes FP16 where the device has no fast INT8.
+    opset: of the ONNX models built from (default: the profile's max_opset, else converters.onnx's)."""
     if precision not in TRT_PRECISIONS:
         raise InputError(f"TensorRT precision must be one of {TRT_PRECISIONS}, got {precision!r}")
     if int8_mode not in INT8_MODES:
@@ -314,13 +315,16 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     notes = [device_note] if device_note else []
 
     # 1. everything up to the engine: fp32 ONNX, then Q/DQ (explicit INT8) or fp16 ONNX (TensorRT 11 FP16)
-    fp32 = onnx_export.export(ckpt, out_dir, "fp32", calib=calib, batch=onnx_batch)
+    if opset is None and profile:  # the device's ONNX parser limit (TensorRT 8.2 on a Jetson Nano: opset 13)
+        opset = load_profile(profile).max_opset
+    opset_opt = {"opset": opset} if opset is not None else {}
+    fp32 = onnx_export.export(ckpt, out_dir, "fp32", calib=calib, batch=onnx_batch, **opset_opt)
     if fp32.status != "ok" or fp32.path is None:
         return ExportResult("trt", precision, None, "failed", f"fp32 ONNX step failed: {fp32.message}")
     build_onnx = {10: fp32.path, 11: fp32.path}  # ONNX to build from, per TensorRT major version
     if precision == "int8" and int8_mode == "explicit":
         q = int8_export.export(ckpt, out_dir, "int8", calib=calib, batch=onnx_batch, keep_float=keep_float,
-                               fp32_onnx=fp32.path, quantizer=quantizer)
+                               fp32_onnx=fp32.path, quantizer=quantizer, **opset_opt)
         if q.path is None or q.status not in ("ok", "failed"):
             return ExportResult("trt", precision, None, "failed", f"Q/DQ ONNX step failed: {q.message}")
         if q.status == "failed":
@@ -338,7 +342,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
                  else f" --batch {plan.batch}")
     python_cmd = (f"python -m converters.trt --ckpt {shlex.quote(str(ckpt))} --precision {precision}{calib_arg}"
                   f"{shape_arg} --workspace {workspace_mb}"
-                  + (f" --int8-mode {int8_mode}" if precision == "int8" else ""))
+                  + (f" --int8-mode {int8_mode}" if precision == "int8" else "")
+                  + (f" --profile {shlex.quote(str(profile))}" if profile else ""))
     commands = {"python": python_cmd}
     if not (precision == "int8" and int8_mode == "implicit"):  # trtexec cannot run our calibrator
         commands["trtexec_trt10"] = shlex.join(trtexec_command(build_onnx[10], engine_path, plan, precision, 10,

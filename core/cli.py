@@ -112,6 +112,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("edge.record", "record your own action clips from a camera"),
     "bench": ("benchmarks.run", "device benchmark: latency, size, accuracy, verdict per profile"),
     "compare": ("benchmarks.compare", "merge benchmark results of several devices"),
+    "calibrate": ("benchmarks.calibrate", "fit a device profile's estimate constants from a measured run"),
 }
 
 

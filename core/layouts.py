@@ -2,14 +2,21 @@
 
 Edges are undirected pairs; the bone parent of every joint is derived by a breadth-first walk
 from the centre, so bones and graph partitions never disagree.
+
+    python -m core.layouts              # the registered layouts
+    python -m core.layouts kinect20     # its joint order as a markdown table (index, joint, parent, mirror, part)
 """
 from __future__ import annotations
 
+import sys
 from collections import deque
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from functools import cached_property
 
 import numpy as np
+
+from core.cli import ArgumentParser, run_cli
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,59 @@ def get_layout(name: str | Layout) -> Layout:
 
 def list_layouts() -> list[str]:
     return sorted(_LAYOUTS)
+
+
+def joint_table(name: str | Layout) -> str:
+    """The layout's joint order as a markdown table: index (0- and 1-based), joint, bone parent, left/right
+    mirror, body part."""
+    layout = get_layout(name)
+    part_of = {j: part for part, joints in layout.parts.items() for j in joints}
+    rows = ["| index | 1-based | joint | bone parent | mirror | part |", "|---|---|---|---|---|---|"]
+    for j, joint in enumerate(layout.joints):
+        parent = int(layout.parents[j])
+        mirror = int(layout.flip_index[j])
+        rows.append(f"| {j} | {j + 1} | {joint} | {'(centre)' if parent == j else layout.joints[parent]} | "
+                    f"{'' if mirror == j else layout.joints[mirror]} | {part_of.get(j, '')} |")
+    return "\n".join(rows)
+
+
+def joint_order_index(name: str | Layout, order: str | list[str] | list[int] | tuple) -> np.ndarray:
+    """Where the layout's joints are in a source that stores them in another order.
+
+    `order` lists the source's joints in their stored order, each as a layout joint name or a 0-based layout
+    index (a list, or one comma-separated string): ``order[k]`` is the layout joint stored at position k.
+    Returns ``index`` with ``source[..., index, :]`` in the layout's order. Raises ValueError naming the
+    problem (unknown name, out-of-range index, a joint missing or given twice, wrong count).
+    """
+    layout = get_layout(name)
+    items = [s.strip() for s in order.split(",")] if isinstance(order, str) else list(order)
+    v = layout.num_joints
+    if len(items) != v:
+        raise ValueError(f"joint order has {len(items)} entries, layout {layout.name} has {v} joints "
+                         f"(python -m core.layouts {layout.name} lists them)")
+    targets = []
+    for k, item in enumerate(items):
+        text = str(item).strip()
+        if text.lstrip("-").isdigit():
+            j = int(text)
+            if not 0 <= j < v:
+                raise ValueError(f"joint order entry {k}: index {j} is outside 0..{v - 1} for layout {layout.name}")
+        elif text in layout.joints:
+            j = layout.joints.index(text)
+        else:
+            close = get_close_matches(text, layout.joints, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (python -m core.layouts {layout.name})"
+            raise ValueError(f"joint order entry {k}: {text!r} is not a {layout.name} joint{hint}")
+        targets.append(j)
+    seen = np.bincount(targets, minlength=v)
+    if (seen != 1).any():
+        twice = [layout.joints[j] for j in np.flatnonzero(seen > 1)]
+        absent = [layout.joints[j] for j in np.flatnonzero(seen == 0)]
+        raise ValueError(f"joint order must name every {layout.name} joint once: given twice {twice}, "
+                         f"missing {absent}")
+    index = np.empty(v, dtype=np.int64)
+    index[targets] = np.arange(v)  # layout joint targets[k] is stored at source position k
+    return index
 
 
 def _pairs(one_based: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -190,3 +250,22 @@ COCO17 = register_layout(Layout(
     hips=(11, 12), shoulders=(5, 6), spine=None,
     description="COCO 17 keypoints",
 ))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = ArgumentParser(prog="python -m core.layouts",
+                                description="List the skeleton layouts, or print one layout's joint order.")
+    p.add_argument("layout", nargs="?", help=f"a layout ({', '.join(list_layouts())}); none lists them all")
+    args = p.parse_args(argv)
+    if not args.layout:
+        print("| layout | joints | what |\n|---|---|---|")
+        for name in list_layouts():
+            print(f"| {name} | {get_layout(name).num_joints} | {get_layout(name).description} |")
+        return
+    layout = get_layout(args.layout)  # an unknown name: one error line, exit 2 (run_cli)
+    print(f"{layout.name}: {layout.description}, {layout.num_joints} joints\n")
+    print(joint_table(layout))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, "python -m core.layouts"))

@@ -6,7 +6,7 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Iterator
 
-import numpy as np
+from core.timing import summarize
 
 STAGES = ("capture", "pose", "track", "preprocess", "classify", "smoothing", "draw")
 
@@ -69,11 +69,10 @@ class LatencyMeter:
             values = self.frame_ms if name == "frame" else self.samples[name]
             if not values:
                 continue
-            arr = np.fromiter(values, dtype=np.float64)
-            p50, p90, p99 = np.percentile(arr, [50, 90, 99])
+            stats = summarize(values, keep_samples=False)
             out[name] = {"count": self.frames if name == "frame" else self.counts[name],
-                         "mean_ms": float(arr.mean()), "p50_ms": float(p50), "p90_ms": float(p90),
-                         "p99_ms": float(p99)}
+                         "mean_ms": stats.mean_ms, "std_ms": stats.std_ms, "p50_ms": stats.p50_ms,
+                         "p90_ms": stats.p90_ms, "p99_ms": stats.p99_ms}
         if self.frame_ms:
             out["frame"]["fps"] = 1e3 / out["frame"]["mean_ms"] if out["frame"]["mean_ms"] > 0 else 0.0
         return out

@@ -3,27 +3,23 @@ reason, not a crash), scored on a real split, saved as markdown, CSV, JSON and a
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import warnings
 
 import pytest
 
 import converters.__main__ as all_formats
-from converters_helpers import shared_checkpoint
+from backend_checker import backend_available
 
 
-@pytest.fixture(scope="module")
-def art(tmp_path_factory):
-    return shared_checkpoint(tmp_path_factory)
-
-
-def test_all_formats_table(art, tmp_path, capsys):
+@pytest.mark.slow  # 43 s measured on the shared 2-core machine
+def test_all_formats_table(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "table"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        code = all_formats.main(["--ckpt", str(art["ckpt_int8"]), "--formats", "onnx,int8,trt", "--data",
-                                 "synthetic:test", "--calib", str(art["calib"]), "--int8-quantizers", "ort", "--limit", "32", "--out",
+        code = all_formats.main(["--ckpt", str(tiny_checkpoint["ckpt_int8"]), "--formats", "onnx,int8,trt", "--data",
+                                 "synthetic:test", "--calib", str(tiny_checkpoint["calib"]), "--int8-quantizers",
+                                 "ort", "--limit", "32", "--out",
                                  str(out), "--latency-runs", "2", "--threads", "1", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -36,7 +32,7 @@ def test_all_formats_table(art, tmp_path, capsys):
     assert abs(q["delta_top1"]) <= 10  # 32 clips: 1 clip = 3 points
     assert all(r["latency_ms"] and r["latency_ms"] > 0 for r in (ref, onnx_row, q))
     trt_row = rows[("trt", "int8")]
-    if importlib.util.find_spec("tensorrt") is None:
+    if not backend_available("tensorrt"):
         assert trt_row["status"] == "missing-backend" and "trtexec" in trt_row["message"]
     with open(out / "formats_table.csv") as f:
         assert len(list(csv.DictReader(f))) == 4
@@ -44,12 +40,12 @@ def test_all_formats_table(art, tmp_path, capsys):
     assert "Δ top-1" in (out / "formats_table.md").read_text()
 
 
-def test_missing_converter_is_a_row_not_a_crash(art, tmp_path):
-    result = all_formats.run_export("no_such_format", "fp32", art["ckpt"], tmp_path, None, 1)
+def test_missing_converter_is_a_row_not_a_crash(tiny_checkpoint, tmp_path):
+    result = all_formats.run_export("no_such_format", "fp32", tiny_checkpoint["ckpt"], tmp_path, None, 1)
     assert result.status == "failed" and "unknown format 'no_such_format'" in result.message
 
 
-def test_format_table_matches_every_exporter(art, tmp_path):
+def test_format_table_matches_every_exporter(tiny_checkpoint, tmp_path):
     import importlib
     import inspect
 
@@ -64,13 +60,14 @@ def test_format_table_matches_every_exporter(art, tmp_path):
         check_request("int8", "int8", {"keep_flaot": "none"})
     with pytest.raises(InputError, match="tflite does not export 'w8'"):
         check_request("tflite", "w8", {})
-    bad = all_formats.run_export("int8", "int8", art["ckpt"], tmp_path, None, None, quantiser="ort")
+    bad = all_formats.run_export("int8", "int8", tiny_checkpoint["ckpt"], tmp_path, None, None, quantiser="ort")
     assert bad.status == "failed" and "quantiser" in bad.message
 
 
-def test_bad_arguments_exit_2(art, tmp_path, capsys):
-    assert all_formats.main(["--ckpt", str(art["ckpt"]), "--formats", "onnx,pdf", "--out", str(tmp_path)]) == 2
+def test_bad_arguments_exit_2(tiny_checkpoint, tmp_path, capsys):
+    assert all_formats.main(["--ckpt", str(tiny_checkpoint["ckpt"]), "--formats", "onnx,pdf",
+                             "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown format 'pdf'" in err and err.count("\n") == 1 and err.startswith("python -m converters: error:")
-    assert all_formats.main(["--ckpt", str(art["ckpt"]), "--formats", "int8", "--out", str(tmp_path)]) == 2
+    assert all_formats.main(["--ckpt", str(tiny_checkpoint["ckpt"]), "--formats", "int8", "--out", str(tmp_path)]) == 2
     assert "calibration set" in capsys.readouterr().err

@@ -43,6 +43,11 @@ CASES = [
     ("edge.run", ["--skeletons", f"{MISSING}.npz", "--model", f"{MISSING}.pt", "--stride-s", "0"], "--stride-s"),
     ("edge.extract", ["--videos", MISSING, "--out", MISSING], "/nonexistent/x"),
     ("edge.record", ["--label", "wave", "--clips", "0"], "--clips"),
+    ("benchmarks.run", ["--profile", "x86_cpu", "--ckpt", f"{MISSING}.pt"], "x.pt"),
+    ("benchmarks.run", ["--profile", "jetson_nan", "--ckpt", f"{MISSING}.pt"], "did you mean 'jetson_nano'"),
+    ("benchmarks.run", ["--profile", "x86_cpu", "--ckpt", f"{MISSING}.pt", "--preset", "slow"], "--preset"),
+    ("benchmarks.compare", [f"{MISSING}.json"], "x.json"),
+    ("benchmarks.calibrate", [f"{MISSING}.json"], "x.json"),
 ]
 
 

@@ -8,21 +8,22 @@ import platform
 import numpy as np
 import pytest
 
-ct = pytest.importorskip("coremltools", reason="coremltools not installed: pip install -e '.[coreml]'")
+from backend_checker import require_backend
 
+pytestmark = require_backend("coreml")  # skips the module without coremltools
+
+import coremltools as ct  # noqa: E402
 from converters import coreml  # noqa: E402
 from core import mil_eval  # noqa: E402
 from converters.common import InputError  # noqa: E402
 from core.artifact import METADATA_KEY, read_artifact_metadata  # noqa: E402
 
-from converters_helpers import FRAMES, held_out, make_test_checkpoint  # noqa: E402
-
 ON_MAC = platform.system() == "Darwin"
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return make_test_checkpoint(tmp_path_factory.mktemp("coreml") / "tiny.pt")
+def ckpt(tiny_checkpoint):
+    return tiny_checkpoint["ckpt"]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def _torch_logits(ckpt, x):
         return model(torch.from_numpy(x)).numpy(), model
 
 
-def test_fp16_package_spec(fp16_result, ckpt):
+def test_fp16_package_spec(fp16_result, ckpt, held_out, tiny_frames):
     r = fp16_result
     assert r.status == "ok", r.message
     assert r.path.suffix == ".mlpackage" and r.size_bytes > 10_000
@@ -48,7 +49,7 @@ def test_fp16_package_spec(fp16_result, ckpt):
     spec = mlmodel.get_spec()
     assert spec.WhichOneof("Type") == "mlProgram"
     (inp,), (out,) = spec.description.input, spec.description.output
-    assert inp.name == "skeleton" and list(inp.type.multiArrayType.shape) == [1, 3, FRAMES, 25, 1]
+    assert inp.name == "skeleton" and list(inp.type.multiArrayType.shape) == [1, 3, tiny_frames, 25, 1]
     assert out.name == "logits" and list(out.type.multiArrayType.shape) == [1, 8]
     float32 = ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Value("FLOAT32")
     assert inp.type.multiArrayType.dataType == float32 and out.type.multiArrayType.dataType == float32
@@ -62,10 +63,10 @@ def test_fp16_package_spec(fp16_result, ckpt):
     assert ops.get("cast", 0) >= 2  # fp32 I/O around an fp16 program
     meta = json.loads(mlmodel.user_defined_metadata[METADATA_KEY])
     assert meta["class_names"][0] == "wave" and meta["precision"] == "fp16"
-    assert read_artifact_metadata(r.path)["input_spec"]["frames"] == FRAMES  # sidecar too
+    assert read_artifact_metadata(r.path)["input_spec"]["frames"] == tiny_frames  # sidecar too
 
 
-def test_mil_eval_matches_pytorch_on_held_out_clips(fp16_result, ckpt):
+def test_mil_eval_matches_pytorch_on_held_out_clips(fp16_result, ckpt, held_out):
     x, _ = held_out(per_class=1, seed=31)
     ref, _ = _torch_logits(ckpt, x)
     program = mil_eval.load(fp16_result.path)
@@ -78,6 +79,7 @@ def test_mil_eval_matches_pytorch_on_held_out_clips(fp16_result, ckpt):
     assert np.abs(got - ref).max() > 1e-6
 
 
+@pytest.mark.slow  # 16 s measured on the shared 2-core machine
 @pytest.mark.skipif(ON_MAC, reason="on macOS int8 means w8a8")
 def test_int8_off_macos_is_w8_with_quantized_weights(ckpt, fp16_result, tmp_path):
     r = coreml.export(ckpt, tmp_path, "int8", verify_samples=8)

@@ -8,24 +8,22 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("litert_torch", reason="litert-torch not installed: pip install -e '.[tflite]'")
-pytest.importorskip("ai_edge_litert", reason="ai-edge-litert not installed: pip install -e '.[tflite]'")
-pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer not installed: pip install -e '.[tflite]'")
+from backend_checker import require_backend
+
+pytestmark = require_backend("tflite")  # skips the module without litert-torch, ai-edge-litert, ai-edge-quantizer
 
 from converters import tflite  # noqa: E402
 from converters.common import InputError  # noqa: E402
 from core.artifact import read_artifact_metadata  # noqa: E402
 
-from converters_helpers import FRAMES, held_out, make_test_checkpoint  # noqa: E402
+
+@pytest.fixture(scope="module")
+def ckpt(tiny_checkpoint):
+    return tiny_checkpoint["ckpt"]
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return make_test_checkpoint(tmp_path_factory.mktemp("tflite") / "tiny.pt")
-
-
-@pytest.fixture(scope="module")
-def calib_file(tmp_path_factory, ckpt):
+def calib_file(tmp_path_factory, ckpt, held_out):
     x, labels = held_out(per_class=3, seed=11)
     path = tmp_path_factory.mktemp("calib") / "calib.npz"
     np.savez(path, x=x.astype(np.float32), labels=labels)
@@ -49,8 +47,8 @@ def _interpreter_logits(path, x):
         outs.append(it.get_tensor(out["index"])[0].copy())
     return np.stack(outs)
 
-
-def test_fp32_matches_pytorch_in_the_interpreter(fp32_result, ckpt):
+@pytest.mark.slow  # 51 s (its fixture's export) measured on the shared 2-core machine
+def test_fp32_matches_pytorch_in_the_interpreter(fp32_result, ckpt, held_out, tiny_frames):
     import torch
 
     from core.checkpoint import load_model
@@ -58,7 +56,7 @@ def test_fp32_matches_pytorch_in_the_interpreter(fp32_result, ckpt):
     assert r.status == "ok", r.message
     assert r.path.suffix == ".tflite" and r.size_bytes > 10_000
     assert r.extra["input_dtype"] == "float32" and r.extra["output_dtype"] == "float32"
-    assert r.extra["input_shape"] == [1, 3, FRAMES, 25, 1]
+    assert r.extra["input_shape"] == [1, 3, tiny_frames, 25, 1]
     assert r.extra["top1_agreement"] == 1.0 and r.extra["max_abs_diff"] < 1e-3
     # independent check straight through the interpreter, on clips the export did not see
     model, _ = load_model(ckpt)
@@ -69,10 +67,10 @@ def test_fp32_matches_pytorch_in_the_interpreter(fp32_result, ckpt):
     np.testing.assert_allclose(got, ref, atol=1e-3 * max(1.0, np.abs(ref).max()))
     meta = read_artifact_metadata(r.path)
     assert meta["format"] == "tflite" and meta["precision"] == "fp32"
-    assert meta["class_names"][0] == "wave" and meta["input_spec"]["frames"] == FRAMES
+    assert meta["class_names"][0] == "wave" and meta["input_spec"]["frames"] == tiny_frames
 
 
-def test_fp16_weights_halve_the_file_and_keep_predictions(fp32_result, tmp_path):
+def test_fp16_weights_halve_the_file_and_keep_predictions(fp32_result, tmp_path, held_out):
     fp16 = tflite.cast_fp16(fp32_result.path, tmp_path / "m_fp16.tflite")
     info = tflite.describe(fp16)
     assert info["ops"].get("DEQUANTIZE", 0) > 0  # fp16 weight tensors dequantised at load
@@ -82,7 +80,7 @@ def test_fp16_weights_halve_the_file_and_keep_predictions(fp32_result, tmp_path)
     assert (a.argmax(1) == b.argmax(1)).all()
     assert np.abs(a - b).max() < 0.05 * max(1.0, np.abs(a).max())
 
-
+@pytest.mark.slow  # 161 s measured on the shared 2-core machine
 def test_int8_pt2e_keeps_the_multiplies_float(ckpt, calib_file, fp32_result, tmp_path):
     """The tiny closed-form test model has tiny class margins, so its top-1 agreement says little (the
     accuracy proof is the NW-UCLA measurement in docs/converters_tflite_coreml.md); what is checked here is

@@ -1,8 +1,10 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core.cli import run_cli
 from core.data import load_split
 from core.data.ntu import (EXPECTED_COUNTS, SkeletonFormatError, build, check_splits, denoise, load_ntu,
                            parse_skeleton_text, read_skeleton, split_indices)
@@ -267,3 +269,68 @@ def test_denoising_matches_the_reference_algorithm_on_random_scenes():
         np.testing.assert_array_equal(ours, expect)
         checked_multi += len(raw.bodies) > 1
     assert checked_multi > 80
+
+
+def test_rebuild_picks_up_a_fixed_file_and_force_parses_everything(tmp_path, capsys, monkeypatch):
+    import core.data.ntu as ntu
+    rng = np.random.default_rng(8)
+    names = _write_set(tmp_path / "raw", rng)  # 5 good, 1 corrupt, 1 without bodies
+    fixed = tmp_path / "raw" / "S001C003P001R001A001.skeleton"
+    empty_list = tmp_path / "missing.txt"  # not ../shared's list: every file here counts
+    empty_list.write_text("")
+    first = build([tmp_path / "raw"], tmp_path / "built", frames=24, workers=1, missing=empty_list, progress=False)
+    assert first["built"] == 5 and len(first["skipped"]) == 2 and first["parsed_this_run"] == 7
+    before = load_prepared(tmp_path / "built", mmap=False)
+    assert "S001C003P001R001A001" not in before.names
+    same = build([tmp_path / "raw"], tmp_path / "built", frames=24, workers=1, missing=empty_list, progress=False)
+    assert same["up_to_date"]
+
+    write_skeleton(fixed, _frames(("91", 0, standing_body(30, rng)), length=30))  # the corrupt file is replaced
+    calls = []
+    real = ntu.process_file
+
+    def counting(path, frames, persons=2):
+        calls.append(Path(path).stem)
+        return real(path, frames, persons)
+
+    monkeypatch.setattr(ntu, "process_file", counting)
+    again = build([tmp_path / "raw"], tmp_path / "built", frames=24, workers=1, missing=empty_list,
+                  progress=False)
+    assert calls == ["S001C003P001R001A001"]  # only the changed file is parsed
+    assert again["built"] == 6 and again["parsed_this_run"] == 1 and again["reused_from_previous_build"] == 6
+    assert len(again["skipped"]) == 1 and "no body" in again["skipped"][0]  # the unchanged bad file stays out
+    after = load_prepared(tmp_path / "built")
+    assert after.names == sorted(names[:5] + ["S001C003P001R001A001"])
+    for name in before.names:  # reused rows are the same data
+        np.testing.assert_array_equal(np.asarray(after.data[after.names.index(name)]),
+                                      np.asarray(before.data[before.names.index(name)]))
+    assert after.lengths[after.names.index("S001C003P001R001A001")] == 24
+    calls.clear()
+    ntu.main(["--root", str(tmp_path / "raw"), "--out", str(tmp_path / "built"), "--frames", "24",
+              "--workers", "1", "--missing", str(empty_list), "--force"])
+    assert len(calls) == 7  # --force parses every file again
+    out = capsys.readouterr().out
+    assert "built 6 of 7 samples" in out and "skipped 1" in out and "0 unchanged files reused" in out
+    assert "skipped 1 of 7 files:\n  " in out and "S001C001P001R002A001" in out
+
+
+def test_a_build_with_no_usable_file_fails_naming_the_reason(tmp_path, capsys):
+    from core.data.ntu import NoUsableSamplesError, main
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = format_skeleton(_frames(("7", 0, standing_body(3, np.random.default_rng(9))), length=3)).splitlines()
+    (raw / "S001C001P001R001A001.skeleton").write_text("\n".join(lines[:40]) + "\n")  # truncated
+    empty_list = tmp_path / "missing.txt"
+    empty_list.write_text("")
+    code = run_cli(main, "python -m core.data.ntu", ["--root", str(raw), "--out", str(tmp_path / "built"),
+                                                     "--workers", "1", "--missing", str(empty_list)])
+    full = capsys.readouterr().err
+    err = full.split("\n")[-2]  # the last line (above it: the progress bar)
+    assert code == 2 and full.count(": error: ") == 1 and full.endswith("\n")
+    assert err.startswith("python -m core.data.ntu: error: no usable sample: all 1 file was skipped (")
+    assert "S001C001P001R001A001.skeleton:41: " in err and "truncated" in err
+    assert not (tmp_path / "built" / "manifest.json").exists() and not (tmp_path / "built" / "data.npy").exists()
+    with pytest.raises(NoUsableSamplesError, match="all 1 file was skipped"):  # the library raises, too
+        build([raw], tmp_path / "built", workers=1, missing=empty_list, progress=False)
+    code = run_cli(main, "python -m core.data.ntu", ["--root", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    assert code == 2 and "NTU skeleton folder not found" in capsys.readouterr().err

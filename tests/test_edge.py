@@ -16,6 +16,7 @@ from core.layouts import get_layout
 from edge.events import ActionEvents, EventWriter, read_events
 from edge.smoothing import UNKNOWN, ActionSmoother, softmax
 from edge.window import SkeletonWindow, WindowPolicy
+from backend_checker import backend_available, backend_checker, skip_reason
 
 REPO = Path(__file__).resolve().parents[1]
 ACTIONS = ("wave", "squat", "jump")
@@ -289,8 +290,8 @@ def _export(kind: str, ckpt: Path, out: Path) -> Path:
             from converters.int8 import export
             res = export(ckpt, out, "int8", calib=calib)
         else:
-            pytest.importorskip("ai_edge_litert")
-            pytest.importorskip("litert_torch")
+            if not backend_available("tflite"):
+                pytest.skip(skip_reason("tflite"))
             from converters.tflite import export
             res = export(ckpt, out, "fp32")
     except ImportError as exc:
@@ -390,8 +391,8 @@ def test_index_out_of_range(edge_ckpt, tmp_path, capsys):
     assert "--index 7 is out of range" in _one_error_line(capsys)
 
 
+@backend_checker("opencv")
 def test_unreadable_video_is_one_line(edge_ckpt, tmp_path, capsys):
-    pytest.importorskip("cv2")
     video = tmp_path / "broken.mp4"
     video.write_bytes(b"\x00" * 2048)
     pose_model = tmp_path / "pose.task"  # resolution only checks the file exists; the video fails first
@@ -403,8 +404,8 @@ def test_unreadable_video_is_one_line(edge_ckpt, tmp_path, capsys):
     assert read_events(events)[-1]["event"] == "error"
 
 
+@backend_checker("opencv")
 def test_camera_that_does_not_open_is_one_line(edge_ckpt, tmp_path, capsys):
-    pytest.importorskip("cv2")
     pose_model = tmp_path / "pose.task"
     pose_model.write_bytes(b"x")
     rc = run_cli("--camera", "97", "--model", edge_ckpt, "--pose-model", pose_model, "--headless")
@@ -481,11 +482,13 @@ def test_backend_failure_mid_run_ends_cleanly_with_valid_events(edge_ckpt, repla
     assert [e["event"] for e in events[-2:]] == ["error", "run_end"]
 
 
+@backend_checker("opencv")
 def test_camera_source_always_serves_the_newest_frame_and_counts_drops(tmp_path):
     """A file opened as the 'camera' device plays at its frame rate (200 fps here) on the reader thread,
     faster than this consumer: the consumer always gets the newest frame and the rest are counted as dropped."""
-    cv2 = pytest.importorskip("cv2")
     import time
+
+    import cv2
 
     from edge.capture import CameraSource
     video = tmp_path / "cam.avi"

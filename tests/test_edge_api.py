@@ -7,6 +7,7 @@ import gc
 import numpy as np
 import pytest
 
+from backend_checker import backend_checker
 from core.synthetic import synthetic_clip
 from edge.events import read_events
 from edge.recognizer import ActionRecognizer, RunningMode
@@ -271,8 +272,9 @@ class FakeCapture:
         pass
 
 
+@backend_checker("opencv")
 def test_record_writes_clips_after_a_countdown_overlay(tmp_path):
-    cv2 = pytest.importorskip("cv2")
+    import cv2
     from edge.record import record_clips
     shown, lines = [], []
     cap = FakeCapture()

@@ -7,8 +7,11 @@ import pytest
 
 from edge.events import read_events
 
-pytest.importorskip("mediapipe")
-cv2 = pytest.importorskip("cv2")
+from backend_checker import require_backend
+
+pytestmark = require_backend("mediapipe")  # skips the module without mediapipe and opencv
+
+import cv2  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

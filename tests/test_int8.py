@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 
 from converters import int8, onnx as onnx_export
-from converters_helpers import held_out, shared_checkpoint
 from core.artifact import read_artifact_metadata
 from core.runtime import load_runtime
+from backend_checker import backend_checker
+
+pytestmark = backend_checker("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def art(tmp_path_factory):
-    return shared_checkpoint(tmp_path_factory)
-
-
-def test_qdq_int8_accuracy_within_tolerance(art, tmp_path):
-    result = int8.export(art["ckpt_int8"], tmp_path, "int8", calib=art["calib"], batch=None, quantizer="ort")
+@pytest.mark.slow  # 16 s measured on the shared 2-core machine
+def test_qdq_int8_accuracy_within_tolerance(tiny_checkpoint, tmp_path, held_out):
+    result = int8.export(tiny_checkpoint["ckpt_int8"], tmp_path, "int8", calib=tiny_checkpoint["calib"], batch=None,
+                         quantizer="ort")
     assert result.status == "ok", result.message
     assert result.extra["QuantizeLinear"] > 20 and result.extra["DequantizeLinear"] > 20
     assert result.extra["float_nodes"] > 0
@@ -34,9 +33,9 @@ def test_qdq_int8_accuracy_within_tolerance(art, tmp_path):
     assert not np.allclose(fp32, q)  # it really is quantized
 
 
-def test_fragile_node_selection(art, tmp_path):
+def test_fragile_node_selection(tiny_checkpoint, tmp_path):
     import onnx
-    fp32 = onnx_export.export(art["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
+    fp32 = onnx_export.export(tiny_checkpoint["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
     proto = onnx.load(str(fp32.path))
     by_name = {n.name: n for n in proto.graph.node}
     attention = int8.fragile_nodes(proto, "attention")
@@ -47,5 +46,90 @@ def test_fragile_node_selection(art, tmp_path):
     kinds = {by_name[n].op_type for n in fragile}
     assert {"MatMul", "BatchNormalization"} <= kinds
     assert not any(by_name[n].op_type == "Conv" for n in fragile)  # convolutions are what INT8 is for
+    block = int8.fragile_nodes(proto, "attention-block")
+    assert set(fragile) < set(block) and all("/attention/" in n for n in set(block) - set(fragile))
+    assert any(by_name[n].op_type == "Conv" for n in block)  # the attention's qkv/proj convs stay float too
     with pytest.raises(ValueError, match="--keep-float"):
         int8.fragile_nodes(proto, "everything")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Multi-stream models: the velocity/bone streams are derived inside the graph from the joint input
+
+JVB = ("joint", "velocity", "bone")
+
+
+@pytest.fixture(scope="module")
+def jvb(tiny_checkpoint):
+    """A joint+velocity+bone test model (its own checkpoint; the calibration clips are the shared ones)."""
+    from conftest import build_tiny_checkpoint
+    ckpt = build_tiny_checkpoint(tiny_checkpoint["root"] / "tiny_jvb.pt", branch_gain=0.0, streams=JVB)
+    return {"ckpt": ckpt, "calib": tiny_checkpoint["calib"]}
+
+
+def test_holdout_split_is_disjoint_and_stratified():
+    from converters.calib import holdout_split
+    labels = np.repeat(np.arange(5), [30, 20, 10, 5, 2])
+    cal, held = holdout_split(labels, 0.2, seed=0)
+    assert len(np.intersect1d(cal, held)) == 0
+    assert np.array_equal(np.sort(np.concatenate([cal, held])), np.arange(len(labels)))
+    assert len(held) == round(0.2 * len(labels))
+    assert set(labels[held]) == set(labels)  # every class is verified
+    assert np.array_equal(held, holdout_split(labels, 0.2, seed=0)[1])  # deterministic
+    with pytest.raises(ValueError, match="--holdout"):
+        holdout_split(labels, 1.0)
+
+
+def test_verification_clips_are_not_calibration_clips(tiny_checkpoint):
+    from converters.calib import load_calibration_set, quantization_clips
+    from core.checkpoint import load_checkpoint
+    clips = quantization_clips(tiny_checkpoint["calib"], load_checkpoint(tiny_checkpoint["ckpt"]), holdout=0.25)
+    total = len(load_calibration_set(tiny_checkpoint["calib"])["x"])
+    assert len(clips.calibrate) + len(clips.verify) == total
+    assert len(clips.verify) == round(0.25 * total)
+    assert not set(clips.calibrate_names) & set(clips.verify_names)
+    # no held-out clip is also, by value, a calibration clip
+    flat_cal = clips.calibrate.reshape(len(clips.calibrate), -1)
+    for v in clips.verify.reshape(len(clips.verify), -1):
+        assert not np.any(np.all(flat_cal == v, axis=1))
+    assert "held-out" in clips.verified_on and "not used for calibration" in clips.verified_on
+
+
+def test_stream_derivation_stays_float(jvb, tmp_path):
+    import onnx
+    fp32 = onnx_export.export(jvb["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
+    proto = onnx.load(str(fp32.path))
+    by_name = {n.name: n for n in proto.graph.node}
+    stream = int8.stream_input_nodes(proto)
+    kinds = {by_name[n].op_type for n in stream}
+    # the velocity difference, the bone MatMul and each stream's data BatchNorm; never a convolution
+    assert {"Sub", "MatMul", "BatchNormalization"} <= kinds and "Conv" not in kinds
+    assert sum(by_name[n].op_type == "BatchNormalization" for n in stream) == len(JVB)
+
+    result = int8.export(jvb["ckpt"], tmp_path, "int8", calib=jvb["calib"], batch=None, quantizer="ort",
+                         fp32_onnx=fp32.path)
+    q = onnx.load(str(result.path)).graph
+    producer = {o: n.op_type for n in q.node for o in n.output}
+    sub = next(n for n in q.node if n.op_type == "Sub")
+    assert all(producer.get(i) != "DequantizeLinear" for i in sub.input)  # velocity from float joints
+    first_convs = [n for n in q.node if n.op_type == "Conv" and n.name.startswith("/stem/")]
+    assert len(first_convs) == len(JVB)
+    assert all(producer.get(n.input[0]) == "DequantizeLinear" for n in first_convs)  # each stream quantized
+    assert result.extra["stream_nodes"] == len(stream) and "held-out" in result.extra["verified_on"]
+
+
+@pytest.mark.slow  # one INT8 export of the tiny multi-stream model
+def test_multistream_qdq_keeps_predictions_on_unseen_clips(jvb, tmp_path, held_out):
+    from core.evaluation import torch_logits
+    from core.checkpoint import load_model
+    model, _ = load_model(jvb["ckpt"])
+    x, labels = held_out()  # another seed: clips neither calibration nor its held-back part contain
+    ref = torch_logits(model, x)
+    result = int8.export(jvb["ckpt"], tmp_path, "int8", calib=jvb["calib"], batch=None, quantizer="ort")
+    assert result.status == "ok", result.message
+    q = load_runtime(result.path).predict(x)
+    assert not np.allclose(ref, q)  # it really is quantized
+    agreement = float(np.mean(ref.argmax(1) == q.argmax(1)))
+    assert agreement >= 0.95, agreement
+    acc_fp32, acc_int8 = float(np.mean(ref.argmax(1) == labels)), float(np.mean(q.argmax(1) == labels))
+    assert abs(acc_fp32 - acc_int8) <= 0.05, (acc_fp32, acc_int8)  # 48 clips: 1 clip = 2 points

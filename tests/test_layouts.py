@@ -89,3 +89,21 @@ def test_synthetic_split_classes_differ():
     a = prepare_clip(split.sample(0), InputSpec(layout="mediapipe33", frames=32))
     b = prepare_clip(split.sample(3), InputSpec(layout="mediapipe33", frames=32))
     assert np.abs(a - b).mean() > 0.05
+
+
+def test_joint_order_is_printed_and_written_down(capsys):
+    from pathlib import Path
+
+    from core.layouts import joint_table, main
+    main(["kinect20"])
+    out = capsys.readouterr().out
+    assert "| 0 | 1 | hip_center | (centre) |  | torso |" in out
+    assert "| 19 | 20 | foot_right | ankle_right | foot_left | right_leg |" in out
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
+    for name in LAYOUTS:  # docs/data.md holds every layout's table exactly as printed
+        assert joint_table(name) in docs, f"docs/data.md lacks the current {name} joint table"
+    from core.cli import run_cli
+    code = run_cli(main, "python -m core.layouts", ["kinect"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("python -m core.layouts: error: unknown skeleton layout 'kinect'; "
+                                                 "known layouts: coco17, kinect20, mediapipe33, ntu25\n")

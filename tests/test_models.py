@@ -7,6 +7,7 @@ from core.models.profile import count_gflops, count_params
 from core.preprocess import prepare_clip
 from core.spec import InputSpec
 from core.synthetic import synthetic_clip
+from backend_checker import backend_checker
 
 VARIANTS = list_variants()
 # params and GFLOPs (T=64, V=25, M=1) targets; the family must stay within +-25 %
@@ -80,8 +81,9 @@ def test_bad_input_shape_is_named():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+@backend_checker("onnxruntime")
 def test_onnx_parity(variant, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
     import onnx
     model = create_model(variant, num_classes=10).eval()
     x = real_scale_input(batch=1)

@@ -1,26 +1,21 @@
 """core.runtime: one interface over checkpoints and artifacts, chosen by the suffix, with clear errors."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
 import pytest
 
 from converters import onnx as onnx_export
-from converters_helpers import held_out, shared_checkpoint
 from core.mil_eval import MILEvalError
 from core.runtime import BackendMissing, MILEvalRuntime, TFLiteRuntime, load_runtime, runtime_class, runtime_kind
+from backend_checker import backend_available
 
 
-@pytest.fixture(scope="module")
-def art(tmp_path_factory):
-    return shared_checkpoint(tmp_path_factory)
 
-
-def test_checkpoint_and_onnx_runtimes_agree(art, tmp_path):
-    pt = load_runtime(art["ckpt"])
-    res = onnx_export.export(art["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
+def test_checkpoint_and_onnx_runtimes_agree(tiny_checkpoint, tmp_path, held_out):
+    pt = load_runtime(tiny_checkpoint["ckpt"])
+    res = onnx_export.export(tiny_checkpoint["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
     ort = load_runtime(res.path, threads=1, spinning=False)
     assert pt.name == "pytorch" and ort.name == "onnxruntime"
     assert pt.class_names == ort.class_names and len(pt.class_names) == 8
@@ -41,7 +36,7 @@ def test_suffix_dispatch_and_clear_errors(tmp_path):
         load_runtime(tmp_path / "absent.onnx")
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0")
-    if importlib.util.find_spec("tensorrt") is None:
+    if not backend_available("tensorrt"):
         with pytest.raises(BackendMissing, match="pip install tensorrt"):
             load_runtime(engine)
     package = tmp_path / "m.mlpackage"
@@ -93,13 +88,13 @@ def test_runtime_imports_no_backend_eagerly():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_runtimes_close_warm_up_and_leave_process_settings_alone(art, tmp_path):
+def test_runtimes_close_warm_up_and_leave_process_settings_alone(tiny_checkpoint, tmp_path, held_out):
     import torch
 
     threads_before = torch.get_num_threads()
-    onnx_path = onnx_export.export(art["ckpt"], tmp_path, "fp32").path
+    onnx_path = onnx_export.export(tiny_checkpoint["ckpt"], tmp_path, "fp32").path
     x = held_out(2, 5)[0]
-    for path in (art["ckpt"], onnx_path):
+    for path in (tiny_checkpoint["ckpt"], onnx_path):
         with load_runtime(path, threads=1) as rt:
             assert rt.warmup(2) is rt
             assert rt.predict(x).shape == (len(x), rt.num_classes)

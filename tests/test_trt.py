@@ -3,26 +3,24 @@ and the logic that does not need TensorRT (precision per device, shape profiles,
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 
 from converters import trt
-from converters_helpers import shared_checkpoint
+from backend_checker import backend_available
 
-HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
-
-
-@pytest.fixture(scope="module")
-def art(tmp_path_factory):
-    return shared_checkpoint(tmp_path_factory)
+HAVE_TRT = backend_available("tensorrt")
+pytestmark = pytest.mark.tensorrt
 
 
+
+@pytest.mark.slow  # 14 s measured on the shared 2-core machine
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed: the no-TensorRT path does not apply")
-def test_no_tensorrt_path_prepares_everything_and_prints_commands(art, tmp_path, capsys):
-    code = trt.main(["--ckpt", str(art["ckpt"]), "--precision", "int8", "--calib", str(art["calib"]),
+def test_no_tensorrt_path_prepares_everything_and_prints_commands(tiny_checkpoint, tmp_path, capsys):
+    code = trt.main(["--ckpt", str(tiny_checkpoint["ckpt"]), "--precision", "int8",
+                     "--calib", str(tiny_checkpoint["calib"]),
                      "--quantizer", "ort", "--out", str(tmp_path), "--quiet"])
     assert code == 3  # documented: backend missing, the rest was built
     out = capsys.readouterr().out
@@ -39,8 +37,8 @@ def test_no_tensorrt_path_prepares_everything_and_prints_commands(art, tmp_path,
 
 
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed")
-def test_no_tensorrt_fp16_dynamic_prepares_fp16_onnx_for_trt11(art, tmp_path):
-    res = trt.export(art["ckpt"], tmp_path, "fp16", dynamic=(1, 4, 8))
+def test_no_tensorrt_fp16_dynamic_prepares_fp16_onnx_for_trt11(tiny_checkpoint, tmp_path, held_out):
+    res = trt.export(tiny_checkpoint["ckpt"], tmp_path, "fp16", dynamic=(1, 4, 8))
     assert res.status == "missing-backend" and res.exit_code == 3
     assert "--minShapes=skeleton:1x3x16x25x1" in res.extra["trtexec_trt10"]
     assert "--maxShapes=skeleton:8x3x16x25x1" in res.extra["trtexec_trt10"]
@@ -49,7 +47,6 @@ def test_no_tensorrt_fp16_dynamic_prepares_fp16_onnx_for_trt11(art, tmp_path):
     assert f"--onnx={half}" in res.extra["trtexec_trt11"] and "--fp16" not in res.extra["trtexec_trt11"]
     # the fp16 graph TensorRT 11 would build from is valid and close to fp32 in onnxruntime
     from core.runtime import load_runtime
-    from converters_helpers import held_out
     x, _ = held_out(per_class=2)
     a = load_runtime(half).predict(x)
     b = load_runtime(tmp_path / "tiny_fp32.onnx").predict(x)

@@ -12,24 +12,34 @@ A custom data set is a folder of per-sample files plus an optional ``manifest.js
 
 Without ``samples`` every *.npz / *.json in the folder is a sample; without ``split`` a seeded
 stratified ``--test-ratio`` split is made. V must match the layout; C is 2 (image x, y) or 3.
+Joints stored in another order than the layout's are remapped with ``--joint-order`` (the file's joints
+in their stored order, as layout names or indices; ``python -m core.layouts <layout>`` lists them).
+
+What is skipped and reported (like a corrupt file): NaN/inf clips, clips whose frames are all zero, and
+clips with more than ``--max-missing`` (default 0.5) of their frames all zero (a frame in which no joint
+of any person is non-zero counts as missing). A warning is printed when the bone lengths do not fit the
+layout (a common sign of a wrong joint order).
 
     python -m core.data.custom --src my_set --out runs/data/my_set      # check + import
-    python -m train.fit ... data.dataset=runs/data/my_set               # (or load_split("custom:my_set"))
+    python -m train.fit --config configs/nw_ucla_last_small.yaml data.name=runs/data/my_set
 
 ``load_split("custom:<dir>", split)`` reads an imported directory, or imports a raw folder in memory.
 """
 from __future__ import annotations
 
-import argparse
 import json
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.cli import ArgumentParser, run_cli
+from core.data.checks import DEFAULT_MAX_MISSING, clip_problem, implausible_bones, missing_frames, skipped_report
 from core.data.prepared import SkeletonSplit
-from core.layouts import get_layout, list_layouts
+from core.layouts import get_layout, joint_order_index, list_layouts
 
 SAMPLE_SUFFIXES = (".npz", ".json")
 
@@ -38,12 +48,17 @@ class CustomFormatError(ValueError):
     """A custom sample or manifest that cannot be used (the message names the file)."""
 
 
+class ImplausibleBonesWarning(UserWarning):
+    """The bone lengths of a data set do not fit its layout (often: joints stored in another order)."""
+
+
 @dataclass
 class Sample:
     name: str
     keypoint: np.ndarray  # (M, T, V, C)
     label: int
     split: str | None
+    missing_frames: int = 0  # frames in which every joint is zero (kept clips have at most max_missing of them)
 
 
 def save_sample(path: str | Path, keypoint: np.ndarray, label: int, keypoint_score: np.ndarray | None = None,
@@ -76,9 +91,14 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def read_sample(path: str | Path, layout: str, label: int | None = None, split: str | None = None,
-                score_threshold: float = 0.0, score_channel: bool = False) -> Sample:
-    """One per-sample file -> Sample with keypoint (M, T, V, C). Joints whose score is below
-    score_threshold are zeroed (missing); score_channel appends the score as the last channel."""
+                score_threshold: float = 0.0, score_channel: bool = False, joint_order: np.ndarray | None = None,
+                max_missing: float = DEFAULT_MAX_MISSING) -> Sample:
+    """One per-sample file -> Sample with keypoint (M, T, V, C) in the layout's joint order.
+
+    joint_order (from core.layouts.joint_order_index) remaps joints stored in another order. Joints whose
+    score is below score_threshold are zeroed (missing); score_channel appends the score as the last channel.
+    A clip with NaN/inf, with every frame zero or with more than max_missing of its frames zero raises
+    CustomFormatError (the caller reports and skips it)."""
     path = Path(path)
     d = _read_file(path)
     if "keypoint" not in d:
@@ -93,19 +113,24 @@ def read_sample(path: str | Path, layout: str, label: int | None = None, split: 
     if kp.ndim != 4 or kp.shape[2] != v or kp.shape[3] not in (2, 3) or kp.shape[1] == 0:
         raise CustomFormatError(f"{path}: 'keypoint' has shape {kp.shape}, expected (M, T>0, {v}, 2 or 3) for "
                                 f"layout {layout!r}")
-    if not np.isfinite(kp).all():
-        raise CustomFormatError(f"{path}: 'keypoint' contains NaN or inf (use 0 for missing joints)")
+    score = None
     if "keypoint_score" in d:
-        score = np.asarray(d["keypoint_score"], dtype=np.float32).reshape(kp.shape[:3]) \
-            if np.size(d["keypoint_score"]) == np.prod(kp.shape[:3]) else None
-        if score is None:
+        if np.size(d["keypoint_score"]) != np.prod(kp.shape[:3]):
             raise CustomFormatError(f"{path}: 'keypoint_score' must have shape {kp.shape[:3]}")
-        if score_threshold > 0:
-            kp = np.where((score >= score_threshold)[..., None], kp, 0.0)
-        if score_channel:
-            kp = np.concatenate([kp, score[..., None]], axis=-1)
+        score = np.asarray(d["keypoint_score"], dtype=np.float32).reshape(kp.shape[:3])
     elif score_channel:
         raise CustomFormatError(f"{path}: --score-channel needs 'keypoint_score'")
+    if joint_order is not None:
+        kp = kp[:, :, joint_order]
+        score = score[:, :, joint_order] if score is not None else None
+    if score is not None and score_threshold > 0:
+        kp = np.where((score >= score_threshold)[..., None], kp, 0.0)
+    problem = clip_problem(kp, max_missing)
+    if problem:
+        raise CustomFormatError(f"{path}: {problem}")
+    missing = int(missing_frames(kp).sum())
+    if score_channel:
+        kp = np.concatenate([kp, score[..., None]], axis=-1)
     if label is None:
         if "label" not in d:
             raise CustomFormatError(f"{path}: no 'label' in the file or the manifest")
@@ -115,13 +140,18 @@ def read_sample(path: str | Path, layout: str, label: int | None = None, split: 
     except (TypeError, ValueError) as e:
         raise CustomFormatError(f"{path}: label {label!r} is not an integer") from e
     name = str(np.asarray(d["frame_dir"]).item()) if "frame_dir" in d else path.stem
-    return Sample(name, kp, label, split)
+    return Sample(name, kp, label, split, missing)
 
 
 def read_folder(src: str | Path, layout: str | None = None, class_names: list[str] | None = None,
                 test_ratio: float = 0.2, seed: int = 0, score_threshold: float = 0.0, score_channel: bool = False,
-                verbose: bool = True) -> tuple[dict[str, Any], list[Sample], list[str], dict[str, np.ndarray]]:
-    """Read a raw custom folder -> (manifest, samples, skipped messages, {split: indices})."""
+                joint_order: str | list | None = None, max_missing: float | None = None, verbose: bool = True
+                ) -> tuple[dict[str, Any], list[Sample], list[str], dict[str, np.ndarray]]:
+    """Read a raw custom folder -> (manifest, samples, skipped messages, {split: indices}).
+
+    joint_order and max_missing default to the manifest's "joint_order" / "max_missing" (see read_sample).
+    Skipped files are printed (verbose) with core.data.checks.skipped_report; implausible bone lengths
+    raise an ImplausibleBonesWarning."""
     from core.data.mediapipe import stratified_split
 
     src = Path(src)
@@ -138,6 +168,14 @@ def read_folder(src: str | Path, layout: str | None = None, class_names: list[st
         raise CustomFormatError(f"{src}: say which skeleton layout the keypoints use (manifest.json 'layout' or "
                                 f"--layout; known: {', '.join(list_layouts())})")
     get_layout(layout)  # unknown layouts fail here with the list of known ones
+    joint_order = joint_order if joint_order is not None else manifest.get("joint_order")
+    try:
+        order_index = joint_order_index(layout, joint_order) if joint_order is not None else None
+    except ValueError as e:
+        raise CustomFormatError(f"{src}: {e}") from None
+    max_missing = float(max_missing if max_missing is not None else manifest.get("max_missing", DEFAULT_MAX_MISSING))
+    if not 0 <= max_missing <= 1:
+        raise CustomFormatError(f"{src}: max_missing {max_missing:g} must be a fraction in 0..1")
     entries = manifest.get("samples")
     if entries is None:
         entries = [{"file": f.name} for f in sorted(src.iterdir())
@@ -151,13 +189,14 @@ def read_folder(src: str | Path, layout: str | None = None, class_names: list[st
             continue
         try:
             samples.append(read_sample(src / e["file"], layout, e.get("label"), e.get("split"), score_threshold,
-                                       score_channel))
+                                       score_channel, order_index, max_missing))
         except (CustomFormatError, OSError) as err:
             skipped.append(str(err))
-    for msg in skipped if verbose else []:
-        print(f"[custom] skipped {msg}")
+    if verbose and skipped and samples:  # (none usable: the error below names the first reason, in one line)
+        print(skipped_report(skipped, len(entries)))
     if not samples:
-        raise CustomFormatError(f"{src}: every sample was skipped:\n  " + "\n  ".join(skipped))
+        raise CustomFormatError(f"{src}: no usable sample: all {len(entries)} were skipped (first reason: "
+                                f"{skipped[0]})")
     channels = {s.keypoint.shape[-1] for s in samples}
     if len(channels) > 1:
         raise CustomFormatError(f"{src}: samples mix {sorted(channels)} channels; use one coordinate format")
@@ -172,7 +211,14 @@ def read_folder(src: str | Path, layout: str | None = None, class_names: list[st
         splits = {n: np.array([i for i, s in enumerate(samples) if s.split == n], np.int64) for n in names}
     else:
         splits = stratified_split(labels, test_ratio, seed)
-    manifest = {**manifest, "layout": layout, "class_names": list(class_names)}
+    coordinate_channels = samples[0].keypoint.shape[-1] - (1 if score_channel else 0)
+    warning = implausible_bones([s.keypoint[..., :coordinate_channels] for s in samples], layout)
+    if warning:
+        warnings.warn(f"{src}: {warning}", ImplausibleBonesWarning, stacklevel=2)
+    manifest = {**manifest, "layout": layout, "class_names": list(class_names), "max_missing": max_missing,
+                "warnings": [f"{src}: {warning}"] if warning else []}
+    if joint_order is not None:
+        manifest["joint_order"] = [get_layout(layout).joints[j] for j in np.argsort(order_index)]
     return manifest, samples, skipped, splits
 
 
@@ -195,9 +241,15 @@ def import_folder(src: str | Path, out: str | Path, **kwargs: Any) -> dict[str, 
     write_prepared(out, data, lengths, np.array([s.label for s in samples]), [s.name for s in samples],
                    manifest["class_names"], manifest["layout"], splits, fps=manifest.get("fps"),
                    coordinates=manifest.get("coordinates", "world" if data.shape[-1] == 3 else "image"),
-                   source=f"custom import of {Path(src).resolve()}", extra={"skipped": skipped})
-    return {"samples": len(samples), "skipped": skipped, "splits": {k: len(v) for k, v in splits.items()},
-            "shape": list(data.shape), "layout": manifest["layout"], "class_names": manifest["class_names"]}
+                   source=f"custom import of {Path(src).resolve()}",
+                   extra={"skipped": skipped, "warnings": manifest["warnings"], "max_missing": manifest["max_missing"],
+                          **({"joint_order": manifest["joint_order"]} if "joint_order" in manifest else {})})
+    with_missing = [s.missing_frames / s.keypoint.shape[1] for s in samples if s.missing_frames]
+    return {"samples": len(samples), "files": len(samples) + len(skipped), "skipped": skipped,
+            "splits": {k: len(v) for k, v in splits.items()}, "shape": list(data.shape),
+            "layout": manifest["layout"], "class_names": manifest["class_names"], "warnings": manifest["warnings"],
+            "clips_with_missing_frames": len(with_missing),
+            "max_missing_fraction_kept": round(max(with_missing), 3) if with_missing else 0.0}
 
 
 def load_custom(path: str | Path, split: str = "train") -> SkeletonSplit:
@@ -223,7 +275,7 @@ def load_custom(path: str | Path, split: str = "train") -> SkeletonSplit:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m core.data.custom",
+    p = ArgumentParser(prog="python -m core.data.custom",
                                 description="Check and import a folder of custom skeleton samples (*.npz / *.json "
                                             "with keypoint (M, T, V, C) and label) into a prepared directory.")
     p.add_argument("--src", required=True, help="folder of per-sample files (+ optional manifest.json)")
@@ -236,21 +288,30 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--score-threshold", type=float, default=0.0, help="zero joints with keypoint_score below this")
     p.add_argument("--score-channel", action="store_true", help="append keypoint_score as a channel (2D + score)")
+    p.add_argument("--joint-order", default=None,
+                   help="the files' joints in their stored order, as comma-separated layout joint names or 0-based "
+                        "layout indices (python -m core.layouts LAYOUT lists them); remapped to the layout's order")
+    p.add_argument("--max-missing", type=float, default=None,
+                   help=f"skip clips with more than this fraction of all-zero frames (default {DEFAULT_MAX_MISSING})")
     args = p.parse_args(argv)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    try:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImplausibleBonesWarning)
+        # the user's files or arguments (CustomFormatError, a missing folder, an unknown layout) are exit 2, an
+        # unwritable output exit 1 (run_cli)
         summary = import_folder(args.src, args.out, layout=args.layout, class_names=classes,
                                 test_ratio=args.test_ratio, seed=args.seed, score_threshold=args.score_threshold,
-                                score_channel=args.score_channel)
-    except (CustomFormatError, FileNotFoundError, KeyError) as e:
-        raise SystemExit(f"error: {e}")
-    print(f"imported {summary['samples']} samples ({summary['layout']}, data {summary['shape']}, splits "
-          f"{summary['splits']}) into {args.out}")
-    if summary["skipped"]:
-        print(f"skipped {len(summary['skipped'])} file(s):")
-        for line in summary["skipped"]:
-            print(f"  {line}")
-
+                                score_channel=args.score_channel, joint_order=args.joint_order,
+                                max_missing=args.max_missing)
+    for w in caught:
+        print(f"{p.prog}: warning: {w.message}", file=sys.stderr)
+    skipped = len(summary["skipped"])
+    print(f"imported {summary['samples']} of {summary['files']} samples ({summary['layout']}, data "
+          f"{summary['shape']}, splits {summary['splits']}) into {args.out}"
+          + (f"; skipped {skipped} (listed above)" if skipped else ""))
+    if summary["clips_with_missing_frames"]:
+        print(f"{summary['clips_with_missing_frames']} kept clip(s) have all-zero frames (at most "
+              f"{100 * summary['max_missing_fraction_kept']:.0f} % of a clip; --max-missing sets the limit)")
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main, "python -m core.data.custom"))

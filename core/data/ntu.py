@@ -19,7 +19,6 @@ skips a frame, and the second actor's interval starts empty instead of at frame 
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -32,6 +31,8 @@ from typing import Iterable
 
 import numpy as np
 
+from core.cli import ArgumentParser, run_cli
+from core.data.checks import skipped_report
 from core.data.paths import data_root, shared_root
 from core.data.prepared import SkeletonSplit
 
@@ -381,16 +382,68 @@ def default_missing_list() -> Path:
     return shared_root() / "data" / "ntu" / "ntu120_missing.txt"
 
 
-def _fingerprint(names: list[str], frames: int, persons: int, dtype: str) -> str:
+class NoUsableSamplesError(ValueError):
+    """A build in which every file was skipped: nothing to train on (the message names the reason)."""
+
+
+SOURCES_FILE = "sources.tsv"  # per source file: name, size, mtime_ns, "ok" or the reason it was skipped
+
+
+def _file_stats(files: dict[str, Path]) -> dict[str, tuple[int, int]]:
+    """{name: (size in bytes, mtime in ns)}: what tells a rebuild that a file changed."""
+    stats = {}
+    for name, path in files.items():
+        st = path.stat()
+        stats[name] = (int(st.st_size), int(st.st_mtime_ns))
+    return stats
+
+
+def _fingerprint(stats: dict[str, tuple[int, int]], frames: int, persons: int, dtype: str) -> str:
     h = hashlib.sha1(f"{frames}:{persons}:{dtype}:".encode())
-    h.update("\n".join(names).encode())
+    h.update("\n".join(f"{n} {size} {mtime}" for n, (size, mtime) in stats.items()).encode())
     return h.hexdigest()[:16]
+
+
+def _read_sources(out: Path) -> dict[str, tuple[int, int, str]]:
+    f = out / SOURCES_FILE
+    if not f.is_file():
+        return {}
+    rows = {}
+    for line in f.read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t", 3)
+        if len(parts) == 4 and parts[1].isdigit() and parts[2].isdigit():
+            rows[parts[0]] = (int(parts[1]), int(parts[2]), parts[3])
+    return rows
+
+
+def _previous_build(out: Path, frames: int, persons: int, dtype: str
+                    ) -> tuple[dict[str, tuple[int, int, str]], dict[str, int], np.ndarray | None, np.ndarray | None]:
+    """What a finished build in `out` with the same settings can lend to this one: its per-file records,
+    {name: row}, its data (memory-mapped) and lengths; empty when there is none."""
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        build_info = manifest.get("build", {})
+        if (build_info.get("frames"), build_info.get("persons"), build_info.get("dtype")) != (frames, persons, dtype):
+            return {}, {}, None, None
+        sources = _read_sources(out)
+        names = (out / "names.txt").read_text(encoding="utf-8").splitlines()
+        data = np.load(out / "data.npy", mmap_mode="r")
+        lengths = np.load(out / "lengths.npy")
+    except (OSError, ValueError):
+        return {}, {}, None, None
+    if not sources or not len(names) == len(data) == len(lengths):
+        return {}, {}, None, None
+    return sources, {n: i for i, n in enumerate(names)}, data, lengths
 
 
 def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: int = 2, dtype: str = "float16",
           workers: int | None = None, ntu60_only: bool = False, missing: str | Path | None = None,
-          limit: int | None = None, chunk: int = 16, progress: bool = True) -> dict[str, object]:
-    """Build (or resume) a prepared NTU directory. Returns the manifest's build summary."""
+          limit: int | None = None, chunk: int = 16, progress: bool = True, force: bool = False) -> dict[str, object]:
+    """Build (or resume, or update) a prepared NTU directory. Returns the manifest's build summary.
+
+    Every source file is recorded by size and modification time: re-running parses only the files that are
+    new or changed since the last finished build (a corrupt file that was replaced is picked up) and reuses
+    the rest; `force` parses everything again. Raises NoUsableSamplesError when every file is skipped."""
     from multiprocessing import get_context
 
     from tqdm import tqdm
@@ -418,18 +471,22 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
     out.mkdir(parents=True, exist_ok=True)
     state_file, partial = out / "build_state.json", out / "data.partial.npy"
     status_file, skipped_file = out / "status.partial.npy", out / "skipped.partial.txt"
-    fingerprint = _fingerprint(names, t, persons, dtype)
-    if (out / "manifest.json").is_file() and (out / "data.npy").is_file():
+    stats = _file_stats(files)
+    fingerprint = _fingerprint(stats, t, persons, dtype)
+    if not force and (out / "manifest.json").is_file() and (out / "data.npy").is_file():
         previous = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("build", {})
-        if previous.get("fingerprint") == fingerprint:  # same files and settings: nothing to do
+        if previous.get("fingerprint") == fingerprint:  # same files, unchanged, same settings: nothing to do
             return {**previous, "up_to_date": True}
     resume = False
-    if state_file.is_file() and partial.is_file() and status_file.is_file():
+    if not force and state_file.is_file() and partial.is_file() and status_file.is_file():
         resume = json.loads(state_file.read_text()).get("fingerprint") == fingerprint
+    reused = 0
     if resume:
         data = np.load(partial, mmap_mode="r+")
         status = np.load(status_file, mmap_mode="r+")  # -1 to do, -2 skipped, >= 0 valid length
     else:
+        old_sources, old_rows, old_data, old_lengths = ({}, {}, None, None) if force else \
+            _previous_build(out, t, persons, dtype)
         for f in (out / "manifest.json", skipped_file):
             f.unlink(missing_ok=True)
         state_file.write_text(json.dumps({"fingerprint": fingerprint, "frames": t, "persons": persons,
@@ -437,6 +494,20 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
         data = np.lib.format.open_memmap(partial, mode="w+", dtype=np.dtype(dtype), shape=(n, persons, t, 25, 3))
         status = np.lib.format.open_memmap(status_file, mode="w+", dtype=np.int32, shape=(n,))
         status[:] = -1
+        with open(skipped_file, "w", encoding="utf-8") as skipped_log:
+            for i, name in enumerate(names):  # unchanged files keep their row (or their skip reason)
+                record = old_sources.get(name)
+                if record is None or record[:2] != stats[name]:
+                    continue
+                if record[2] == "ok" and name in old_rows:
+                    data[i] = old_data[old_rows[name]]
+                    status[i] = old_lengths[old_rows[name]]
+                    reused += 1
+                elif record[2] != "ok":
+                    status[i] = -2
+                    skipped_log.write(f"{name}\t{record[2]}\n")
+                    reused += 1
+        del old_data
     todo = [(i, str(files[names[i]])) for i in np.flatnonzero(status[:] == -1)]
     workers = max(1, workers or os.cpu_count() or 1)
     chunks = [(todo[k:k + chunk], t, persons) for k in range(0, len(todo), chunk)]
@@ -445,14 +516,14 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
     with open(skipped_file, "a", encoding="utf-8") as skipped_log, \
             tqdm(total=n, initial=n - len(todo), unit="file", desc="NTU", disable=not progress) as bar:
         ctx = get_context("spawn" if sys.platform == "win32" else "fork")
-        pool = ctx.Pool(workers) if workers > 1 else None
+        pool = ctx.Pool(workers) if workers > 1 and len(chunks) > 1 else None
         try:
             results = pool.imap_unordered(_work_chunk, chunks) if pool else map(_work_chunk, chunks)
             for k, chunk_results in enumerate(results):
                 for i, arr, length, error in chunk_results:
                     if arr is None:
                         status[i] = -2
-                        skipped_log.write(error.replace("\n", " ") + "\n")
+                        skipped_log.write(f"{names[i]}\t{' '.join(error.split())}\n")
                     else:
                         data[i] = arr
                         status[i] = length
@@ -474,19 +545,32 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
 
     status_now = np.array(status)
     keep = np.flatnonzero(status_now >= 0)
-    skipped = [line for line in skipped_file.read_text(encoding="utf-8").splitlines() if line]
+    reasons = dict(line.split("\t", 1) for line in skipped_file.read_text(encoding="utf-8").splitlines()
+                   if "\t" in line)
+    skipped = [reasons.get(names[i], f"{files[names[i]]}: skipped") for i in np.flatnonzero(status_now == -2)]
     kept_names = [names[i] for i in keep]
-    del data
+    del data, status
     final = out / "data.npy"
+    if not len(keep):  # nothing to train on: no manifest, no data; the reasons stay in skipped.txt
+        for f in (partial, status_file, state_file, final):
+            f.unlink(missing_ok=True)
+        (out / "skipped.txt").write_text("".join(f"{r}\n" for r in skipped), encoding="utf-8")
+        skipped_file.unlink(missing_ok=True)
+        raise NoUsableSamplesError(
+            f"no usable sample: all {n} file{'s were' if n > 1 else ' was'} skipped ({skipped[0]}"
+            + (f"; all {n} reasons in {out / 'skipped.txt'})" if n > 1 else ")"))
     if len(keep) == n:
         os.replace(partial, final)
-    else:  # compact: copy the good rows (chunked, so memory stays small)
+    else:  # compact: copy the good rows (chunked, so memory stays small) into a new file, then rename it, so
+        # a process still reading the previous data.npy keeps its (old) file
+        compact = out / "data.compact.npy"
         src = np.load(partial, mmap_mode="r")
-        dst = np.lib.format.open_memmap(final, mode="w+", dtype=src.dtype, shape=(len(keep),) + src.shape[1:])
+        dst = np.lib.format.open_memmap(compact, mode="w+", dtype=src.dtype, shape=(len(keep),) + src.shape[1:])
         for a in range(0, len(keep), 4096):
             dst[a:a + 4096] = src[keep[a:a + 4096]]
         dst.flush()
         del src, dst
+        os.replace(compact, final)
         partial.unlink()
     labels = np.array([parse_name(nm)["action"] - 1 for nm in kept_names], dtype=np.int64)
     only60 = all(in_ntu60(nm) for nm in kept_names)
@@ -495,14 +579,19 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
     splits = {f"{b}_{s}": split_indices(kept_names, b, s) for b in benchmarks for s in ("train", "test")}
     summary = {"files": n, "built": int(len(keep)), "skipped": skipped, "excluded_missing": len(excluded),
                "frames": t, "persons": persons, "dtype": dtype, "workers": workers,
+               "parsed_this_run": done_now, "reused_from_previous_build": reused,
                "seconds_this_run": round(elapsed, 2), "files_per_second_this_run": round(rate, 1),
-               "resumed": resume, "roots": [str(r) for r in roots], "fingerprint": fingerprint}
+               "resumed": resume, "forced": force, "roots": [str(r) for r in roots], "fingerprint": fingerprint}
+    (out / SOURCES_FILE).write_text("".join(
+        f"{nm}\t{stats[nm][0]}\t{stats[nm][1]}\t{'ok' if status_now[i] >= 0 else reasons.get(nm, 'skipped')}\n"
+        for i, nm in enumerate(names)), encoding="utf-8")
     finish_prepared(out, status_now[keep], labels, kept_names, classes, "ntu25", splits, fps=30.0,
                     coordinates="world", source="NTU RGB+D .skeleton (core.data.ntu)",
                     extra={"build": summary, "benchmarks": benchmarks})
     status_file.unlink(missing_ok=True)
     skipped_file.unlink(missing_ok=True)
     state_file.unlink(missing_ok=True)
+    (out / "skipped.txt").unlink(missing_ok=True)
     return summary
 
 
@@ -536,8 +625,8 @@ def load_ntu(benchmark: str, split: str = "train", root: str | Path | None = Non
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(
         prog="python -m core.data.ntu",
         description="Build NTU RGB+D 60/120 from the raw .skeleton files into a memory-mappable prepared "
                     "directory (parallel, resumable), or check the official split counts.")
@@ -552,6 +641,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--missing", default=None, help="list of samples to exclude (default: "
                                                    "../shared/data/ntu/ntu120_missing.txt when present)")
     p.add_argument("--limit", type=int, default=None, help="build only the first N files (a quick trial)")
+    p.add_argument("--force", action="store_true",
+                   help="parse every file again (by default only files that are new or changed in size or "
+                        "modification time since the last build are parsed)")
     p.add_argument("--check-splits", action="store_true",
                    help="print the split counts from ../shared/data/ntu/ntu{60,120}_available_names.txt")
     args = p.parse_args(argv)
@@ -564,19 +656,23 @@ def main(argv: list[str] | None = None) -> None:
     if not args.root:
         p.error("--root is required to build (or use --check-splits)")
     out = args.out or str(data_root() / ("ntu60" if args.ntu60 else "ntu120"))
+    # a missing folder or no usable file (NoUsableSamplesError) is bad input, exit 2; an unwritable output is
+    # exit 1 (run_cli)
     summary = build(args.root, out, args.frames, args.persons, args.dtype, args.workers, args.ntu60,
-                    args.missing, args.limit)
+                    args.missing, args.limit, force=args.force)
     if summary.get("up_to_date"):
-        print(f"{out} is already built from these {summary['files']} files with the same settings; nothing to do")
+        print(f"{out} is already built from these {summary['files']} files, unchanged since, with the same "
+              f"settings; nothing to do (--force parses them again)")
         return
-    print(f"built {summary['built']} of {summary['files']} samples into {out} "
-          f"({summary['files_per_second_this_run']} files/s this run, {summary['seconds_this_run']} s, "
-          f"{summary['workers']} workers); excluded {summary['excluded_missing']} with missing skeletons")
-    if summary["skipped"]:
-        print(f"skipped {len(summary['skipped'])} file(s):")
-        for line in summary["skipped"]:
-            print(f"  {line}")
-
+    skipped = len(summary["skipped"])
+    print(f"built {summary['built']} of {summary['files']} samples into {out}"
+          + (f", skipped {skipped}" if skipped else "")
+          + f" ({summary['parsed_this_run']} file{'' if summary['parsed_this_run'] == 1 else 's'} parsed at {summary['files_per_second_this_run']} files/s, "
+            f"{summary['seconds_this_run']} s, {summary['workers']} workers; {summary['reused_from_previous_build']} "
+            f"unchanged files reused from the previous build); excluded {summary['excluded_missing']} with "
+            f"missing skeletons")
+    if skipped:
+        print(skipped_report(summary["skipped"], summary["files"], full_list=f"{out}/manifest.json"))
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main, "python -m core.data.ntu"))

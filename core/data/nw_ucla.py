@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data.checks import skipped_report
 from core.data.paths import cache_dir, shared_root
 from core.data.prepared import SkeletonSplit
 
@@ -116,9 +117,8 @@ def load_arrays(root: str | Path | None = None, cache: bool | str | Path = True,
             except (OSError, ValueError, KeyError):
                 pass  # a broken cache is rebuilt below
     arrays = _parse_all(files)
-    for msg in arrays["skipped"]:
-        if verbose:
-            print(f"[nw_ucla] skipped {msg}")
+    if verbose and len(arrays["skipped"]):
+        print(skipped_report([str(m) for m in arrays["skipped"]], len(files)))
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)

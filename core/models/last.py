@@ -61,10 +61,69 @@ class LASTConfig:
         return cls(**d)
 
 
-def conv_bn(cin: int, cout: int, kernel: tuple[int, int] = (1, 1), stride: int = 1, groups: int = 1) -> nn.Sequential:
+def fast_inference(module: nn.Module, x: torch.Tensor) -> bool:
+    """Plain eager inference (eval, no autograd, a real tensor, not tracing/exporting/compiling): the modules
+    then run BatchNorm-folded weights as GEMMs. Exporters and training see the plain Conv + BatchNorm graph
+    (the exporters fold it themselves)."""
+    return (not module.training and not torch.is_grad_enabled() and type(x) is torch.Tensor
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting() and not torch.onnx.is_in_onnx_export()
+            and not torch.compiler.is_compiling())
+
+
+def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1) -> torch.Tensor:
+    """A 1x1 conv as one GEMM per sample (torch's CPU conv2d runs 1x1 kernels through an im2col copy)."""
+    if stride > 1:
+        x = x[:, :, ::stride]
+    n, cin, t, v = x.shape
+    x = x.reshape(n, cin, t * v)
+    w = weight.reshape(weight.shape[0], cin)
+    y = torch.matmul(w, x) if bias is None else torch.baddbmm(bias.view(1, -1, 1), w.expand(n, -1, -1), x)
+    return y.view(n, -1, t, v)
+
+
+class ConvBN(nn.Sequential):
+    """Conv2d + BatchNorm2d (+ ReLU), an nn.Sequential so the state_dict keys stay '0.*' and '1.*'."""
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        scale, shift = bn_affine(self[1])
+        return self[0].weight * scale.view(-1, 1, 1, 1), shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not fast_inference(self, x):
+            return super().forward(x)
+        conv, bn = self[0], self[1]
+        w, b = cached(self, "folded", (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var),
+                      self.folded)
+        if conv.kernel_size == (1, 1) and conv.groups == 1:
+            y = pointwise(x, w, b, conv.stride[0])
+        else:
+            y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+        return torch.relu_(y) if len(self) > 2 else y
+
+
+def conv_bn(cin: int, cout: int, kernel: tuple[int, int] = (1, 1), stride: int = 1, groups: int = 1) -> ConvBN:
     pad = ((kernel[0] - 1) // 2, (kernel[1] - 1) // 2)
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, (stride, 1), pad, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout))
+    return ConvBN(nn.Conv2d(cin, cout, kernel, (stride, 1), pad, groups=groups, bias=False), nn.BatchNorm2d(cout))
+
+
+def bn_affine(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as y = x * scale + shift."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
+
+
+def cached(module: nn.Module, name: str, sources: tuple[torch.Tensor, ...],
+           make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """make(), re-computed only when a source tensor changed (in-place updates bump its version: optimiser
+    steps, load_state_dict); without autograd only, so training still differentiates through make()."""
+    if torch.is_grad_enabled() or torch.jit.is_tracing() or any(s.is_inference() for s in sources):
+        return make()  # (inference tensors, e.g. a model built under inference_mode, have no version counter)
+    key = tuple((s.data_ptr(), s._version, s.dtype, s.device) for s in sources)
+    store = module.__dict__.setdefault("_derived_cache", {})
+    hit = store.get(name)
+    if hit is None or hit[0] != key:
+        hit = store[name] = (key, make())
+    return hit[1]
 
 
 class InputStreams(nn.Module):
@@ -82,8 +141,8 @@ class InputStreams(nn.Module):
         self.register_buffer("bone_matrix", torch.from_numpy(bone), persistent=False)
         self.data_bn = nn.ModuleList(nn.BatchNorm1d(cfg.in_channels * v) for _ in cfg.streams)
         self.stems = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(cfg.in_channels, cfg.stem_channels, 1, bias=False),
-                          nn.BatchNorm2d(cfg.stem_channels), nn.ReLU()) for _ in cfg.streams)
+            ConvBN(nn.Conv2d(cfg.in_channels, cfg.stem_channels, 1, bias=False),
+                   nn.BatchNorm2d(cfg.stem_channels), nn.ReLU()) for _ in cfg.streams)
         self.out_channels = cfg.stem_channels * len(cfg.streams)
 
     def stream(self, x: torch.Tensor, name: str) -> torch.Tensor:
@@ -98,15 +157,26 @@ class InputStreams(nn.Module):
         outs = []
         for name, bn, stem in zip(self.streams, self.data_bn, self.stems):
             s = self.stream(x, name)
-            s = bn(s.permute(0, 1, 3, 2).reshape(n, c * v, t)).reshape(n, c, v, t).permute(0, 1, 3, 2)
+            if fast_inference(self, x):  # the eval normalisation as one affine per (channel, joint)
+                scale, shift = cached(bn, "affine", (bn.weight, bn.bias, bn.running_mean, bn.running_var),
+                                      lambda bn=bn: bn_affine(bn))
+                s = s * scale.view(c, 1, v) + shift.view(c, 1, v)
+            else:  # exports keep one BatchNormalization node on the tiny 3-channel input: INT8 keeps it in float
+                s = bn(s.permute(0, 1, 3, 2).reshape(n, c * v, t)).reshape(n, c, v, t).permute(0, 1, 3, 2)
             outs.append(stem(s))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
 
 class AdaptiveGraphConv(nn.Module):
-    """x' = sum_k (A_physical[k] + A_learned[k] + A_dynamic(x)[k]) applied to W_k x.
+    """x' = BN(sum_k W_k x (A_physical[k] + A_learned[k] + A_dynamic(x)[k])).
 
-    A_dynamic is per sample: tanh of the similarity of two temporal-pooled joint embeddings."""
+    A_dynamic is per sample: tanh of the similarity of two temporal-pooled joint embeddings.
+    Computed aggregate-then-mix: the joints are aggregated first (one MatMul of x against the K stacked
+    adjacencies, whose (N, K, C_in*T, V) result is already the (N, K*C_in, T, V) layout), then one 1x1 conv
+    over the K*C_in channels does the channel mixing and the sum over the subsets in the same GEMM.
+    No ReduceSum and no transpose, and the conv is followed by its BatchNorm, which exporters fold.
+    The parameters keep their original layout (conv weight (K*C_out, C_in, 1, 1), subset-major), so every
+    checkpoint loads unchanged; the weight is re-ordered at run time (a constant in exports, cached in eval)."""
 
     def __init__(self, cin: int, cout: int, adjacency: np.ndarray, adaptive: bool, reduction: int):
         super().__init__()
@@ -122,35 +192,69 @@ class AdaptiveGraphConv(nn.Module):
             self.embed = nn.Conv2d(cin, 2 * k * self.embed_channels, 1)
             self.alpha = nn.Parameter(torch.zeros(1))
 
-    def adjacency(self, x: torch.Tensor) -> torch.Tensor:
+    def adjacency(self, x: torch.Tensor, fast: bool = False) -> torch.Tensor:
         a = self.a_physical
         if not self.adaptive:
             return a
         a = a + self.a_learned
         n, _, _, v = x.shape
-        e = self.embed(x).mean(dim=2).reshape(n, 2, self.subsets, self.embed_channels, v)
+        # the embedding is a 1x1 conv (affine), so pooling over time first gives the same result T times cheaper
+        pooled = x.mean(dim=2, keepdim=True)
+        e = pointwise(pooled, self.embed.weight, self.embed.bias) if fast else self.embed(pooled)
+        e = e.reshape(n, 2, self.subsets, self.embed_channels, v)
         dyn = torch.tanh(torch.matmul(e[:, 0].transpose(-1, -2), e[:, 1]) / self.embed_channels)
         return a + self.alpha * dyn  # (N, K, V, V)
 
+    def mixing_weight(self) -> torch.Tensor:
+        """(K*C_out, C_in, 1, 1) subset-major -> (C_out, K*C_in, 1, 1) for the aggregated (N, K*C_in, T, V)."""
+        w = self.conv.weight
+        k, cin = self.subsets, w.shape[1]
+        return w.reshape(k, self.cout, cin).transpose(0, 1).reshape(self.cout, k * cin, 1, 1)
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        scale, shift = bn_affine(self.bn)
+        return self.mixing_weight() * scale.view(-1, 1, 1, 1), shift
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, t, v = x.shape
-        a = self.adjacency(x)
-        y = self.conv(x).reshape(n, self.subsets, self.cout * t, v)
-        y = torch.matmul(y, a).sum(dim=1).reshape(n, self.cout, t, v)
-        return self.bn(y)
+        n, cin, t, v = x.shape
+        fast = fast_inference(self, x)
+        a = self.adjacency(x, fast)
+        xa = torch.matmul(x.reshape(n, 1, cin * t, v), a).reshape(n, self.subsets * cin, t, v)
+        if fast:
+            bn = self.bn
+            w, b = cached(self, "folded", (self.conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var),
+                          self.folded)
+            return pointwise(xa, w, b)
+        if not self.training and torch.compiler.is_exporting():
+            # torch.export (LiteRT): the conv's weight is an op here, which PT2E's conv-BN folding rejects, so
+            # hand it the folded conv (same values) instead of conv + BN
+            w, b = self.folded()
+            return F.conv2d(xa, w, b)
+        return self.bn(F.conv2d(xa, self.mixing_weight()))
 
 
 class TemporalShift(nn.Module):
-    """Shift 1/div of the channels one frame forward and 1/div backward (no FLOPs, no parameters)."""
+    """Shift 1/div of the channels one frame forward and 1/div backward (no FLOPs, no parameters).
+
+    In ONNX exports the shift is a depthwise temporal conv with a fixed one-hot kernel (exactly the same
+    values): ONNX Runtime then keeps the whole conv chain in its blocked NCHWc layout instead of reordering
+    to NCHW and back around Slice/Concat (those reorders and slices were 20-30 % of the Lite variants' time)."""
 
     def __init__(self, channels: int, div: int = 8):
         super().__init__()
         self.fold = channels // div
+        kernel = torch.zeros(channels, 1, 3, 1)
+        kernel[:self.fold, 0, 0] = 1.0  # frame t sees t-1
+        kernel[self.fold:2 * self.fold, 0, 2] = 1.0  # frame t sees t+1
+        kernel[2 * self.fold:, 0, 1] = 1.0
+        self.register_buffer("shift_kernel", kernel, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.fold
         if f == 0:
             return x
+        if torch.onnx.is_in_onnx_export():
+            return F.conv2d(x, self.shift_kernel.to(x.dtype), padding=(1, 0), groups=x.shape[1])
         zero = torch.zeros_like(x[:, :f, :1])
         forward = torch.cat([zero, x[:, :f, :-1]], dim=2)  # frame t sees t-1
         backward = torch.cat([x[:, f:2 * f, 1:], zero], dim=2)  # frame t sees t+1
@@ -177,7 +281,11 @@ class LinearTemporalAttention(nn.Module):
     """Linear attention over time for every joint, phi(x) = elu(x) + 1, cost O(T).
 
     The key/value sums are means over tokens, which keeps them within the fp16 range (raw sums
-    reach 1e5-1e6 on real inputs and overflow 65,504)."""
+    reach 1e5-1e6 on real inputs and overflow 65,504).
+    Layout: q/k/v come from one 1x1 conv, then ONE transpose moves the joint axis in front,
+    (N, C, T, V) -> (N, V, C, T) (a single-axis move, which runtimes do as a fast 2-D transpose); the heads are
+    then a free reshape (N, V, h, d, T) and every product is a batched MatMul on that layout; ONE transpose
+    back before the output projection (a 1x1 conv whose BatchNorm exporters fold)."""
 
     def __init__(self, channels: int, heads: int, qk_ratio: float, eps: float = 1e-4):
         super().__init__()
@@ -191,17 +299,17 @@ class LinearTemporalAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v = x.shape
         h = self.heads
-        q, k, val = torch.split(self.qkv(x), [self.qk, self.qk, c], dim=1)
-
-        def tokens(z: torch.Tensor) -> torch.Tensor:  # (N, h*d, T, V) -> (N, h, V, T, d)
-            return z.reshape(n, h, -1, t, v).permute(0, 1, 4, 3, 2)
-
-        q, k, val = F.elu(tokens(q)) + 1.0, F.elu(tokens(k)) + 1.0, tokens(val)
-        kv = torch.matmul(k.transpose(-1, -2), val) / t  # (N, h, V, dk, dv), a mean over tokens
-        k_mean = k.mean(dim=3, keepdim=True)  # (N, h, V, 1, dk)
-        num = torch.matmul(q, kv)  # (N, h, V, T, dv)
-        den = torch.matmul(q, k_mean.transpose(-1, -2)) + self.eps  # (N, h, V, T, 1)
-        out = (num / den).permute(0, 1, 4, 3, 2).reshape(n, c, t, v)
+        qkv = pointwise(x, self.qkv.weight, None) if fast_inference(self, x) else self.qkv(x)
+        qkv = qkv.permute(0, 3, 1, 2)  # (N, V, 2*qk + C, T)
+        q, k, val = torch.split(qkv, [self.qk, self.qk, c], dim=2)
+        q = F.elu(q.reshape(n, v, h, -1, t)) + 1.0  # (N, V, h, dk, T)
+        k = F.elu(k.reshape(n, v, h, -1, t)) + 1.0
+        val = val.reshape(n, v, h, -1, t)  # (N, V, h, dv, T)
+        kv = torch.matmul(val, k.transpose(-1, -2)) / t  # (N, V, h, dv, dk), a mean over tokens
+        k_mean = k.mean(dim=4).unsqueeze(3)  # (N, V, h, 1, dk)
+        num = torch.matmul(kv, q)  # (N, V, h, dv, T)
+        den = torch.matmul(k_mean, q) + self.eps  # (N, V, h, 1, T)
+        out = (num / den).reshape(n, v, c, t).permute(0, 2, 3, 1)  # (N, C, T, V)
         return self.proj(out)
 
 

@@ -1,13 +1,13 @@
 """Params, FLOPs (torch's FlopCounterMode), fp32 size and CPU latency of a model."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from core.models.last import LAST
+from core.timing import time_callable
 
 
 @dataclass
@@ -31,16 +31,9 @@ def count_gflops(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 
 def measure_latency_ms(model: torch.nn.Module, x: torch.Tensor, warmup: int = 3, repeats: int = 20) -> float:
-    """Median wall time of one forward pass."""
-    times = []
+    """Median wall time of one forward pass (core.timing)."""
     with torch.inference_mode():
-        for i in range(warmup + repeats):
-            start = time.perf_counter()
-            model(x)
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return times[len(times) // 2]
+        return time_callable(lambda: model(x), warmup=warmup, runs=repeats).p50_ms
 
 
 def profile_model(model: LAST, frames: int = 64, persons: int = 1, latency: bool = True) -> ModelProfile:

@@ -1,0 +1,264 @@
+"""The report a person reads: Markdown tables (measured rows, end to end, estimates kept apart) and three plots
+(latency vs accuracy per variant and format, latency distribution, budget bars), plus the JSON result."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.verdict import Verdict, ordinal
+
+MEASURED_COLUMNS = ("model", "format", "precision", "status", "size", "params", "GFLOPs", "load ms", "first ms",
+                    "p50 ms", "**p90 ms**", "p99 ms", "mean ± std ms", "clips/s @batch", "RSS MB (model)", "top-1 %",
+                    "Δ top-1", "verdict")
+
+
+def _f(v: Any, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def size_text(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1024:.1f} KB" if n < 2**20 else f"{n / 2**20:.2f} MB"
+
+
+def verdict_text(v: dict | None) -> str:
+    if not v or v.get("classifier_ms") is None:
+        return "-"
+    return Verdict(**v).short()
+
+
+def measured_table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(MEASURED_COLUMNS) + " |", "|" + "---|" * len(MEASURED_COLUMNS)]
+    for r in rows:
+        lat = r.get("latency") or {}
+        thr = (f"{r['throughput_per_s']:.0f} @{r['throughput_batch']}" if r.get("throughput_per_s") else "-")
+        cells = [r["model"], r["format"], r["precision"], r["status"], size_text(r.get("size_bytes")),
+                 f"{r['params']:,}" if r.get("params") else "-", _f(r.get("gflops"), ".3f"),
+                 _f(r.get("load_ms"), ".0f"),
+                 _f(r.get("first_ms"), ".1f"), _f(lat.get("p50_ms")), f"**{_f(lat.get('p90_ms'))}**" if lat else "-",
+                 _f(lat.get("p99_ms")), f"{lat['mean_ms']:.2f} ± {lat['std_ms']:.2f}" if lat else "-", thr,
+                 (f"{r['peak_rss_mb']:.0f} (+{r['ram_mb']:.0f})" if r.get("peak_rss_mb") else "-"),
+                 _f(None if r.get("top1") is None else 100 * r["top1"]),
+                 _f(r.get("delta_top1"), "+.2f"), verdict_text(r.get("verdict"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def notes(rows: list[dict]) -> str:
+    out = []
+    for r in rows:
+        if r["status"] != "ok" or r.get("commands"):
+            msg = " ".join((r.get("message") or "").split())[:400]
+            out.append(f"- **{r['model']} {r['format']} {r['precision']}** ({r['status']}): {msg}")
+            out += [f"  - finish on the device: `{c}`" for c in r.get("commands", [])[:1]]
+        if r.get("native"):
+            n = r["native"]
+            nums = ", ".join(f"{k[:-3]} {v:.3f} ms" for k, v in n.items() if k.endswith("_ms"))
+            out.append(f"- **{r['model']} {r['format']} {r['precision']}**, measured by `{n['tool']}`: {nums}")
+    return "\n".join(out)
+
+
+def checkpoint_table(cks: list[dict]) -> str:
+    if not cks:
+        return ""
+    head = ["model", "variant", "streams", "params", "GFLOPs", "top-1 % best epoch (epoch)",
+            "top-1 % last epoch (epoch)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in cks:
+        def acc(v, ep):
+            return "-" if v is None else f"{100 * v:.2f}" + (f" ({ep})" if ep is not None else "")
+        streams = "+".join(c["streams"]) if isinstance(c.get("streams"), list) else (c.get("streams") or "-")
+        lines.append(f"| {c['model']} | {c['variant']} | {streams} | {c['params']:,} | {c['gflops']:.3f} | "
+                     f"{acc(c.get('train_top1_best'), c.get('epoch_best'))} | "
+                     f"{acc(c.get('train_top1_last'), c.get('epoch_last'))} |")
+    return "\n".join(lines)
+
+
+def e2e_table(e2e: list[dict]) -> str:
+    if not e2e:
+        return ""
+    head = ["video", "model", "classifier", "frames (with person)", "pose p50 / p90 ms", "classify p50 / p90 ms",
+            "frame p50 / p90 ms", "FPS"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in e2e:
+        lat = r.get("latency", {})
+
+        def pp(stage: str) -> str:
+            s = lat.get(stage)
+            return f"{s['p50_ms']:.2f} / {s['p90_ms']:.2f}" if s else "-"
+        fps = lat.get("frame", {}).get("fps")
+        lines.append(f"| {r['video']} | {r['model']} | {r['format']} {r['precision']} (every {ordinal(r['stride'])} "
+                     f"frame) | {r['frames']} ({r['frames_with_person']}) | {pp('pose')} | {pp('classify')} | "
+                     f"{pp('frame')} | {_f(fps, '.1f')} |")
+    return "\n".join(lines)
+
+
+def estimate_table(est: list[dict]) -> str:
+    if not est:
+        return ""
+    head = ["device (estimate)", "runtime", "model", "precision", "estimated ms", "bound", "pose ms (profile)",
+            "classifier budget ms", "verdict (estimate)", "constants"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in est:
+        v = e["verdict"]
+        lines.append(f"| {e['profile']} | {e['runtime']} | {e['model']} | {e['precision']} | "
+                     f"~{e['estimate']['latency_ms']:.2f} | {e['estimate']['bound']} | {v['pose_ms']:g} | "
+                     f"{v['classifier_budget_ms']:.1f} | {verdict_text(v)} | "
+                     f"{'calibrated' if str(e['calibrated']).startswith('yes') else 'default guesses'} |")
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
+    p = result["profile"]
+    b = p["budgets"]
+    pose = result["pose"]
+    pose_used = pose["measured_p90_ms"] if pose["measured_p90_ms"] is not None else pose["profile_ms"]
+    v = result["versions"]
+    versions = ", ".join(f"{k} {val}" for k, val in v.items() if val)
+    lines = [f"# Benchmark on `{result['profile_name']}`: {p['description']}", "",
+             f"`{result['command']}`", "",
+             f"{result['created']}, preset `{result['preset']}`, {result['threads']} thread(s), "
+             f"{result['machine']['cores']}-core {result['machine']['cpu']} ({result['machine']['machine']}); "
+             f"{versions}.", "",
+             "## Budget", "",
+             f"Frame {b['frame_ms']:g} ms; pose estimator "
+             + (f"**{pose_used:.1f} ms p90 measured here** "
+                f"(profile: {pose['profile_ms']:g} ms, {pose['profile_source']})"
+                if pose["measured_p90_ms"] is not None else f"{pose_used:g} ms ({pose['profile_source']})")
+             + f"; classifier budget = {b['frame_ms']:g} − {pose_used:.1f} = **{b['frame_ms'] - pose_used:.1f} ms**; "
+             f"model ≤ {b['model_size_mb']:g} MB; RAM ≤ {b['ram_mb']:g} MB. Verdicts use the p90 latency.", "",
+             "## Checkpoints", "", "Top-1 as recorded by training on the evaluation split (best.pt and last.pt); the "
+             "tables below re-score every artifact.", "", checkpoint_table(result.get("checkpoints", [])), "",
+             "## Artifacts, and measurements on this machine", "",
+             *([] if any(r.get("latency") for r in result["rows"]) else
+               ["Nothing of this profile runs on this machine: the rows say what was built and checked; run the "
+                "same command on the device to measure it. Its estimate is below.", ""]),
+             measured_table(result["rows"]), ""]
+    n = notes(result["rows"])
+    if n:
+        lines += [n, ""]
+    if result.get("e2e"):
+        lines += ["## End to end: the edge loop on a real video", "", e2e_table(result["e2e"]), ""]
+    if result.get("estimates"):
+        lines += ["## Other devices: estimates, not measurements", "",
+                  "From FLOPs and bytes against each profile's peak compute and bandwidth (`benchmarks.estimate`); "
+                  "constants are per-profile guesses until `python -m benchmarks.calibrate` fits them from a run on "
+                  "the device.", "", estimate_table(result["estimates"]), ""]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{k}]({path.name})" for k, path in plots.items()] + [""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_latency_vs_accuracy(rows: list[dict], path: Path) -> Path | None:
+    pts = [r for r in rows if r.get("latency") and r.get("top1") is not None]
+    if not pts:
+        return None
+    plt = _plt()
+    markers = {"pytorch": "o", "onnx": "s", "int8": "D", "tflite": "^", "coreml": "v", "trt": "P"}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    variants = sorted({r["model"] for r in pts})
+    colors = {v: plt.cm.tab10(i % 10) for i, v in enumerate(variants)}
+    seen = set()
+    for r in pts:
+        label = f"{r['format']} {r['precision']}"
+        ax.scatter(r["latency"]["p90_ms"], 100 * r["top1"], marker=markers.get(r["format"], "o"),
+                   color=colors[r["model"]], s=45, label=label if label not in seen else None, edgecolor="k",
+                   linewidth=0.4)
+        seen.add(label)
+    for v in variants:
+        ax.scatter([], [], color=colors[v], label=v)
+    ax.set_xlabel("batch-1 latency p90 (ms)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title("latency vs accuracy per variant and format")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_distribution(rows: list[dict], path: Path) -> Path | None:
+    pts = [r for r in rows if r.get("latency") and r["latency"].get("samples_ms")]
+    if not pts:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(pts) + 2), 4.5))
+    ax.boxplot([r["latency"]["samples_ms"] for r in pts], whis=(1, 99), showfliers=False)
+    ax.set_xticks(range(1, len(pts) + 1))
+    ax.set_xticklabels([f"{r['model']}\n{r['format']} {r['precision']}" for r in pts], fontsize=6, rotation=60,
+                       ha="right")
+    ax.set_ylabel("batch-1 latency (ms); whiskers p1-p99")
+    ax.set_title("latency distribution (interleaved runs)")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_budget(result: dict[str, Any], path: Path) -> Path | None:
+    """Classifier latency per row against what the frame leaves it after pose (its budget)."""
+    measured = [r for r in result["rows"] if r.get("latency")]
+    est = result.get("estimates") or []
+    if not measured and not est:
+        return None
+    plt = _plt()
+    bars = [(f"{r['model']} {r['format']} {r['precision']}", r["latency"]["p90_ms"],
+             r["verdict"]["classifier_budget_ms"], False) for r in measured]
+    bars += [(f"{e['profile']}: {e['model']} {e['precision']}", e["estimate"]["latency_ms"],
+              e["verdict"]["classifier_budget_ms"], True) for e in est]
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.3 * len(bars) + 1.5)))
+    top = max(max(b[1] for b in bars), max(b[2] for b in bars), 1.0) * 1.15
+    for i, (label, cls, budget, is_est) in enumerate(bars):
+        ax.barh(i, cls, color="tab:orange" if is_est else "tab:blue", hatch="//" if is_est else None)
+        if budget > 0:
+            ax.plot([budget, budget], [i - 0.4, i + 0.4], color="k", lw=2)
+        else:
+            ax.text(top * 0.98, i, "pose alone exceeds the frame", ha="right", va="center", fontsize=6, color="tab:red")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    handles = [Patch(color="tab:blue", label="classifier p90, measured here"),
+               Patch(facecolor="tab:orange", hatch="//", label="classifier, estimate"),
+               Line2D([], [], color="k", lw=2, label="budget = frame - pose")]
+    ax.set_xlim(0, top)
+    ax.set_yticks(range(len(bars)))
+    ax.set_yticklabels([b[0] for b in bars], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per classification")
+    ax.set_title("classifier vs its budget (frame minus pose estimator)")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, Path] = {}
+    try:
+        for name, fn in (("latency vs accuracy", lambda p: plot_latency_vs_accuracy(result["rows"], p)),
+                         ("latency distribution", lambda p: plot_distribution(result["rows"], p)),
+                         ("budget", lambda p: plot_budget(result, p))):
+            made = fn(out_dir / (name.replace(" ", "_") + ".png"))
+            if made:
+                plots[name] = made
+    except ImportError:  # matplotlib missing: tables only
+        pass
+    json_path = out_dir / "result.json"
+    json_path.write_text(json.dumps(result, indent=1, default=str))
+    md = out_dir / "report.md"
+    md.write_text(markdown(result, plots))
+    return {"markdown": md, "json": json_path, **{k: v for k, v in plots.items()}}
