@@ -1,0 +1,96 @@
+"""Teacher files for distillation, written once and read by the student's training.
+
+    # cross-modal (RGB -> skeleton): a VideoMAE folder over the RGB videos paired with skeleton samples
+    python -m train.teacher --video-model weights/videomae-base --videos /data/nturgb+d_rgb \\
+        --skeletons /data/nturgb+d_skeletons --out rgb_teacher.npz [--per-frame] [--frames 16]
+
+Exit codes: 0 written, 1 failed, 2 bad input (the message names the file or argument), 3 optional backend
+missing (the message says what to install).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.runtime import BackendMissing
+
+PROG = "python -m train.teacher"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description="Write a teacher feature file (.npz) for distillation.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video-model", metavar="DIR",
+                        help="cross-modal teacher: a local transformers VideoMAE folder (config.json, weights, "
+                             "preprocessor_config.json); never downloaded at run time")
+    p.add_argument("--out", required=True, help="the .npz to write (a folder: <folder>/rgb_teacher.npz)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--batch", type=int, default=4, help="videos per forward pass (default 4)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    video = p.add_argument_group("cross-modal teacher (--video-model)")
+    video.add_argument("--videos", metavar="DIR", help="folder of RGB videos, searched recursively; a video's "
+                       "sample name is its stem without NTU's _rgb suffix (S001C001P001R001A001_rgb.avi)")
+    video.add_argument("--skeletons", metavar="DIR", help="keep only videos whose sample name has a "
+                       ".skeleton file here (default: every video)")
+    video.add_argument("--per-frame", action="store_true",
+                       help="also store per-temporal-token features (frame_features, N x T' x D)")
+    video.add_argument("--frames", type=int, default=None,
+                       help="frames sampled uniformly per video (default and only valid value: the model's "
+                            "num_frames; given, it is checked)")
+    video.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.video_model and not args.videos:
+        p.error("--video-model needs --videos DIR")
+    return args
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_video(args: argparse.Namespace) -> dict[str, Any]:
+    from train.video_teacher import run_video_teacher, skeleton_names
+
+    names = skeleton_names(args.skeletons) if args.skeletons else None
+    out = Path(args.out)
+    if out.is_dir():
+        out = out / "rgb_teacher.npz"
+    return run_video_teacher(args.video_model, args.videos, out, names=names, per_frame=args.per_frame,
+                             frames=args.frames, device=resolve_device(args.device), batch=args.batch,
+                             progress=not args.no_progress,
+                             source=f"--skeletons {args.skeletons}" if args.skeletons else None)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return run_video(args)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """main() with the project's error policy: one line `prog: error: ...` and an exit code."""
+    try:
+        main(argv)
+    except BackendMissing as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 3
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
