@@ -173,3 +173,29 @@ def test_feature_file_is_checked_on_load(tmp_path):
     np.savez(tmp_path / "nometa.npz", names=np.array(["a"]), features=np.zeros((1, 3), np.float32))
     with pytest.raises(TeacherFileError, match="no 'meta_json' array"):
         load_feature_file(tmp_path / "nometa.npz")
+
+
+def _write_video(path: Path, frames: int = 10, seed: int = 0) -> None:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    rng = np.random.default_rng(seed)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+
+
+def test_data_split_chooses_the_samples(tiny_videomae, tmp_path, capsys):
+    from core.data import load_split
+
+    split_names = load_split("synthetic", "test").names
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i, name in enumerate([split_names[3], split_names[0], "not_in_the_split"]):
+        _write_video(videos / f"{name}_rgb.avi", seed=i)
+    out = tmp_path / "t.npz"
+    meta = teacher.main(["--video-model", str(tiny_videomae), "--videos", str(videos), "--data", "synthetic:test",
+                         "--out", str(out), "--device", "cpu", "--batch", "2", "--no-progress"])
+    assert load_feature_file(out)["names"] == sorted([split_names[0], split_names[3]])
+    assert meta["missing_video"] == len(split_names) - 2 and meta["unpaired_video"] == 1
+    assert f"{len(split_names) - 2} skeleton samples have no video" in capsys.readouterr().err

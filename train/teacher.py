@@ -3,6 +3,9 @@
     # cross-modal (RGB -> skeleton): a VideoMAE folder over the RGB videos paired with skeleton samples
     python -m train.teacher --video-model weights/videomae-base --videos /data/nturgb+d_rgb \\
         --skeletons /data/nturgb+d_skeletons --out rgb_teacher.npz [--per-frame] [--frames 16]
+    # the same, keeping exactly the samples of the student's training split
+    python -m train.teacher --video-model weights/videomae-base --videos /data/nturgb+d_rgb \
+        --data ntu60-xsub:train --out rgb_teacher.npz
 
 Exit codes: 0 written, 1 failed, 2 bad input (the message names the file or argument), 3 optional backend
 missing (the message says what to install).
@@ -34,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        "sample name is its stem without NTU's _rgb suffix (S001C001P001R001A001_rgb.avi)")
     video.add_argument("--skeletons", metavar="DIR", help="keep only videos whose sample name has a "
                        ".skeleton file here (default: every video)")
+    video.add_argument("--data", metavar="NAME:SPLIT", help="or keep only the videos of this split's samples "
+                       "(the student's training split, e.g. ntu60-xsub:train), so the file matches it exactly")
+    video.add_argument("--root", default=None, help="data root for --data if not the data set's default")
     video.add_argument("--per-frame", action="store_true",
                        help="also store per-temporal-token features (frame_features, N x T' x D)")
     video.add_argument("--frames", type=int, default=None,
@@ -43,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.video_model and not args.videos:
         p.error("--video-model needs --videos DIR")
+    if args.skeletons and args.data:
+        p.error("--skeletons and --data both choose the samples; give one")
     return args
 
 
@@ -54,17 +62,33 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def split_names(data: str, root: str | None = None) -> list[str]:
+    """Sample names of a NAME:SPLIT data set split (core.data.load_split)."""
+    from core.data import load_split
+
+    name, _, split = data.rpartition(":")
+    if not name or not split:
+        raise ValueError(f"--data {data!r} must look like NAME:SPLIT, e.g. ntu60-xsub:train")
+    try:
+        return list(load_split(name, split, root=root).names)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise ValueError(f"--data {data}: {exc}") from exc
+
+
 def run_video(args: argparse.Namespace) -> dict[str, Any]:
     from train.video_teacher import run_video_teacher, skeleton_names
 
-    names = skeleton_names(args.skeletons) if args.skeletons else None
+    names, source = None, None
+    if args.skeletons:
+        names, source = skeleton_names(args.skeletons), f"--skeletons {args.skeletons}"
+    elif args.data:
+        names, source = split_names(args.data, args.root), f"--data {args.data}"
     out = Path(args.out)
     if out.is_dir():
         out = out / "rgb_teacher.npz"
     return run_video_teacher(args.video_model, args.videos, out, names=names, per_frame=args.per_frame,
                              frames=args.frames, device=resolve_device(args.device), batch=args.batch,
-                             progress=not args.no_progress,
-                             source=f"--skeletons {args.skeletons}" if args.skeletons else None)
+                             progress=not args.no_progress, source=source)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
