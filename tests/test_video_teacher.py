@@ -199,3 +199,20 @@ def test_data_split_chooses_the_samples(tiny_videomae, tmp_path, capsys):
     assert load_feature_file(out)["names"] == sorted([split_names[0], split_names[3]])
     assert meta["missing_video"] == len(split_names) - 2 and meta["unpaired_video"] == 1
     assert f"{len(split_names) - 2} skeleton samples have no video" in capsys.readouterr().err
+
+
+def test_processor_that_does_not_fit_the_model_is_named(tiny_videomae, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_videomae, folder)
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config["crop_size"] = {"height": 2 * IMAGE, "width": 2 * IMAGE}
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    _write_video(videos / "clip_rgb.avi")
+    assert teacher.cli(["--video-model", str(folder), "--videos", str(videos), "--out", str(tmp_path / "t.npz"),
+                        "--device", "cpu", "--no-progress"]) == 2
+    assert f"{folder}/preprocessor_config.json makes (64, 64) frames, config.json's image_size is {IMAGE}" \
+        in capsys.readouterr().err

@@ -239,8 +239,12 @@ class VideoTeacher:
 
     def preprocess(self, videos: list[np.ndarray]) -> Any:
         """(B, T, 3, H, W) float tensor from B lists of RGB uint8 frames, with the model's processor."""
-        batch = self.processor([list(v) for v in videos], return_tensors="pt")
-        return batch["pixel_values"]
+        pixels = self.processor([list(v) for v in videos], return_tensors="pt")["pixel_values"]
+        size = int(self.config.image_size)
+        if tuple(pixels.shape[-2:]) != (size, size):
+            raise ValueError(f"--video-model: {self.model_dir}/preprocessor_config.json makes "
+                             f"{tuple(pixels.shape[-2:])} frames, config.json's image_size is {size}")
+        return pixels
 
     def __call__(self, pixel_values: Any) -> tuple[np.ndarray, np.ndarray]:
         """(B, D) pooled features and (B, T', D) per-temporal-token features, float32."""
