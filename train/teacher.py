@@ -17,7 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from core.data import load_split
 from core.runtime import BackendMissing
+from train.video_teacher import run_video_teacher, skeleton_names
 
 PROG = "python -m train.teacher"
 
@@ -57,15 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def resolve_device(device: str) -> str:
     if device != "auto":
         return device
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def split_names(data: str, root: str | None = None) -> list[str]:
     """Sample names of a NAME:SPLIT data set split (core.data.load_split)."""
-    from core.data import load_split
-
     name, _, split = data.rpartition(":")
     if not name or not split:
         raise ValueError(f"--data {data!r} must look like NAME:SPLIT, e.g. ntu60-xsub:train")
@@ -76,8 +76,6 @@ def split_names(data: str, root: str | None = None) -> list[str]:
 
 
 def run_video(args: argparse.Namespace) -> dict[str, Any]:
-    from train.video_teacher import run_video_teacher, skeleton_names
-
     names, source = None, None
     if args.skeletons:
         names, source = skeleton_names(args.skeletons), f"--skeletons {args.skeletons}"
@@ -94,8 +92,6 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
     return run_video(args)
 

@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from core.runtime import BackendMissing
+from core.runtime import BackendMissing, require
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 RGB_SUFFIX = "_rgb"  # NTU RGB+D: S001C001P001R001A001_rgb.avi is the video of S001C001P001R001A001.skeleton
@@ -132,7 +134,7 @@ def sample_indices(total: int, frames: int) -> np.ndarray:
 def _decode(path: Path, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], int]:
     """Decode the frames at the `wanted` indices (RGB uint8) in one sequential pass; also returns how many
     frames were actually decoded (a container's frame count can be wrong)."""
-    import cv2
+    cv2 = require("cv2", VIDEO_EXTRA_HINT)
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -156,7 +158,7 @@ def _decode(path: Path, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], int]
 
 def read_frames(path: str | Path, frames: int) -> np.ndarray:
     """(frames, H, W, 3) uint8 RGB frames sampled uniformly over the video at path (OpenCV)."""
-    import cv2
+    cv2 = require("cv2", VIDEO_EXTRA_HINT)
 
     path = Path(path)
     cap = cv2.VideoCapture(str(path))
@@ -200,8 +202,6 @@ class VideoTeacher:
     """A frozen VideoMAE (transformers format) from a local folder, with its own preprocessing."""
 
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
-        import torch
-
         transformers = _require_transformers()
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
@@ -248,8 +248,6 @@ class VideoTeacher:
 
     def __call__(self, pixel_values: Any) -> tuple[np.ndarray, np.ndarray]:
         """(B, D) pooled features and (B, T', D) per-temporal-token features, float32."""
-        import torch
-
         with torch.inference_mode():
             hidden = self.backbone(pixel_values.to(self.device)).last_hidden_state  # (B, T'*h*w, D)
             b, tokens, d = hidden.shape
@@ -289,8 +287,6 @@ def extract_features(teacher: VideoTeacher, pairs: list[tuple[str, Path]], batch
                      ) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
     """Run the teacher over the paired videos. Unreadable videos are reported (one line each) and skipped.
     Returns names, features (N, D), frame_features (N, T', D) and timing/skip statistics."""
-    from tqdm import tqdm
-
     frames = frames or teacher.num_frames
     if frames != teacher.num_frames:
         raise ValueError(f"--frames {frames}: the model {teacher.model_dir} takes {teacher.num_frames} frames "
