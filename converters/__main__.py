@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
+import json
 import logging
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,16 +25,21 @@ from typing import Any, Callable
 
 import numpy as np
 
+from converters import formats
+from converters.calib import load_calibration, load_data_split, make_calibration_file, parse_data_arg, stratified_indices
 from converters.common import (BackendMissing, ExportResult, InputError, artifact_size, cpu_count, default_out_dir,
                                format_size, setup_logging, write_json)
+from converters.formats import FORMATS
+from converters.verify import verification_inputs
+from core.checkpoint import input_spec, load_model
+from core.cli import ArgumentParser, run_cli
+from core.evaluation import check_split_matches, evaluate_logits, predict_split
+from core.runtime import load_runtime, runtime_kind
 
 log = logging.getLogger("converters")
 
-ALL_FORMATS = ("onnx", "int8", "trt", "tflite", "coreml")
-# precisions a format contributes to the table by default
-DEFAULT_PRECISIONS = {"onnx": ("fp32",), "int8": ("int8",), "trt": ("int8",), "tflite": ("fp32", "int8"),
-                      "coreml": ("fp16", "w8")}
-NEEDS_CALIBRATION = {("int8", "int8"), ("trt", "int8"), ("tflite", "int8"), ("coreml", "w8a8")}
+PROG = "python -m converters"
+ALL_FORMATS = tuple(FORMATS)
 
 
 @dataclass
@@ -67,18 +73,9 @@ class Row:
 
 def run_export(fmt: str, precision: str, ckpt: Path, out_dir: Path, calib: Path | None, batch: int | None,
                **opts: Any) -> ExportResult:
-    """One converter call; every failure becomes a result, never an exception."""
+    """One converter call through the format table; every failure becomes a result, never an exception."""
     try:
-        module = importlib.import_module(f"converters.{fmt}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("converters"):
-            return ExportResult(fmt, precision, None, "failed", f"converters.{fmt} is not part of this checkout")
-        return ExportResult(fmt, precision, None, "missing-backend", f"converters.{fmt} needs {exc.name}: "
-                            f"pip install {exc.name}")
-    except BackendMissing as exc:
-        return ExportResult(fmt, precision, None, "missing-backend", str(exc))
-    try:
-        return module.export(ckpt, out_dir, precision, calib=calib, batch=batch, **opts)
+        return formats.export(fmt, ckpt, out_dir, precision, calib=calib, batch=batch, **opts)
     except BackendMissing as exc:
         return ExportResult(fmt, precision, None, "missing-backend", str(exc))
     except InputError as exc:
@@ -93,34 +90,24 @@ def run_export(fmt: str, precision: str, ckpt: Path, out_dir: Path, calib: Path 
 # Scoring
 
 def scoring_predictor(path: Path, threads: int | None) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str, str]:
-    """(predict function, what runs it, why not) for an artifact.
-
-    The artifact's real runtime (core.runtime) when it runs here; for a CoreML package off macOS, the numpy
-    evaluator of its MIL program (converters.mil_eval), which checks the numbers but says nothing about speed."""
-    from core.runtime import load_runtime, runtime_kind
+    """(predict function, what runs it, why not) for an artifact, through core.runtime (a CoreML package off
+    macOS runs in the numpy MIL evaluator, which checks the numbers but says nothing about speed)."""
     # ONNX Runtime's idle threads busy-wait by default, which would slow every other runtime timed beside it
     opts = {"spinning": False} if runtime_kind(path) == "onnxruntime" else {}
     try:
         rt = load_runtime(path, threads=threads, **opts)
         return rt.predict, rt.name, ""
     except BackendMissing as exc:
-        if path.suffix == ".mlpackage":
-            try:
-                from converters import mil_eval
-                program = mil_eval.load(path)
-                return program.predict, "numpy MIL evaluator", ""
-            except Exception as mil_exc:
-                return None, "", f"{exc}; the numpy MIL evaluator failed too: {mil_exc}"
         return None, "", str(exc)
+    except Exception as exc:  # e.g. the MIL evaluator meets an op it does not implement
+        return None, "", f"{type(exc).__name__}: {exc}"
 
 
 def predict_split_fn(predict: Callable[[np.ndarray], np.ndarray], split, spec, desc: str) -> np.ndarray:
-    from train.evaluate import predict_split
     return predict_split(predict, split, spec, batch_size=32, clips=1, progress=True, desc=desc)
 
 
 def top1(logits: np.ndarray, labels: np.ndarray) -> float:
-    from train.evaluate import evaluate_logits
     return float(evaluate_logits(logits, labels)["top1"])
 
 
@@ -142,7 +129,6 @@ def interleaved_latency(predictors: dict[str, Callable[[np.ndarray], np.ndarray]
 def limit_split(split, limit: int | None, seed: int = 0):
     if not limit or limit >= len(split):
         return split
-    from converters.calib import stratified_indices
     return split.subset(stratified_indices(split.labels, limit, seed))
 
 
@@ -214,11 +200,12 @@ def save_plot(rows: list[Row], path: Path, title: str = "") -> Path | None:
 # ----------------------------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m converters", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="exit status: 0 table written (rows may still be failed/missing; see the "
                                        "table), 2 bad input (checkpoint, data set, calibration file, arguments)")
-    p.add_argument("--ckpt", required=True, type=Path, help="LAST checkpoint (.pt)")
+    p.add_argument("--list-formats", action="store_true", help="print the format table (Markdown) and exit")
+    p.add_argument("--ckpt", type=Path, help="LAST checkpoint (.pt)")
     p.add_argument("--formats", default=",".join(ALL_FORMATS),
                    help=f"comma-separated subset of {','.join(ALL_FORMATS)} (default: all)")
     p.add_argument("--data", default=None, help="evaluation split <dataset>:<split>, e.g. nw_ucla:test "
@@ -234,8 +221,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Q/DQ INT8 rows: auto (the better of onnxruntime/ModelOpt), or a list such as ort,modelopt "
                         "for one row each")
     p.add_argument("--trt-precision", choices=("fp32", "fp16", "int8"), default="int8")
-    p.add_argument("--tflite-precisions", default=",".join(DEFAULT_PRECISIONS["tflite"]))
-    p.add_argument("--coreml-precisions", default=",".join(DEFAULT_PRECISIONS["coreml"]))
+    p.add_argument("--tflite-precisions", default=",".join(FORMATS["tflite"].table_precisions))
+    p.add_argument("--coreml-precisions", default=",".join(FORMATS["coreml"].table_precisions))
     p.add_argument("--limit", type=int, default=None, help="score on a stratified subset of N clips (quick runs)")
     p.add_argument("--threads", type=int, default=None,
                    help=f"CPU threads per runtime (default: the backend's own, here up to {cpu_count()}); use 1 on a "
@@ -260,32 +247,33 @@ def format_rows(formats: list[str], args: argparse.Namespace) -> list[tuple[str,
         elif fmt == "coreml":
             precisions = tuple(p for p in args.coreml_precisions.split(",") if p)
         else:
-            precisions = DEFAULT_PRECISIONS[fmt]
+            precisions = FORMATS[fmt].table_precisions
         rows += [(fmt, p, {}) for p in precisions]
     return rows
 
 
 def run(args: argparse.Namespace) -> tuple[list[Row], Path]:
-    from converters.calib import load_data_split, make_calibration_file, parse_data_arg
-    from core.checkpoint import input_spec, load_model
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in ALL_FORMATS]
-    if unknown:
-        raise InputError(f"--formats: unknown {unknown}; choose from {', '.join(ALL_FORMATS)}")
+    requested = [f.strip() for f in args.formats.split(",") if f.strip()]
+    for fmt in requested:
+        try:
+            formats.get_format(fmt)
+        except InputError as exc:
+            raise InputError(f"--formats: {exc}") from None
     model, ckpt = load_model(args.ckpt)
     spec = input_spec(ckpt)
     out_dir = args.out or default_out_dir(args.ckpt)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = format_rows(formats, args)
+    plan = format_rows(requested, args)
 
     split = None
     if args.data:
         split = limit_split(load_data_split(args.data, layout=ckpt["layout"]), args.limit)
-        if list(split.class_names) != list(ckpt["class_names"]):
-            raise InputError(f"--data {args.data}: its classes {split.class_names[:4]}... differ from the "
-                             f"checkpoint's {ckpt['class_names'][:4]}...")
+        try:
+            check_split_matches(split, ckpt["layout"], ckpt["class_names"], f"--data {args.data}", str(args.ckpt))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
     calib = args.calib
-    if calib is None and any((fmt, precision.split("/")[0]) in NEEDS_CALIBRATION for fmt, precision, _ in plan):
+    if calib is None and any(FORMATS[fmt].needs_calibration(precision.split("/")[0]) for fmt, precision, _ in plan):
         source = args.calib_data or (f"{parse_data_arg(args.data)[0]}:train" if args.data else None)
         if source is None:
             raise InputError("INT8 rows need a calibration set: pass --calib FILE, --calib-data <dataset>:train "
@@ -293,7 +281,6 @@ def run(args: argparse.Namespace) -> tuple[list[Row], Path]:
         calib = make_calibration_file(args.ckpt, source, args.calib_num,
                                       out_dir / f"calib_{source.replace(':', '_')}_{args.calib_num}.npz")
     elif calib is not None:
-        from converters.calib import load_calibration
         load_calibration(calib, ckpt)  # a bad file fails now, with its name, not in the middle of the table
 
     rows = [Row("pytorch", "fp32", "ok", Path(args.ckpt), artifact_size(args.ckpt), message="reference")]
@@ -305,7 +292,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], Path]:
         batch: int | None = args.batch
         if fmt == "trt" and precision == "int8":
             opts["quantizer"] = args.int8_quantizers.split(",")[0]
-        if fmt in ("onnx", "int8"):
+        if FORMATS[fmt].dynamic_batch:
             batch = None  # ONNX models keep a dynamic batch
             if fmt == "int8" and fp32_onnx is not None:
                 opts["fp32_onnx"] = fp32_onnx
@@ -346,7 +333,6 @@ def run(args: argparse.Namespace) -> tuple[list[Row], Path]:
             predictors[str(i)] = predict
 
     if args.latency_runs > 0 and predictors:
-        from converters.common import verification_inputs
         x1 = verification_inputs(ckpt, calib, count=1)[0][:1]
         log.info("latency: %d interleaved batch-1 runs of %d runtimes (fresh process)", args.latency_runs,
                  len(predictors))
@@ -376,8 +362,6 @@ def latency_in_fresh_process(paths: dict[str, str], x: np.ndarray, work_dir: Pat
 
     Use --threads 1 on a shared machine: with 2 threads on 2 busy cores, PyTorch's OpenMP barriers stall
     (measured here: last_small 628 ms per clip with 2 threads vs 5.5 ms with 1, while a training job ran)."""
-    import json
-    import subprocess
     x_file = work_dir / ".latency_input.npy"
     np.save(x_file, x)
     try:
@@ -391,15 +375,15 @@ def latency_in_fresh_process(paths: dict[str, str], x: np.ndarray, work_dir: Pat
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    from core.checkpoint import CheckpointError
+def _main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.list_formats:
+        print(formats.markdown_table(), end="")
+        return 0
+    if args.ckpt is None:
+        raise InputError("--ckpt is required (a LAST checkpoint .pt)")
     setup_logging(args.quiet)
-    try:
-        rows, out_dir = run(args)
-    except (CheckpointError, InputError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    rows, out_dir = run(args)
     title = (f"{Path(args.ckpt).name} on {args.data or 'no evaluation split'}"
              + (f" (stratified {args.limit} clips)" if args.limit else "") + f", {cpu_count()}-core CPU")
     table = markdown_table(rows, f"### {title}")
@@ -412,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(f"saved {stem.with_suffix('.md')}, .csv, .json" + (f", {plot}" if plot else ""))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: exit status 0 ok, 1 failed, 2 bad input, 3 backend missing (core.cli)."""
+    return run_cli(_main, PROG, argv)
 
 
 if __name__ == "__main__":

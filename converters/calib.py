@@ -19,37 +19,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from converters.common import InputError, setup_logging
+from converters.common import InputError, input_shape, setup_logging
+from core.checkpoint import load_checkpoint
+from core.cli import ArgumentParser, run_cli
+from core.evaluation import load_data_split as _load_data_split
+from core.evaluation import parse_data_arg as _parse_data_arg
+from core.preprocess import prepare_clip
+from core.spec import InputSpec
 
 log = logging.getLogger("converters.calib")
 
 DEFAULT_NUM = 500
 MIN_RECOMMENDED = 100
 CALIB_FORMAT = "last-edge-calibration/1"
+PROG = "python -m converters.calib"
 
 
 def parse_data_arg(data: str) -> tuple[str, str]:
-    """'<dataset>:<split>' -> (dataset, split); a bare name means its 'train' split."""
-    name, _, split = data.partition(":")
-    if not name:
-        raise InputError(f"--data must be <dataset>:<split> (e.g. nw_ucla:train), got {data!r}")
-    return name, split or "train"
+    """'NAME:SPLIT' -> (name, split); a bare name means its 'train' split."""
+    try:
+        return _parse_data_arg(data, "train")
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def load_data_split(data: str, layout: str | None = None):
-    """A SkeletonSplit from '<dataset>:<split>'; 'synthetic:<split>' builds core.synthetic motions for `layout`."""
-    name, split = parse_data_arg(data)
-    if name == "synthetic" and layout and layout != "ntu25":
-        name = f"synthetic:{layout}"  # synthetic motions are generated for the checkpoint's layout
+    """A SkeletonSplit from 'NAME:SPLIT' (core.evaluation.load_data_split), errors as InputError."""
     try:
-        from core.data import load_split
-    except ImportError as exc:
-        raise InputError(f"--data {data}: core.data.load_split is not available in this checkout ({exc})") from exc
-    try:
-        return load_split(name, split)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise InputError(f"--data {data}: {exc}") from exc
+        return _load_data_split(data, layout=layout, default_split="train")
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(str(exc)) from exc
 
 
 def stratified_indices(labels: np.ndarray, num: int, seed: int = 0) -> np.ndarray:
@@ -78,8 +79,6 @@ def stratified_indices(labels: np.ndarray, num: int, seed: int = 0) -> np.ndarra
 
 def build_calibration(ckpt: dict[str, Any], split, num: int = DEFAULT_NUM, seed: int = 0) -> dict[str, Any]:
     """Arrays of a calibration set (not yet saved) from a SkeletonSplit, preprocessed by the checkpoint's spec."""
-    from core.preprocess import prepare_clip
-    from core.spec import InputSpec
     spec = InputSpec.from_dict(ckpt["input_spec"])
     if split.layout != spec.layout:
         raise InputError(f"data set {split.name!r} uses layout {split.layout!r} but the checkpoint expects "
@@ -93,11 +92,7 @@ def build_calibration(ckpt: dict[str, Any], split, num: int = DEFAULT_NUM, seed:
     if len(idx) < MIN_RECOMMENDED:
         warnings.warn(f"calibration set of {len(idx)} clips is below the recommended {MIN_RECOMMENDED}: INT8 "
                       "ranges may be poorly estimated", stacklevel=2)
-    try:
-        from tqdm import tqdm
-        it = tqdm(idx, desc="calibration clips", unit="clip", disable=len(idx) < 200)
-    except ImportError:
-        it = idx
+    it = tqdm(idx, desc="calibration clips", unit="clip", disable=len(idx) < 200)
     x = np.stack([prepare_clip(split.sample(int(i)), spec) for i in it]).astype(np.float32)
     return {
         "x": x,
@@ -148,7 +143,6 @@ def load_calibration(path: str | Path, ckpt: dict[str, Any] | None = None) -> np
     arrays = load_calibration_set(path)
     x = arrays["x"]
     if ckpt is not None:
-        from converters.common import input_shape
         want = input_shape(ckpt, len(x))
         if tuple(x.shape) != want:
             raise InputError(f"{path}: calibration clips have shape {tuple(x.shape[1:])} (C, T, V, M) but the "
@@ -174,7 +168,6 @@ def default_calib_path(ckpt_path: str | Path, data: str, num: int) -> Path:
 
 def make_calibration_file(ckpt_path: str | Path, data: str, num: int = DEFAULT_NUM, out: str | Path | None = None,
                           seed: int = 0) -> Path:
-    from core.checkpoint import load_checkpoint
     ckpt = load_checkpoint(ckpt_path)
     split = load_data_split(data, layout=ckpt["layout"])
     arrays = build_calibration(ckpt, split, num, seed)
@@ -185,25 +178,27 @@ def make_calibration_file(ckpt_path: str | Path, data: str, num: int = DEFAULT_N
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    from core.checkpoint import CheckpointError
-    p = argparse.ArgumentParser(prog="python -m converters.calib", description=__doc__.split("\n\n")[0],
-                                epilog="exit status: 0 written, 2 bad input (checkpoint, data set, arguments)")
+def _main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--ckpt", required=True, type=Path, help="checkpoint whose input spec the clips follow")
-    p.add_argument("--data", required=True, help="<dataset>:<split>, e.g. nw_ucla:train or synthetic:train")
+    p.add_argument("--data", required=True, help="NAME:SPLIT, e.g. nw_ucla:train or synthetic:train")
     p.add_argument("--num", type=int, default=DEFAULT_NUM, help=f"clips to draw (default {DEFAULT_NUM}; "
                    f"fewer than {MIN_RECOMMENDED} gives a warning)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="output .npz (default runs/calib/<ckpt>_<data>_<num>.npz)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default runs/calib); the file is <ckpt>_<data>_<num>.npz")
     args = p.parse_args(argv)
     setup_logging()
-    try:
-        path = make_calibration_file(args.ckpt, args.data, args.num, args.out, args.seed)
-    except (CheckpointError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    name = default_calib_path(args.ckpt, args.data, args.num)
+    path = make_calibration_file(args.ckpt, args.data, args.num, (args.out / name.name) if args.out else name,
+                                 args.seed)
     print(path)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: exit status 0 ok, 1 failed, 2 bad input, 3 backend missing (core.cli)."""
+    return run_cli(_main, PROG, argv)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from core.checkpoint import CheckpointError, load_model
+from core.cli import ArgumentParser, EXIT_BACKEND_MISSING, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, error_message
+from core.layouts import get_layout
 from core.runtime import BackendMissing, require  # noqa: F401  (re-exported: the converters' lazy importer)
 
 STATUSES = ("ok", "exported-not-verifiable-here", "failed", "missing-backend")
-EXIT_CODES = {"ok": 0, "exported-not-verifiable-here": 0, "failed": 1, "missing-backend": 3}
-EXIT_BAD_INPUT = 2
+EXIT_CODES = {"ok": EXIT_OK, "exported-not-verifiable-here": EXIT_OK, "failed": EXIT_FAILED,
+              "missing-backend": EXIT_BACKEND_MISSING}
 PRECISIONS = ("fp32", "fp16", "int8", "w8", "w8a8")
 
 log = logging.getLogger("converters")
@@ -143,6 +146,23 @@ def add_export_args(parser: argparse.ArgumentParser, precisions: tuple[str, ...]
     return parser
 
 
+def add_verification_args(parser: argparse.ArgumentParser, verify_samples: int, calib_samples: int,
+                          tool: str) -> None:
+    """The options of the converters that score their artifact themselves (TFLite, CoreML)."""
+    parser.add_argument("--calib-samples", type=int, default=calib_samples,
+                        help=f"calibration clips used for quantised precisions (default {calib_samples})")
+    parser.add_argument("--verify-samples", type=int, default=verify_samples,
+                        help=f"clips compared with PyTorch (default {verify_samples})")
+    parser.add_argument("--eval-data", default=None,
+                        help="also score top-1 on a real split, NAME:SPLIT, e.g. nw_ucla:test (artifact vs PyTorch fp32)")
+    parser.add_argument("--verbose", action="store_true", help=f"show {tool}'s own progress output")
+
+
+def verification_opts(args: argparse.Namespace) -> dict[str, Any]:
+    return {"calib_samples": args.calib_samples, "verify_samples": args.verify_samples, "quiet": not args.verbose,
+            "eval_data": args.eval_data}
+
+
 def setup_logging(quiet: bool = False) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
 
@@ -155,11 +175,10 @@ def export_main(export_fn: Callable[..., ExportResult], argv: list[str] | None =
     """Parse the shared arguments, run export_fn, print the result (and a JSON line), return the exit status.
 
     add_args adds format-specific options; opts_from_args maps them to export_fn keyword options."""
-    from core.checkpoint import CheckpointError
     epilog = ("exit status: 0 ok / exported-not-verifiable-here, 1 failed, 2 bad input (arguments, checkpoint, "
               "calibration file), 3 backend missing here (what could be built was built; the message says how "
               "to finish)")
-    parser = argparse.ArgumentParser(prog=f"python -m converters.{fmt}", description=description, epilog=epilog)
+    parser = ArgumentParser(prog=f"python -m converters.{fmt}", description=description, epilog=epilog)
     add_export_args(parser, precisions, default_precision, default_batch)
     if add_args is not None:
         add_args(parser)
@@ -171,7 +190,7 @@ def export_main(export_fn: Callable[..., ExportResult], argv: list[str] | None =
     try:
         result = export_fn(args.ckpt, out_dir, args.precision, calib=args.calib, batch=args.batch, **opts)
     except (CheckpointError, InputError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error_message(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BackendMissing as exc:  # a converter should return this, but never crash on it
         result = missing_backend(fmt, args.precision, exc)
@@ -204,64 +223,13 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 def load_export_model(ckpt: str | Path):
     """(model in eval mode, checkpoint dict); raises CheckpointError naming the file."""
-    from core.checkpoint import load_model
     return load_model(ckpt)
 
 
 def input_shape(ckpt: dict[str, Any], batch: int) -> tuple[int, int, int, int, int]:
-    from core.layouts import get_layout
     spec = ckpt["input_spec"]
     return (batch, int(ckpt["model"]["config"]["in_channels"]), int(spec["frames"]),
             get_layout(ckpt["layout"]).num_joints, int(spec["persons"]))
-
-
-def verification_inputs(ckpt: dict[str, Any], calib: str | Path | None = None, count: int = 32,
-                        seed: int = 0) -> tuple[np.ndarray, str]:
-    """Clips (N, C, T, V, M) to compare an artifact with PyTorch, and where they came from.
-
-    The calibration set when given (real, preprocessed data); otherwise synthetic skeleton motions of the
-    checkpoint's layout, preprocessed by its input spec (random noise only as a last resort)."""
-    if calib is not None:
-        from converters.calib import load_calibration
-        x = load_calibration(calib, ckpt)
-        return x[:count], f"calibration set {Path(calib).name}"
-    try:
-        from core.synthetic import make_synthetic_split
-        from core.preprocess import prepare_clip
-        from core.spec import InputSpec
-        spec = InputSpec.from_dict(ckpt["input_spec"])
-        per_class = max(1, -(-count // 8))
-        split = make_synthetic_split(layout=ckpt["layout"], per_class=per_class, frames=max(spec.frames, 32),
-                                     seed=seed, persons=spec.persons)
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(split.labels))[:count]
-        clips = [prepare_clip(split.sample(int(i)), spec) for i in order]
-        return np.stack(clips).astype(np.float32), "synthetic skeleton motions (pass --calib for real data)"
-    except ImportError:
-        rng = np.random.default_rng(seed)
-        return (rng.standard_normal(input_shape(ckpt, count)).astype(np.float32) * 0.5,
-                "random inputs (pass --calib for real data)")
-
-
-def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
-    """max abs logit difference and top-1 agreement of `candidate` against `reference`."""
-    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
-    if reference.shape != candidate.shape:
-        raise ValueError(f"output shapes differ: {reference.shape} vs {candidate.shape}")
-    return {
-        "max_abs_diff": float(np.max(np.abs(reference - candidate))) if reference.size else 0.0,
-        "top1_agreement": float(np.mean(reference.argmax(1) == candidate.argmax(1))) if len(reference) else 1.0,
-        "samples": int(len(reference)),
-    }
-
-
-def torch_logits(model, x: np.ndarray, batch: int = 64) -> np.ndarray:
-    import torch
-    outs = []
-    with torch.inference_mode():
-        for s in range(0, len(x), batch):
-            outs.append(model(torch.from_numpy(np.ascontiguousarray(x[s:s + batch]))).numpy())
-    return np.concatenate(outs) if outs else np.zeros((0, model.cfg.num_classes), np.float32)
 
 
 def cpu_count() -> int:

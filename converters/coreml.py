@@ -19,7 +19,7 @@ traced size to int); the conversion works around it for its own duration (_numpy
 auto (default) falls back to torch.export (+ run_decompositions) if tracing still fails; the result says
 which frontend produced the file.
 
-Verification: CoreML's predict() needs macOS. Everywhere, the package is evaluated by converters.mil_eval
+Verification: CoreML's predict() needs macOS. Everywhere, the package is evaluated by core.mil_eval
 (a numpy interpreter of the MIL program, fp16 tensors rounded to fp16) and compared with PyTorch fp32:
 status "ok" means mil_eval validated it (max |logit diff|, top-1 agreement), with a per-op fp16 overflow
 check. On macOS the real CoreML prediction is compared too. For scoring on Linux:
@@ -48,9 +48,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, compare_logits,
-                               export_main, load_export_model, missing_backend, require, torch_logits,
-                               verification_inputs)
+from converters.calib import load_calibration
+from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
+                               export_main, load_export_model, missing_backend, require, verification_opts)
+from converters.verify import compare_logits, judge, score_on_split, split_message, verification_inputs
+from core import mil_eval
+from core.artifact import METADATA_KEY, artifact_metadata, write_sidecar
+from core.evaluation import torch_logits
+from core.runtime import load_runtime
 
 log = logging.getLogger("converters.coreml")
 
@@ -58,8 +63,6 @@ FORMAT = "coreml"
 PRECISIONS = ("fp16", "fp32", "w8", "w8a8", "int8")
 FRONTENDS = ("auto", "trace", "export")
 PIP_HINT = "pip install -e '.[coreml]'  (coremltools>=8 'typing-extensions<4.13')"
-# (max |logit diff| relative to the logit scale, top-1 agreement) a package must reach to be called ok
-TOLERANCE = {"fp32": (1e-3, 1.0), "fp16": (5e-2, 0.97), "w8": (None, 0.95), "w8a8": (None, 0.90)}
 DEFAULT_CALIB_SAMPLES = 128
 
 
@@ -200,33 +203,15 @@ def describe(path: str | Path) -> dict[str, Any]:
             "ops": dict(sorted(counts.items())), "metadata": dict(spec.description.metadata.userDefined)}
 
 
-def _judge(precision: str, stats: dict[str, Any], overflow: int) -> tuple[bool, str]:
-    rel, agreement = TOLERANCE[precision]
-    problems = []
-    if overflow:
-        problems.append(f"{overflow} op(s) overflow fp16")
-    if not np.isfinite(stats["max_abs_diff"]):
-        problems.append("non-finite outputs")
-    elif rel is not None and stats["max_abs_diff"] > rel * max(1.0, stats["logit_scale"]):
-        problems.append(f"max |logit diff| {stats['max_abs_diff']:.3g} > {rel * max(1.0, stats['logit_scale']):.3g}")
-    if stats["top1_agreement"] < agreement:
-        problems.append(f"top-1 agreement {stats['top1_agreement']:.3f} < {agreement}")
-    return not problems, "; ".join(problems)
-
-
 def predict_fn(path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     """x (N, C, T, V, M) float32 -> logits: CoreML itself on macOS, converters.mil_eval elsewhere."""
-    if is_macos():
-        from core.runtime import load_runtime
-        return load_runtime(path).predict
-    from converters import mil_eval
-    return mil_eval.load(path).predict
+    return load_runtime(path).predict  # core.runtime picks CoreML on macOS, the MIL evaluator elsewhere
 
 
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib: str | Path | None = None,
            batch: int | None = 1, frontend: str = "auto", target: str | None = None, verify_samples: int = 32,
-           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None,
-           **opts: Any) -> ExportResult:
+           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None
+           ) -> ExportResult:
     """Convert a checkpoint to an .mlpackage, write its metadata, validate it against PyTorch fp32."""
     if precision not in PRECISIONS:
         raise InputError(f"converters.coreml exports {', '.join(PRECISIONS)}, not {precision!r}")
@@ -248,7 +233,6 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
         if calib is None:
             raise InputError("--precision w8a8 calibrates activations: pass --calib <file from python -m "
                              "converters.calib>")
-        from converters.calib import load_calibration
         calib_x = load_calibration(calib, ck)[:calib_samples]
     try:
         _coremltools()
@@ -286,7 +270,6 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
                             f"coremltools quantization failed: {type(exc).__name__}: {exc}")
     export_seconds = time.perf_counter() - start
 
-    from core.artifact import METADATA_KEY, artifact_metadata, write_sidecar
     path = out_dir / f"{artifact_stem(ckpt, final_precision, batch)}.mlpackage"
     meta = artifact_metadata(ck, FORMAT, final_precision, batch=batch, converter=f"coremltools ({used})",
                              compute_precision=base, input_dtype="float32", output_dtype="float32",
@@ -304,7 +287,6 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
     write_sidecar(path, meta)
 
     # numerical validation: mil_eval on any OS (plus CoreML itself on macOS)
-    from converters import mil_eval
     info = describe(path)
     reference = torch_logits(model, x)
     try:
@@ -318,12 +300,12 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
                             f"written, but mil_eval cannot evaluate it ({exc}); CoreML predict() needs macOS; "
                             + "; ".join(notes), extra={**info, "batch": batch, "frontend": used})
     stats = compare_logits(reference, got)
-    stats["logit_scale"] = float(np.abs(reference).max()) if reference.size else 0.0
     overflow = [r.op for r in trace if r.fp16_overflow]
     stats["fp16_overflow_ops"] = overflow
     stats["max_activation"] = float(np.nanmax([r.max_abs for r in trace])) if trace else 0.0
     stats["mil_eval_seconds"] = round(eval_seconds, 2)
-    good, problems = _judge(final_precision, stats, len(overflow))
+    good, problems = judge(FORMAT, final_precision, stats,
+                           (f"{len(overflow)} op(s) overflow fp16",) if overflow else ())
     checked_by = "mil_eval (numpy MIL evaluator; CoreML predict() needs macOS)"
     if is_macos():
         native = compare_logits(reference, predict_fn(path)(x))
@@ -335,7 +317,6 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
            f"{stats['max_activation']:.3g}")
     split_stats: dict[str, Any] = {}
     if eval_data:
-        from converters.tflite import score_on_split, split_message
         split_stats = score_on_split(program.predict if not is_macos() else predict_fn(path), model, ck, eval_data)
         msg += "; " + split_message(split_stats)
     if notes:
@@ -353,12 +334,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="torch frontend: jit.trace, torch.export, or auto (trace, then export; default)")
     p.add_argument("--target", default=None,
                    help="minimum deployment target, e.g. iOS16, iOS17, macOS14 (default iOS16; iOS17 for w8a8)")
-    p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES,
-                   help=f"calibration clips for w8a8 (default {DEFAULT_CALIB_SAMPLES})")
-    p.add_argument("--verify-samples", type=int, default=32, help="clips compared with PyTorch (default 32)")
-    p.add_argument("--eval-data", default=None,
-                   help="also score top-1 on a real split, e.g. nw_ucla:test (mil_eval or CoreML vs PyTorch fp32)")
-    p.add_argument("--verbose", action="store_true", help="show coremltools' own progress output")
+    add_verification_args(p, verify_samples=32, calib_samples=DEFAULT_CALIB_SAMPLES, tool="coremltools")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,10 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)  # subnormal activations make the PyTorch reference 15x slower on x86
     return export_main(export, argv, fmt=FORMAT, precisions=PRECISIONS, default_precision="fp16", default_batch=1,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
-                       opts_from_args=lambda a: {"frontend": a.frontend, "target": a.target,
-                                                 "calib_samples": a.calib_samples,
-                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose,
-                                                 "eval_data": a.eval_data})
+                       opts_from_args=lambda a: {"frontend": a.frontend, "target": a.target, **verification_opts(a)})
 
 
 if __name__ == "__main__":

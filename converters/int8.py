@@ -37,8 +37,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, compare_logits,
-                               export_main, load_export_model, missing_backend, require, torch_logits)
+from converters import onnx as onnx_export
+from converters.calib import load_calibration
+from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main,
+                               load_export_model, missing_backend, require)
+from converters.verify import compare_logits
+from core.artifact import INPUT_NAME
+from core.evaluation import torch_logits
+from core.runtime import load_runtime
 
 log = logging.getLogger("converters.int8")
 
@@ -106,7 +112,6 @@ def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | No
     require("onnxruntime", "pip install onnxruntime")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-    from core.artifact import INPUT_NAME
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     if method not in methods:
@@ -191,12 +196,10 @@ def qdq_counts(path: str | Path) -> dict[str, int]:
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib: str | Path | None = None,
            batch: int | None = None, keep_float: str = "fragile", quantizer: str = "auto",
            calibration_method: str = "percentile", per_channel: bool = True, opset: int | None = None,
-           fp32_onnx: str | Path | None = None, **opts: Any) -> ExportResult:
+           fp32_onnx: str | Path | None = None) -> ExportResult:
     """Checkpoint -> fp32 ONNX -> static INT8 Q/DQ ONNX, verified against PyTorch in onnxruntime.
 
     fp32_onnx: reuse an fp32 export of the same checkpoint and batch instead of exporting again."""
-    from converters import onnx as onnx_export
-    from converters.calib import load_calibration
     if precision != "int8":
         raise InputError(f"converters.int8 produces int8 models, not {precision!r}")
     if calib is None:
@@ -209,7 +212,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
             quantizer = "ort"
         else:  # which quantizer keeps accuracy depends on the model: measure both, keep the better one
             kw = dict(batch=batch, keep_float=keep_float, calibration_method=calibration_method,
-                      per_channel=per_channel, opset=opset, fp32_onnx=fp32_onnx, **opts)
+                      per_channel=per_channel, opset=opset, fp32_onnx=fp32_onnx)
             ort_result = export(ckpt, out_dir, precision, calib, quantizer="ort", **kw)
             kw["fp32_onnx"] = ort_result.extra.get("fp32_onnx", fp32_onnx)
             mo_result = export(ckpt, out_dir, precision, calib, quantizer="modelopt", **kw)
@@ -253,9 +256,9 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
         onnx_export.finalize(path, ck, precision, batch, **info, fp32_onnx=Path(fp32_onnx).name)
     except Exception as exc:
         return ExportResult("int8", precision, path, "failed", f"Q/DQ ONNX check failed: {type(exc).__name__}: {exc}")
-    from core.runtime import load_runtime
     ref = torch_logits(model, x)
-    stats = compare_logits(ref, load_runtime(path).predict(x))
+    with load_runtime(path) as rt:
+        stats = compare_logits(ref, rt.predict(x))
     good = stats["top1_agreement"] >= MIN_AGREEMENT
     msg = (f"{info['quantizer']}, {info['QuantizeLinear']} Q / {info['DequantizeLinear']} DQ nodes, "
            f"{info['float_nodes']} nodes kept in float ({keep_float}); on {stats['samples']} calibration clips vs "

@@ -21,19 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from converters.common import (ExportResult, InputError, artifact_stem, compare_logits, export_main,
-                               load_export_model, torch_logits, verification_inputs)
+from converters.common import ExportResult, InputError, artifact_stem, export_main, input_shape, load_export_model
+from converters.verify import judge, verification_inputs, verify_predictor
+from core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, artifact_metadata, write_sidecar
+from core.runtime import load_runtime
 
 log = logging.getLogger("converters.onnx")
 
 DEFAULT_OPSET = 17
-# fp32 ONNX vs PyTorch: same maths, different kernels; relative to the logit scale
-FP32_TOLERANCE = 1e-3
 
 
 def embed_metadata(model_proto, meta: dict[str, Any]) -> None:
     """Put the toolkit metadata into metadata_props['last_edge'] (replacing an older entry)."""
-    from core.artifact import METADATA_KEY
     for prop in list(model_proto.metadata_props):
         if prop.key == METADATA_KEY:
             model_proto.metadata_props.remove(prop)
@@ -47,8 +46,6 @@ def torch_to_onnx(model, ckpt: dict[str, Any], path: Path, batch: int | None, op
     the dynamo exporter always writes opset 18 and external data)."""
     import torch
 
-    from converters.common import input_shape
-    from core.artifact import INPUT_NAME, OUTPUT_NAME
     dummy = torch.zeros(input_shape(ckpt, batch or 2))
     dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if batch is None else None
     kwargs: dict[str, Any] = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
@@ -92,7 +89,6 @@ def finalize(path: Path, ckpt: dict[str, Any], precision: str, batch: int | None
     """Check the graph, embed the metadata and write the sidecar; returns the metadata."""
     import onnx
 
-    from core.artifact import artifact_metadata, write_sidecar
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
     meta = artifact_metadata(ckpt, "onnx", precision, batch=batch,
@@ -106,25 +102,17 @@ def finalize(path: Path, ckpt: dict[str, Any], precision: str, batch: int | None
 
 def verify(path: Path, model, x: np.ndarray, threads: int | None = None) -> dict[str, Any]:
     """Run the artifact in onnxruntime (through core.runtime) and compare with PyTorch on x."""
-    from core.runtime import load_runtime
-    rt = load_runtime(path, threads=threads)
-    ref = torch_logits(model, x)
-    got = rt.predict(x)
-    stats = compare_logits(ref, got)
-    stats["logit_scale"] = float(np.max(np.abs(ref))) if ref.size else 0.0
+    with load_runtime(path, threads=threads) as rt:
+        _, _, stats = verify_predictor("onnx", "fp32", rt.predict, model, x)
     return stats
 
 
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = None, opset: int = DEFAULT_OPSET, simplify_graph: bool = True,
-           verify_samples: int = 32, **opts: Any) -> ExportResult:
-    """Export a checkpoint to ONNX. batch None = dynamic batch (the default here); precision int8 delegates
-    to converters.int8 (static Q/DQ from the calibration set)."""
-    if precision == "int8":
-        from converters import int8
-        return int8.export(ckpt, out_dir, precision, calib=calib, batch=batch, opset=opset, **opts)
+           verify_samples: int = 32) -> ExportResult:
+    """Export a checkpoint to fp32 ONNX (batch None = dynamic, the default here); INT8 is converters.int8."""
     if precision != "fp32":
-        raise InputError(f"converters.onnx exports fp32 (or int8 via converters.int8), not {precision!r}")
+        raise InputError(f"converters.onnx exports fp32, not {precision!r} (INT8 Q/DQ: python -m converters.int8)")
     model, ck = load_export_model(ckpt)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -145,12 +133,11 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
         return ExportResult("onnx", precision, path, "failed", f"ONNX check failed: {type(exc).__name__}: {exc}")
     export_seconds = time.perf_counter() - start
     stats = verify(path, model, x)
-    tol = FP32_TOLERANCE * max(1.0, stats["logit_scale"])
-    good = stats["max_abs_diff"] <= tol and stats["top1_agreement"] == 1.0
+    good, problems = judge("onnx", precision, stats)
     msg = (f"verified on {stats['samples']} clips ({source}): max |logit diff| {stats['max_abs_diff']:.2e}, "
            f"top-1 agreement {stats['top1_agreement']:.3f}; " + "; ".join(notes))
     if not good:
-        msg = f"ONNX output differs from PyTorch beyond {tol:.1e}: " + msg
+        msg = f"ONNX output differs from PyTorch ({problems}): " + msg
     return ExportResult("onnx", precision, path, "ok" if good else "failed", msg,
                         extra={**stats, "verify_source": source, "export_seconds": round(export_seconds, 2),
                                "batch": batch, "opset": opset, "nodes": sum(op_counts(path).values())})
@@ -162,7 +149,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return export_main(export, argv, fmt="onnx", precisions=("fp32", "int8"), default_batch=None,
+    return export_main(export, argv, fmt="onnx", precisions=("fp32",), default_batch=None,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"opset": a.opset, "simplify_graph": not a.no_simplify})
 

@@ -41,9 +41,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, compare_logits,
-                               export_main, load_export_model, missing_backend, require, torch_logits,
-                               verification_inputs)
+from converters.calib import load_calibration
+from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
+                               export_main, load_export_model, missing_backend, require, verification_opts)
+from converters.verify import compare_logits, judge, score_on_split, split_message, verification_inputs
+from core.artifact import artifact_metadata, write_sidecar
+from core.evaluation import torch_logits
+from core.runtime import load_runtime
 
 log = logging.getLogger("converters.tflite")
 
@@ -52,8 +56,6 @@ PRECISIONS = ("fp32", "fp16", "int8")
 INT8_METHODS = ("pt2e", "pt2e-all", "aeq-w8a8", "aeq-w8a16")
 DEFAULT_INT8_METHOD = "pt2e"
 PIP_HINT = "pip install -e '.[tflite]'  (litert-torch ai-edge-litert ai-edge-quantizer 'typing-extensions<4.13')"
-# what a conversion must reach to be called ok, as (max |logit diff| relative to the logit scale, top-1 agreement)
-TOLERANCE = {"fp32": (1e-3, 1.0), "fp16": (2e-2, 0.97), "int8": (None, 0.90)}
 DEFAULT_CALIB_SAMPLES = 256
 
 
@@ -209,58 +211,20 @@ def describe(path: str | Path) -> dict[str, Any]:
 
 def verify(path: Path, model, x: np.ndarray, threads: int | None = None) -> dict[str, Any]:
     """Run the file in the ai-edge-litert interpreter (core.runtime) and compare with PyTorch fp32 on x."""
-    from core.runtime import load_runtime
-    runtime = load_runtime(path, threads=threads)
     reference = torch_logits(model, x)
-    start = time.perf_counter()
-    got = runtime.predict(x)
-    seconds = time.perf_counter() - start
+    with load_runtime(path, threads=threads) as runtime:
+        start = time.perf_counter()
+        got = runtime.predict(x)
+        seconds = time.perf_counter() - start
     stats = compare_logits(reference, got)
-    stats["logit_scale"] = float(np.abs(reference).max()) if reference.size else 0.0
     stats["ms_per_clip"] = round(1000 * seconds / max(len(x), 1), 3)
     return stats
 
 
-def score_on_split(predict, model, ck: dict[str, Any], data: str) -> dict[str, Any]:
-    """Top-1 of the artifact and of PyTorch fp32 on a real split ('<dataset>:<split>'), their agreement and
-    max logit difference: the accuracy proof the interpreter check alone cannot give."""
-    from converters.calib import load_data_split
-    from core.checkpoint import input_spec
-    from train.evaluate import predict_split
-    split = load_data_split(data, layout=ck["layout"])
-    spec = input_spec(ck)
-    reference = predict_split(lambda b: torch_logits(model, b), split, spec, desc="PyTorch fp32")
-    got = predict_split(predict, split, spec, desc="artifact")
-    labels = np.asarray(split.labels)
-    stats = compare_logits(reference, got)
-    return {"eval_data": data, "eval_clips": int(len(labels)),
-            "top1_fp32": float((reference.argmax(1) == labels).mean()),
-            "top1": float((got.argmax(1) == labels).mean()),
-            "eval_agreement": stats["top1_agreement"], "eval_max_abs_diff": stats["max_abs_diff"]}
-
-
-def split_message(s: dict[str, Any]) -> str:
-    return (f"on {s['eval_data']} ({s['eval_clips']} clips): top-1 {100 * s['top1']:.2f} vs PyTorch fp32 "
-            f"{100 * s['top1_fp32']:.2f} ({100 * (s['top1'] - s['top1_fp32']):+.2f} points), agreement "
-            f"{s['eval_agreement']:.3f}, max |logit diff| {s['eval_max_abs_diff']:.3g}")
-
-
-def _judge(precision: str, stats: dict[str, Any]) -> tuple[bool, str]:
-    rel, agreement = TOLERANCE[precision]
-    problems = []
-    if not np.isfinite(stats["max_abs_diff"]):
-        problems.append("non-finite outputs")
-    if rel is not None and stats["max_abs_diff"] > rel * max(1.0, stats["logit_scale"]):
-        problems.append(f"max |logit diff| {stats['max_abs_diff']:.3g} > {rel * max(1.0, stats['logit_scale']):.3g}")
-    if stats["top1_agreement"] < agreement:
-        problems.append(f"top-1 agreement {stats['top1_agreement']:.3f} < {agreement}")
-    return not problems, "; ".join(problems)
-
-
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = 1, int8_method: str = DEFAULT_INT8_METHOD, verify_samples: int = 64,
-           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None,
-           **opts: Any) -> ExportResult:
+           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None
+           ) -> ExportResult:
     """Convert a checkpoint to a .tflite file and score it in the LiteRT interpreter against PyTorch fp32
     (on the verification clips; with eval_data '<dataset>:<split>' also top-1 on that real split)."""
     if precision not in PRECISIONS:
@@ -278,7 +242,6 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     calib_x, calib_source = None, None
     if precision == "int8":
         if calib is not None:
-            from converters.calib import load_calibration
             calib_x, calib_source = load_calibration(calib, ck)[:calib_samples], f"calibration set {Path(calib).name}"
         else:
             calib_x, calib_source = verification_inputs(ck, None, count=calib_samples, seed=1)
@@ -322,7 +285,6 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     export_seconds = time.perf_counter() - start
 
     info = describe(path)
-    from core.artifact import artifact_metadata, write_sidecar
     method = int8_method if precision == "int8" else None
     meta = artifact_metadata(ck, FORMAT, precision, batch=batch, converter="litert-torch",
                              int8_method=method, input_dtype=info["input_dtype"], output_dtype=info["output_dtype"],
@@ -336,7 +298,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
         return ExportResult(FORMAT, precision, path, "failed",
                             f"written, but the LiteRT interpreter cannot run it: {first}",
                             extra={**info, "calibration": calib_source, "int8_method": method, "batch": batch})
-    good, problems = _judge(precision, stats)
+    good, problems = judge(FORMAT, precision, stats)
     io = f"I/O {info['input_dtype']} -> {info['output_dtype']}"
     if precision == "int8":
         io += (f", {info['integer_ops']}/{info['compute_ops']} compute ops integer"
@@ -358,29 +320,21 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
 
 def predict_fn(path: str | Path, threads: int | None = None):
     """x (N, C, T, V, M) float32 -> logits, through the LiteRT interpreter (for the all-formats table)."""
-    from core.runtime import load_runtime
     return load_runtime(path, threads=threads).predict
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8-method", choices=INT8_METHODS, default=DEFAULT_INT8_METHOD,
                    help="INT8 recipe (default pt2e: int8 conv/linear/add/concat, multiplies kept float)")
-    p.add_argument("--calib-samples", type=int, default=DEFAULT_CALIB_SAMPLES,
-                   help=f"calibration clips used for INT8 (default {DEFAULT_CALIB_SAMPLES})")
-    p.add_argument("--verify-samples", type=int, default=64, help="clips compared with PyTorch (default 64)")
-    p.add_argument("--eval-data", default=None,
-                   help="also score top-1 on a real split, e.g. nw_ucla:test (artifact vs PyTorch fp32)")
-    p.add_argument("--verbose", action="store_true", help="show litert-torch's own progress output")
+    add_verification_args(p, verify_samples=64, calib_samples=DEFAULT_CALIB_SAMPLES, tool="litert-torch")
 
 
 def main(argv: list[str] | None = None) -> int:
-    torch.set_flush_denormal(True)  # subnormal activations make the PyTorch reference 15x slower on x86
+    torch.set_flush_denormal(True)  # this process only: subnormals make the PyTorch reference 15x slower on x86
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return export_main(export, argv, fmt=FORMAT, precisions=PRECISIONS, default_batch=1,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
-                       opts_from_args=lambda a: {"int8_method": a.int8_method, "calib_samples": a.calib_samples,
-                                                 "verify_samples": a.verify_samples, "quiet": not a.verbose,
-                                                 "eval_data": a.eval_data})
+                       opts_from_args=lambda a: {"int8_method": a.int8_method, **verification_opts(a)})
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ loaded and compared with onnxruntime on the calibration clips; a short build rep
     python -m converters.trt --ckpt best.pt --precision fp16 --dynamic 1,8,32
     python -m converters.trt --ckpt best.pt --precision int8 --calib calib.npz  # explicit Q/DQ (TRT 10/11)
     python -m converters.trt --ckpt best.pt --precision int8 --calib calib.npz --int8-mode implicit  # TRT 8-10
-    python -m converters.trt --ckpt best.pt --precision int8 --device jetson_nano  # -> FP16 (no fast INT8)
+    python -m converters.trt --ckpt best.pt --precision int8 --profile jetson_nano  # -> FP16 (no fast INT8)
 
 INT8 paths:
   explicit  (default) the Q/DQ ONNX model from converters.int8. The path TensorRT 10 recommends and the
@@ -34,8 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, compare_logits,
-                               export_main, input_shape, load_export_model, require, write_json)
+from converters import int8 as int8_export
+from converters import onnx as onnx_export
+from converters.calib import load_calibration
+from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main, input_shape,
+                               load_export_model, require, write_json)
+from converters.verify import compare_logits, judge, verification_inputs
+from core.artifact import INPUT_NAME, artifact_metadata, write_sidecar
+from core.runtime import load_runtime
+from devices import load_profile
 
 log = logging.getLogger("converters.trt")
 
@@ -44,8 +51,6 @@ INT8_MODES = ("explicit", "implicit")
 DEFAULT_WORKSPACE_MB = 1024
 TRT_HINT = ("pip install tensorrt (x86_64 with an NVIDIA GPU and CUDA), or use the TensorRT that JetPack ships "
             "on a Jetson (python3 -c 'import tensorrt')")
-# engine vs onnxruntime on the calibration clips: max |logit diff| relative to the logit scale
-TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2, "int8": 1e-1}
 
 
 @dataclass
@@ -88,11 +93,10 @@ def resolve_precision(requested: str, device: str | None) -> tuple[str, str]:
     """(precision to build, note). Devices without fast INT8 (Jetson Nano, Maxwell) get FP16 instead of INT8."""
     if requested != "int8" or not device:
         return requested, ""
-    from devices import load_profile
     try:
         profile = load_profile(device)
     except (FileNotFoundError, ValueError) as exc:
-        raise InputError(f"--device: {exc}") from exc
+        raise InputError(f"--profile: {exc}") from exc
     if not profile.fast_int8:
         return "fp16", f"{profile.name} has no fast INT8 ({profile.notes or profile.description}): building FP16"
     return requested, ""
@@ -182,8 +186,8 @@ def toposort(graph) -> None:
 
 
 def ort_logits(onnx_path: Path, x: np.ndarray) -> np.ndarray:
-    from core.runtime import load_runtime
-    return load_runtime(onnx_path).predict(x)
+    with load_runtime(onnx_path) as rt:
+        return rt.predict(x)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -288,19 +292,16 @@ def write_build_report(path: Path, report: dict[str, Any]) -> Path:
 
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = 1, dynamic: tuple[int, int, int] | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
-           int8_mode: str = "explicit", device: str | None = None, keep_float: str = "fragile",
-           quantizer: str = "auto", **opts: Any) -> ExportResult:
-    """Build (or, without TensorRT, prepare) a TensorRT engine; see the module docstring."""
-    from converters import int8 as int8_export
-    from converters import onnx as onnx_export
-    from converters.calib import load_calibration
-    from core.artifact import INPUT_NAME, artifact_metadata, write_sidecar
+           int8_mode: str = "explicit", profile: str | None = None, keep_float: str = "fragile",
+           quantizer: str = "auto") -> ExportResult:
+    """Build (or, without TensorRT, prepare) a TensorRT engine; see the module docstring.
+    profile: a device profile (devices/*.yaml); INT8 becomes FP16 where the device has no fast INT8."""
     if precision not in TRT_PRECISIONS:
         raise InputError(f"TensorRT precision must be one of {TRT_PRECISIONS}, got {precision!r}")
     if int8_mode not in INT8_MODES:
         raise InputError(f"--int8-mode must be one of {INT8_MODES}, got {int8_mode!r}")
     requested = precision
-    precision, device_note = resolve_precision(precision, device)
+    precision, device_note = resolve_precision(precision, profile)
     if precision == "int8" and calib is None:
         raise InputError("INT8 needs a calibration set: pass --calib FILE (make one with python -m converters.calib "
                          "--ckpt <checkpoint> --data <dataset>:train)")
@@ -384,20 +385,21 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
                              tensorrt_version=trt.__version__, device=detect_device_name(), source_onnx=source.name)
     write_sidecar(engine_path, meta)
     # 3. load it and compare with onnxruntime on the calibration clips (or the verification inputs)
-    from converters.common import verification_inputs
     x, src = (calib_x, "calibration set") if calib_x is not None else verification_inputs(ck)
     x = x[: max(plan.max_batch, 32)]
     report: dict[str, Any] = {"precision": precision, "int8_mode": build_plan["int8_mode"], **info,
                               "engine_layers": engine_layer_count(trt, engine_path),
                               "size_bytes": engine_path.stat().st_size, "source_onnx": source.name}
     try:
-        from core.runtime import load_runtime
-        got = load_runtime(engine_path).predict(x)
+        with load_runtime(engine_path) as rt:
+            got = rt.predict(x)
         ref = ort_logits(source if precision != "fp16" else build_onnx[10], x)
         stats = compare_logits(ref, got)
         report.update(stats, compared_on=f"{len(x)} clips ({src}) vs onnxruntime on {source.name}")
-        tol = TOLERANCE[precision] * max(1.0, float(np.abs(ref).max()))
-        status = "ok" if stats["max_abs_diff"] <= tol and stats["top1_agreement"] >= 0.95 else "failed"
+        good, problems = judge("trt", precision, stats)
+        status = "ok" if good else "failed"
+        if problems:
+            report["problems"] = problems
     except BackendMissing as exc:
         report["compare"] = f"not run: {exc}"
         status = "exported-not-verifiable-here"
@@ -417,7 +419,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help=f"builder workspace in MB (default {DEFAULT_WORKSPACE_MB})")
     p.add_argument("--int8-mode", choices=INT8_MODES, default="explicit",
                    help="explicit Q/DQ ONNX (TensorRT 10/11, default) or implicit entropy calibration (TensorRT 8-10)")
-    p.add_argument("--device", default=None,
+    p.add_argument("--profile", default=None,
                    help="device profile (devices/*.yaml, e.g. jetson_nano): INT8 becomes FP16 where INT8 is not fast")
     p.add_argument("--keep-float", choices=("fragile", "attention", "none"), default="fragile",
                    help="ops kept in float in the Q/DQ model (see converters.int8)")
@@ -429,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     return export_main(export, argv, fmt="trt", precisions=TRT_PRECISIONS, default_precision="fp32", default_batch=1,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"dynamic": a.dynamic, "workspace_mb": a.workspace,
-                                                 "int8_mode": a.int8_mode, "device": a.device,
+                                                 "int8_mode": a.int8_mode, "profile": a.profile,
                                                  "keep_float": a.keep_float, "quantizer": a.quantizer})
 
 

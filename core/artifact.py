@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.layouts import get_layout
+
 METADATA_KEY = "last_edge"
 INPUT_NAME = "skeleton"
 OUTPUT_NAME = "logits"
@@ -18,7 +20,6 @@ def artifact_metadata(ckpt: dict[str, Any], fmt: str, precision: str, batch: int
     """JSON-able description of an artifact built from checkpoint `ckpt`."""
     spec = ckpt["input_spec"]
     cfg = ckpt["model"]["config"]
-    from core.layouts import get_layout
     v = get_layout(ckpt["layout"]).num_joints
     return {
         "format": fmt,

@@ -35,10 +35,12 @@ hands or feet, so hand, hand_tip and thumb copy the wrist and foot copies the an
 """
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 
 import numpy as np
 
+from core.cli import ArgumentParser, run_cli
 from core.layouts import get_layout
 
 # recipes: target joint -> {source joint: weight}; names are the layouts' own joint names
@@ -219,10 +221,13 @@ def mapping_table(src: str, dst: str) -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":
-    import argparse
-    p = argparse.ArgumentParser(prog="python -m core.mapping", description="Print a layout conversion table.")
+def main(argv: list[str] | None = None) -> None:
+    p = ArgumentParser(prog="python -m core.mapping", description="Print a layout conversion table.")
     p.add_argument("src", choices=sorted({a for a, _ in _RECIPES}))
     p.add_argument("dst", choices=sorted({b for _, b in _RECIPES}))
-    a = p.parse_args()
+    a = p.parse_args(argv)
     print(mapping_table(a.src, a.dst))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, "python -m core.mapping"))

@@ -11,7 +11,12 @@ need nothing but the backend of the artifact they actually run:
     .onnx               onnxruntime (fp32 or Q/DQ INT8), denormals flushed to zero
     .engine/.plan/.trt  TensorRT 10/11 Python API (+ CUDA through torch)
     .tflite             ai-edge-litert Interpreter (integer I/O is quantised/dequantised here)
-    .mlpackage/.mlmodel coremltools (prediction needs macOS)
+    .mlpackage/.mlmodel coremltools on macOS; elsewhere core.mil_eval, a numpy evaluator of the ML Program
+                        (numbers only: its speed says nothing about CoreML's)
+
+Runtimes are context managers (`with load_runtime(p) as rt:`); `close()` frees the session, `warmup()` runs
+a few zero batches. A runtime changes no process-wide setting beyond its own calls (torch's thread count and
+denormal flag are set around each call and restored).
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from core.artifact import INPUT_NAME, OUTPUT_NAME, read_artifact_metadata
+from core.artifact import INPUT_NAME, OUTPUT_NAME, artifact_metadata, read_artifact_metadata
+from core.mil_eval import load as load_mil_program
 from core.spec import InputSpec
 
 
@@ -101,6 +107,22 @@ class Runtime(ABC):
     def _run(self, x: np.ndarray) -> np.ndarray:
         """Logits for exactly one batch of the artifact's batch size (any size if it is dynamic)."""
 
+    def warmup(self, runs: int = 3) -> "Runtime":
+        """Run a few zero batches so lazy initialisation (allocations, kernel selection) is out of the timings."""
+        x = np.zeros([self.batch or 1, *self.input_shape[1:]], np.float32)
+        for _ in range(runs):
+            self.predict(x)
+        return self
+
+    def close(self) -> None:
+        """Release the backend's session / interpreter / engine (the object cannot predict afterwards)."""
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path.name!r}, batch={self.batch}, classes={self.num_classes})"
 
@@ -109,20 +131,31 @@ class TorchRuntime(Runtime):
     name = "pytorch"
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        import torch
+        import torch  # the PyTorch backend: an edge device running exported artifacts needs no torch
 
-        from core.artifact import artifact_metadata
         from core.checkpoint import load_model
         self.model, ckpt = load_model(path)
         super().__init__(path, artifact_metadata(ckpt, "pytorch", "fp32", batch=None))
-        if threads:
-            torch.set_num_threads(threads)
-        torch.set_flush_denormal(True)  # subnormal activations are 15x slower on x86 (backends notes)
+        self.threads = threads
         self._torch = torch
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            return self.model(self._torch.from_numpy(x)).numpy()
+        torch = self._torch
+        threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        # subnormal activations are 15x slower on x86 (backends notes); the flag is process-wide, so only
+        # for the duration of this call (torch has no getter: its default, off, is restored)
+        torch.set_flush_denormal(True)
+        try:
+            with torch.inference_mode():
+                return self.model(torch.from_numpy(x)).numpy()
+        finally:
+            torch.set_flush_denormal(False)
+            torch.set_num_threads(threads)
+
+    def close(self) -> None:
+        self.model = None
 
 
 class OnnxRuntime(Runtime):
@@ -147,6 +180,9 @@ class OnnxRuntime(Runtime):
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: x})[0]
+
+    def close(self) -> None:
+        self.session = None
 
 
 class TFLiteRuntime(Runtime):
@@ -183,6 +219,9 @@ class TFLiteRuntime(Runtime):
             out = (out.astype(np.float32) - zero) * scale
         return out.astype(np.float32)
 
+    def close(self) -> None:
+        self.interpreter = None
+
 
 class CoreMLRuntime(Runtime):
     name = "coreml"
@@ -201,6 +240,27 @@ class CoreMLRuntime(Runtime):
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict({self.input_name: x})[self.output_name])
+
+    def close(self) -> None:
+        self.model = None
+
+
+class MILEvalRuntime(Runtime):
+    """A CoreML ML Program evaluated op by op in numpy (core.mil_eval): the `.mlpackage` runtime off macOS.
+    It checks numbers (fp16 rounding, weight quantisation, overflow); its speed says nothing about CoreML's."""
+
+    name = "numpy MIL evaluator"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        super().__init__(path, read_artifact_metadata(path))
+        self.program = load_mil_program(path)
+        self.batch = int(self.program.inputs[self.program.input_name][0][0])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.program.predict(x)
+
+    def close(self) -> None:
+        self.program = None
 
 
 class TensorRTRuntime(Runtime):
@@ -244,16 +304,36 @@ class TensorRTRuntime(Runtime):
         self.stream.synchronize()
         return out.cpu().numpy()
 
+    def close(self) -> None:
+        self.context = None
+        self.engine = None
+
+
+# one registry: suffix -> runtime class (CoreML packages fall back to the numpy evaluator off macOS)
+RUNTIMES: dict[str, type[Runtime]] = {
+    **{sfx: TorchRuntime for sfx in TORCH_SUFFIXES},
+    **{sfx: OnnxRuntime for sfx in ONNX_SUFFIXES},
+    **{sfx: TensorRTRuntime for sfx in TRT_SUFFIXES},
+    **{sfx: TFLiteRuntime for sfx in TFLITE_SUFFIXES},
+    **{sfx: CoreMLRuntime for sfx in COREML_SUFFIXES},
+}
+
+
+def runtime_class(path: str | Path) -> type[Runtime]:
+    """The runtime class for a file, from its suffix; ValueError naming the file otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in RUNTIMES:
+        raise ValueError(f"{path}: unknown model file type {suffix!r}; expected one of {', '.join(RUNTIMES)}")
+    cls = RUNTIMES[suffix]
+    if cls is CoreMLRuntime and platform.system() != "Darwin" and suffix == ".mlpackage":
+        return MILEvalRuntime
+    return cls
+
 
 def runtime_kind(path: str | Path) -> str:
     """'pytorch' | 'onnxruntime' | 'tensorrt' | 'litert' | 'coreml' from the file suffix."""
-    suffix = Path(path).suffix.lower()
-    for kind, suffixes in (("pytorch", TORCH_SUFFIXES), ("onnxruntime", ONNX_SUFFIXES), ("tensorrt", TRT_SUFFIXES),
-                           ("litert", TFLITE_SUFFIXES), ("coreml", COREML_SUFFIXES)):
-        if suffix in suffixes:
-            return kind
-    known = TORCH_SUFFIXES + ONNX_SUFFIXES + TRT_SUFFIXES + TFLITE_SUFFIXES + COREML_SUFFIXES
-    raise ValueError(f"{path}: unknown model file type {suffix!r}; expected one of {', '.join(known)}")
+    cls = RUNTIMES.get(Path(path).suffix.lower()) or runtime_class(path)
+    return cls.name
 
 
 def load_runtime(path: str | Path, threads: int | None = None, **opts: Any) -> Runtime:
@@ -262,15 +342,7 @@ def load_runtime(path: str | Path, threads: int | None = None, **opts: Any) -> R
     threads: CPU threads for the backend (None: its default). opts: backend specific (onnxruntime: providers,
     spinning=False so idle worker threads do not busy-wait, e.g. when several runtimes share the CPU)."""
     path = Path(path)
-    kind = runtime_kind(path)
+    cls = runtime_class(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: model file not found")
-    if kind == "pytorch":
-        return TorchRuntime(path, threads)
-    if kind == "onnxruntime":
-        return OnnxRuntime(path, threads, **opts)
-    if kind == "tensorrt":
-        return TensorRTRuntime(path, threads)
-    if kind == "litert":
-        return TFLiteRuntime(path, threads)
-    return CoreMLRuntime(path, threads)
+    return cls(path, threads, **opts)

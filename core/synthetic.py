@@ -6,8 +6,14 @@ body is built in its own frame (x = the person's left, y = up, z = forward) and 
 """
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 
+from core.cli import ArgumentParser, run_cli
+from core.data.prepared import SkeletonSplit
 from core.layouts import get_layout
 
 SYNTHETIC_ACTIONS = ("wave", "clap", "squat", "jump", "punch", "kick", "arm_circles", "walk_in_place")
@@ -152,7 +158,6 @@ def synthetic_clip(action: str, layout: str = "ntu25", frames: int = 64, seed: i
 def make_synthetic_split(layout: str = "ntu25", per_class: int = 20, frames: int = 64, seed: int = 0,
                          persons: int = 1, actions: tuple[str, ...] = SYNTHETIC_ACTIONS, name: str = "synthetic"):
     """A SkeletonSplit of procedurally generated clips with varying lengths (60-100% of `frames`)."""
-    from core.data.prepared import SkeletonSplit
     rng = np.random.default_rng(seed)
     v = get_layout(layout).num_joints
     n = per_class * len(actions)
@@ -179,13 +184,10 @@ def synthetic_stream(actions: tuple[str, ...] | list[str], layout: str = "ntu25"
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import json
-    from pathlib import Path
-
-    parser = argparse.ArgumentParser(prog="python -m core.synthetic",
-                                     description="Write a synthetic skeleton stream (.npz) to replay through the edge loop.")
-    parser.add_argument("--out", required=True, help="output .npz (keys: pose (T, V, 3), layout, fps, actions)")
+    parser = ArgumentParser(prog="python -m core.synthetic",
+                            description="Write a synthetic skeleton stream (.npz) to replay through the edge loop.")
+    parser.add_argument("--out", required=True, help="output folder: writes synthetic_stream.npz there "
+                                                     "(keys: pose (T, V, 3), layout, fps, actions)")
     parser.add_argument("--layout", default="ntu25")
     parser.add_argument("--actions", default="wave,squat,clap,punch", help=f"comma-separated from {SYNTHETIC_ACTIONS}")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds per action")
@@ -198,11 +200,11 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--actions: unknown action {a!r}; choose from {', '.join(SYNTHETIC_ACTIONS)}")
     get_layout(args.layout)
     pose = synthetic_stream(actions, args.layout, args.seconds, args.fps, args.seed)
-    out = Path(args.out)
+    out = Path(args.out) / "synthetic_stream.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, pose=pose, layout=args.layout, fps=args.fps, actions=json.dumps(actions))
     print(f"wrote {out}: {len(pose)} frames of {', '.join(actions)} ({args.layout}, {args.fps:g} fps)")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main, "python -m core.synthetic"))

@@ -46,11 +46,31 @@ def test_all_formats_table(art, tmp_path, capsys):
 
 def test_missing_converter_is_a_row_not_a_crash(art, tmp_path):
     result = all_formats.run_export("no_such_format", "fp32", art["ckpt"], tmp_path, None, 1)
-    assert result.status == "failed" and "not part of this checkout" in result.message
+    assert result.status == "failed" and "unknown format 'no_such_format'" in result.message
+
+
+def test_format_table_matches_every_exporter(art, tmp_path):
+    import importlib
+    import inspect
+
+    from converters.formats import FORMATS, check_request
+    from converters.common import InputError
+    shared = {"ckpt", "out_dir", "precision", "calib", "batch"}
+    for fmt in FORMATS.values():
+        params = inspect.signature(importlib.import_module(fmt.module).export).parameters
+        assert not any(p.kind is p.VAR_KEYWORD for p in params.values()), f"{fmt.module}.export swallows **opts"
+        assert set(params) - shared == set(fmt.options), fmt.name
+    with pytest.raises(InputError, match="unknown option.*keep_flaot.*did you mean 'keep_float'"):
+        check_request("int8", "int8", {"keep_flaot": "none"})
+    with pytest.raises(InputError, match="tflite does not export 'w8'"):
+        check_request("tflite", "w8", {})
+    bad = all_formats.run_export("int8", "int8", art["ckpt"], tmp_path, None, None, quantiser="ort")
+    assert bad.status == "failed" and "quantiser" in bad.message
 
 
 def test_bad_arguments_exit_2(art, tmp_path, capsys):
     assert all_formats.main(["--ckpt", str(art["ckpt"]), "--formats", "onnx,pdf", "--out", str(tmp_path)]) == 2
-    assert "unknown ['pdf']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown format 'pdf'" in err and err.count("\n") == 1 and err.startswith("python -m converters: error:")
     assert all_formats.main(["--ckpt", str(art["ckpt"]), "--formats", "int8", "--out", str(tmp_path)]) == 2
     assert "calibration set" in capsys.readouterr().err

@@ -10,7 +10,8 @@ import pytest
 
 ct = pytest.importorskip("coremltools", reason="coremltools not installed: pip install -e '.[coreml]'")
 
-from converters import coreml, mil_eval  # noqa: E402
+from converters import coreml  # noqa: E402
+from core import mil_eval  # noqa: E402
 from converters.common import InputError  # noqa: E402
 from core.artifact import METADATA_KEY, read_artifact_metadata  # noqa: E402
 

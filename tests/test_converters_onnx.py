@@ -11,7 +11,9 @@ import pytest
 from converters import onnx as onnx_export
 from converters.calib import (build_calibration, load_calibration, load_calibration_set, save_calibration,
                               stratified_indices)
-from converters.common import InputError, compare_logits, torch_logits
+from converters.common import InputError
+from converters.verify import compare_logits
+from core.evaluation import torch_logits
 from converters_helpers import held_out, shared_checkpoint
 from core.artifact import read_artifact_metadata
 from core.checkpoint import load_checkpoint, load_model
@@ -112,9 +114,11 @@ def test_stratified_calibration_set(art, tmp_path):
 
 def test_calib_cli(art, tmp_path):
     from converters.calib import main
-    out = tmp_path / "cli.npz"
+    out = tmp_path / "calib"  # --out is a folder, as everywhere
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main(["--ckpt", str(art["ckpt"]), "--data", "synthetic:val", "--num", "24", "--out", str(out)]) == 0
-    assert load_calibration_set(out)["x"].shape[0] == 24
+    (written,) = out.glob("*.npz")
+    assert written.name.endswith("synthetic_val_24.npz")
+    assert load_calibration_set(written)["x"].shape[0] == 24
     assert main(["--ckpt", str(art["ckpt"]), "--data", "no_such_set:train", "--out", str(out)]) == 2

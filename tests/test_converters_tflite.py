@@ -103,13 +103,16 @@ def test_int8_pt2e_keeps_the_multiplies_float(ckpt, calib_file, fp32_result, tmp
 
 
 def test_verdict_thresholds():
+    from converters.verify import judge
     good = {"max_abs_diff": 0.5, "logit_scale": 10.0, "top1_agreement": 0.95}
-    assert tflite._judge("int8", good) == (True, "")
-    ok, why = tflite._judge("int8", {**good, "top1_agreement": 0.6})
+    assert judge("tflite", "int8", good) == (True, "")
+    ok, why = judge("tflite", "int8", {**good, "top1_agreement": 0.6})
     assert not ok and "agreement 0.600" in why
-    ok, why = tflite._judge("fp32", {**good, "max_abs_diff": 0.5})
+    ok, why = judge("tflite", "fp32", {**good, "max_abs_diff": 0.5})
     assert not ok and "max |logit diff|" in why
-    assert not tflite._judge("fp16", {**good, "max_abs_diff": float("nan")})[0]
+    assert not judge("tflite", "fp16", {**good, "max_abs_diff": float("nan")})[0]
+    ok, why = judge("coreml", "fp16", good, ("2 op(s) overflow fp16",))
+    assert not ok and "overflow" in why
 
 
 def test_missing_calibration_file_is_a_clear_error(ckpt, tmp_path):

@@ -9,7 +9,8 @@ import pytest
 
 from converters import onnx as onnx_export
 from converters_helpers import held_out, shared_checkpoint
-from core.runtime import BackendMissing, TFLiteRuntime, load_runtime, runtime_kind
+from core.mil_eval import MILEvalError
+from core.runtime import BackendMissing, MILEvalRuntime, TFLiteRuntime, load_runtime, runtime_class, runtime_kind
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,9 @@ def test_suffix_dispatch_and_clear_errors(tmp_path):
             load_runtime(engine)
     package = tmp_path / "m.mlpackage"
     package.mkdir()
-    if sys.platform != "darwin":
-        with pytest.raises(BackendMissing, match="CoreML prediction needs macOS"):
+    if sys.platform != "darwin":  # off macOS a package runs in the numpy MIL evaluator, not CoreML
+        assert runtime_class(package) is MILEvalRuntime
+        with pytest.raises((FileNotFoundError, MILEvalError), match="m.mlpackage"):
             load_runtime(package)
 
 
@@ -89,3 +91,22 @@ def test_runtime_imports_no_backend_eagerly():
     import subprocess
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_runtimes_close_warm_up_and_leave_process_settings_alone(art, tmp_path):
+    import torch
+
+    threads_before = torch.get_num_threads()
+    onnx_path = onnx_export.export(art["ckpt"], tmp_path, "fp32").path
+    x = held_out(2, 5)[0]
+    for path in (art["ckpt"], onnx_path):
+        with load_runtime(path, threads=1) as rt:
+            assert rt.warmup(2) is rt
+            assert rt.predict(x).shape == (len(x), rt.num_classes)
+        # the context manager released the session / model: the object cannot predict any more
+        with pytest.raises(Exception):
+            rt.predict(x)
+    # a runtime with threads=1 must not leave the process at 1 thread, nor denormals flushed
+    assert torch.get_num_threads() == threads_before
+    tiny = torch.tensor([1e-40], dtype=torch.float32)
+    assert (tiny * 1.0).item() != 0.0, "denormals are still flushed to zero after the runtime returned"

@@ -14,7 +14,7 @@ import torch
 from core.checkpoint import load_checkpoint, load_model
 from core.data import load_split
 from train.config import ConfigError, load_config
-from train.evaluate import evaluate_logits, predict_split
+from core.evaluation import evaluate_logits, predict_split
 from train.fit import FitError, NonFiniteLossError, lr_factor, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -193,15 +193,15 @@ def test_resume_after_interruption_matches_uninterrupted(trained, tmp_path):
 
 
 def test_evaluate_command_scores_checkpoint(trained, tmp_path, capsys):
-    from train.evaluate import main
+    from train.evaluate import evaluate
 
     out, summary = trained
-    metrics = main(["--checkpoint", str(out / "best.pt"), "--data", "synthetic", "--split", "test",
-                    "--out", str(tmp_path / "eval.json")])
+    metrics = evaluate(["--checkpoint", str(out / "best.pt"), "--data", "synthetic:test",
+                    "--out", str(tmp_path / "eval")])
     assert metrics["top1"] == pytest.approx(summary["best_top1"])
     assert "top-1" in capsys.readouterr().out
-    assert (tmp_path / "eval.json").exists() and (tmp_path / "eval.png").exists()
-    multi = main(["--checkpoint", str(out / "best.pt"), "--data", "synthetic", "--clips", "3", "--no-per-class"])
+    assert (tmp_path / "eval" / "metrics.json").exists() and (tmp_path / "eval" / "confusion.png").exists()
+    multi = evaluate(["--checkpoint", str(out / "best.pt"), "--data", "synthetic", "--clips", "3", "--no-per-class"])
     assert 0.0 <= multi["top1"] <= 1.0 and multi["clips"] == 3
 
 
@@ -240,4 +240,4 @@ def test_report_table_and_plot(trained, tmp_path, capsys):
     table = main([str(out), str(tmp_path / "not_a_run"), "--out", str(tmp_path / "report")])
     assert "| last_nano | joint |" in table and f"{100 * summary['best_top1']:.2f}" in table
     assert "skipped" in capsys.readouterr().err
-    assert (tmp_path / "report.png").stat().st_size > 0 and (tmp_path / "report.md").exists()
+    assert (tmp_path / "report" / "report.png").stat().st_size > 0 and (tmp_path / "report" / "report.md").exists()

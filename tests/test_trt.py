@@ -60,7 +60,7 @@ def test_jetson_nano_gets_fp16_instead_of_int8():
     assert trt.resolve_precision("int8", "jetson_nano")[0] == "fp16"
     assert trt.resolve_precision("int8", "jetson_orin_nano") == ("int8", "")
     assert trt.resolve_precision("fp32", "jetson_nano") == ("fp32", "")
-    with pytest.raises(trt.InputError, match="--device"):
+    with pytest.raises(trt.InputError, match="--profile"):
         trt.resolve_precision("int8", "toaster")
 
 

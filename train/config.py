@@ -11,6 +11,10 @@ from typing import Any
 
 import yaml
 
+from core.cli import did_you_mean
+from core.models.last import list_variants
+from core.spec import STREAMS
+
 # Defaults follow the design notes (AdamW 1e-3 / 1e-4, 5 warm-up epochs, cosine with warm restarts
 # T_0=10, T_mult=2, eta_min=1e-6, clip 1.0, batch 64); None means "derive from the data / model".
 DEFAULTS: dict[str, Any] = {
@@ -105,7 +109,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any], source: str, prefix: st
         path = f"{prefix}{key}"
         if key not in base:
             known = ", ".join(sorted(base))
-            raise ConfigError(f"{source}: unknown config key {path!r}; known keys here: {known}")
+            raise ConfigError(f"{source}: unknown config key {path!r}{did_you_mean(key, base)}; known keys here: {known}")
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {path!r} must be a mapping of keys, got {value!r}")
@@ -159,16 +163,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def validate(cfg: dict[str, Any]) -> None:
-    from core.models.last import list_variants
-    from core.spec import STREAMS
-
     def need(cond: bool, msg: str) -> None:
         if not cond:
             raise ConfigError(f"config: {msg}")
 
     m, d, a, o, s, t = (cfg[k] for k in ("model", "data", "augment", "optim", "schedule", "train"))
     need(m["variant"] in list_variants(),
-         f"model.variant {m['variant']!r} is not a LAST variant; known: {', '.join(list_variants())}")
+         f"model.variant {m['variant']!r} is not a LAST variant{did_you_mean(m['variant'], list_variants())}; "
+         f"known: {', '.join(list_variants())}")
     need(isinstance(m["streams"], (list, tuple)) and m["streams"] and all(x in STREAMS for x in m["streams"]),
          f"model.streams must be a non-empty list of {list(STREAMS)}, got {m['streams']!r}")
     need(int(d["frames"]) >= 4, f"data.frames must be >= 4, got {d['frames']}")

@@ -1,14 +1,9 @@
-"""Score a model on a data set split: top-1, top-5, per-class accuracy, confusion matrix.
+"""Score a checkpoint on a data set split: top-1, top-5, per-class accuracy, confusion matrix.
 
-The two building blocks are backend-agnostic so exported models (ONNX, TFLite, Core ML) are scored with
-exactly the same code as the PyTorch checkpoint:
+    python -m train.evaluate --ckpt runs/nw_ucla/last_large/best.pt --data nw_ucla:test --clips 5
 
-    logits = predict_split(predict_fn, split, spec, batch_size=32, clips=1)   # predict_fn: numpy -> numpy
-    metrics = evaluate_logits(logits, split.labels, split.class_names)
-
-Command line:
-
-    python -m train.evaluate --checkpoint runs/nw_ucla/last_large/best.pt --data nw_ucla --split test --clips 5
+The scoring itself lives in core.evaluation (the same code scores every exported format); this is its command
+line. Exit status: 0 ok, 1 failed, 2 bad input (missing file, bad value, unknown data set).
 """
 from __future__ import annotations
 
@@ -16,280 +11,68 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
+from core.checkpoint import input_spec, load_model
+from core.cli import ArgumentParser, run_cli
+from core.evaluation import (check_split_matches, evaluate_logits, format_metrics, load_data_split, predict_split,
+                             save_confusion_plot, torch_predict_fn)
 
-from core.preprocess import prepare_clip, valid_length
-from core.spec import InputSpec
-
-PredictFn = Callable[[np.ndarray], np.ndarray]
-
-
-# ---------------------------------------------------------------------------------------------
-# Metrics
+PROG = "python -m train.evaluate"
 
 
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    k = min(k, logits.shape[1])
-    topk = np.argsort(-logits, axis=1)[:, :k]
-    return float((topk == labels[:, None]).any(axis=1).mean()) if len(labels) else float("nan")
-
-
-def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(true, predicted) counts."""
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (labels, pred), 1)
-    return cm
-
-
-def evaluate_logits(logits: np.ndarray, labels: np.ndarray, class_names: list[str] | None = None
-                    ) -> dict[str, Any]:
-    """Metrics of (N, K) logits (or scores) against (N,) integer labels, as a JSON-able dict:
-    top1, top5 (fractions in [0, 1]), mean_class_accuracy, loss (cross-entropy of the softmax),
-    per_class {name: accuracy or None if the class has no samples}, confusion (K x K counts, rows = true),
-    num_samples."""
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if logits.ndim != 2:
-        raise ValueError(f"logits must be (N, num_classes), got shape {logits.shape}")
-    if len(logits) != len(labels):
-        raise ValueError(f"{len(logits)} rows of logits for {len(labels)} labels")
-    num_classes = logits.shape[1]
-    class_names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(num_classes)]
-    if len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names for logits with {num_classes} classes")
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels outside [0, {num_classes})")
-    pred = logits.argmax(axis=1) if len(labels) else labels
-    cm = confusion_matrix(pred, labels, num_classes)
-    support = cm.sum(axis=1)
-    per_class = {name: (float(cm[i, i] / support[i]) if support[i] else None)
-                 for i, name in enumerate(class_names)}
-    present = [v for v in per_class.values() if v is not None]
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = float(-log_prob[np.arange(len(labels)), labels].mean()) if len(labels) else float("nan")
-    return {
-        "num_samples": int(len(labels)),
-        "top1": topk_accuracy(logits, labels, 1),
-        "top5": topk_accuracy(logits, labels, 5),
-        "mean_class_accuracy": float(np.mean(present)) if present else float("nan"),
-        "loss": loss,
-        "per_class": per_class,
-        "confusion": cm.tolist(),
-        "class_names": class_names,
-    }
-
-
-def format_metrics(metrics: dict[str, Any], per_class: bool = True) -> str:
-    """A human-readable table of the metrics."""
-    lines = [f"samples {metrics['num_samples']}  top-1 {100 * metrics['top1']:.2f}%  "
-             f"top-5 {100 * metrics['top5']:.2f}%  mean-class {100 * metrics['mean_class_accuracy']:.2f}%  "
-             f"loss {metrics['loss']:.4f}"]
-    if per_class:
-        cm = np.asarray(metrics["confusion"])
-        width = max([5] + [len(n) for n in metrics["class_names"]])
-        lines.append(f"{'class':<{width}}  {'n':>5}  {'acc':>7}  most confused with")
-        for i, name in enumerate(metrics["class_names"]):
-            acc = metrics["per_class"][name]
-            row = cm[i].copy()
-            row[i] = 0
-            worst = f"{metrics['class_names'][int(row.argmax())]} ({int(row.max())})" if row.max() > 0 else "-"
-            acc_s = f"{100 * acc:6.2f}%" if acc is not None else "     - "
-            lines.append(f"{name:<{width}}  {int(cm[i].sum()):>5}  {acc_s}  {worst}")
-    return "\n".join(lines)
-
-
-def save_confusion_plot(metrics: dict[str, Any], path: str | Path, title: str = "") -> Path:
-    """Row-normalised confusion matrix as an image (numbers in the cells for up to 30 classes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(metrics["confusion"], dtype=np.float64)
-    names = metrics["class_names"]
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    k = len(names)
-    size = max(5.0, min(0.45 * k + 2, 30.0))
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k))
-    ax.set_yticks(range(k))
-    fontsize = 8 if k <= 30 else 4
-    ax.set_xticklabels(names, rotation=90, fontsize=fontsize)
-    ax.set_yticklabels(names, fontsize=fontsize)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if k <= 30:
-        for i in range(k):
-            for j in range(k):
-                if cm[i, j]:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_title(title or f"top-1 {100 * metrics['top1']:.2f}%  ({metrics['num_samples']} samples)")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Prediction over a split (any backend)
-
-
-def clip_indices(length: int, spec: InputSpec, clips: int) -> list[np.ndarray | None]:
-    """Frame indices of each test clip. clips=1: None (prepare_clip's own deterministic sampling).
-    uniform: `clips` phase-shifted uniform grids over the clip; center: `clips` evenly spaced windows."""
-    if clips <= 1:
-        return [None]
-    if length <= 0:
-        return [None] * clips
-    out = []
-    for k in range(clips):
-        if spec.sampling == "uniform":
-            grid = (np.arange(spec.frames) + (k + 0.5) / clips) * length / spec.frames
-            out.append(np.clip(np.floor(grid).astype(np.int64), 0, length - 1))
-        elif length <= spec.frames:
-            out.append(None)  # a short clip has one window; prepare_clip pads it
-        else:
-            start = int(round(k * (length - spec.frames) / (clips - 1)))
-            out.append(np.arange(start, start + spec.frames))
-    return out
-
-
-def prepare_test_clips(sample: np.ndarray, spec: InputSpec, clips: int = 1) -> np.ndarray:
-    """(clips, C, T, V, M) model inputs of one raw (M, T, V, C) sample."""
-    sample = np.asarray(sample, dtype=np.float32)
-    if sample.ndim == 3:
-        sample = sample[None]
-    length = valid_length(sample)
-    out = []
-    for idx in clip_indices(length, spec, clips):
-        # a window of exactly spec.frames frames passes through prepare_clip's sampling unchanged
-        out.append(prepare_clip(sample if idx is None else sample[:, idx], spec))
-    return np.stack(out)
-
-
-def predict_split(predict_fn: PredictFn, split: Any, spec: InputSpec, batch_size: int = 32, clips: int = 1,
-                  pad_last: bool = False, progress: bool = True, desc: str = "predict") -> np.ndarray:
-    """(N, num_classes) logits of every sample of `split` (a SkeletonSplit), preprocessed exactly as `spec`
-    says; with clips > 1 the logits of `clips` temporal clips per sample are averaged.
-
-    predict_fn maps a float32 array (B, C, T, V, M), B <= batch_size, to (B, num_classes) logits.
-    pad_last=True always calls it with exactly batch_size rows (zero padding, padded rows dropped) for
-    engines built with a fixed batch size."""
-    if split.layout != spec.layout:
-        raise ValueError(f"data set {getattr(split, 'name', '')!r} uses layout {split.layout!r} but the model "
-                         f"expects {spec.layout!r}")
-    if batch_size < 1 or clips < 1:
-        raise ValueError(f"batch_size and clips must be >= 1, got {batch_size}, {clips}")
-    n = len(split)
-    samples_per_batch = max(1, batch_size // clips)
-    logits: list[np.ndarray] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, desc=desc, unit="clip", leave=False, dynamic_ncols=True)
-    for start in range(0, n, samples_per_batch):
-        ids = range(start, min(start + samples_per_batch, n))
-        batch = np.concatenate([prepare_test_clips(split.sample(i), spec, clips) for i in ids])
-        rows = len(batch)
-        if pad_last and rows < batch_size:
-            batch = np.concatenate([batch, np.zeros((batch_size - rows,) + batch.shape[1:], np.float32)])
-        out = np.asarray(predict_fn(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
-        if out.ndim != 2 or len(out) < rows:
-            raise ValueError(f"predict_fn returned shape {out.shape} for a batch of {len(batch)}")
-        logits.append(out[:rows].reshape(len(ids), clips, -1).mean(axis=1))
-        if bar is not None:
-            bar.update(len(ids))
-    if bar is not None:
-        bar.close()
-    if not logits:
-        return np.zeros((0, len(split.class_names)), dtype=np.float32)
-    return np.concatenate(logits)
-
-
-def torch_predict_fn(model: Any, device: str = "cpu") -> PredictFn:
-    """A predict_fn running a PyTorch model in eval mode without gradients."""
-    import torch
-
-    model = model.to(device).eval()
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-    return predict
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
+def positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m train.evaluate",
+    p = ArgumentParser(prog=PROG,
                                 description="Score a LAST checkpoint on a data set split and print top-1, "
                                             "top-5, per-class accuracy and the confusion matrix.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint written by python -m train.fit")
-    p.add_argument("--data", required=True, help="data set name for core.data.load_split (e.g. nw_ucla, "
-                                                   "ntu60_xsub, synthetic)")
-    p.add_argument("--split", default="test", help="split name (default: test)")
+    p.add_argument("--ckpt", "--checkpoint", dest="ckpt", required=True,
+                   help="a checkpoint written by python -m train.fit")
+    p.add_argument("--data", required=True, help="NAME:SPLIT for core.data.load_split (e.g. nw_ucla:test, "
+                                                   "ntu60-xsub:test, synthetic:test); a bare NAME uses --split")
+    p.add_argument("--split", default="test", help="split when --data names none (default: test)")
     p.add_argument("--root", default=None, help="data root, if not the data set's default")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--clips", type=int, default=1, help="temporal clips per sample; logits are averaged")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--out", default=None, help="write the metrics as JSON here (and a confusion .png next to it)")
+    p.add_argument("--batch", "--batch-size", dest="batch", type=positive_int, default=32)
+    p.add_argument("--clips", type=positive_int, default=1, help="temporal clips per sample; logits are averaged")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    p.add_argument("--out", default=None, help="folder for metrics.json and confusion.png")
     p.add_argument("--no-per-class", action="store_true", help="print only the summary line")
     return p.parse_args(argv)
 
 
-def load_data_split(name: str, split: str, root: str | None = None) -> Any:
-    """core.data.load_split with a data root passed only when given."""
-    from core.data import load_split
-
-    if root is not None:
-        if not Path(root).exists():
-            raise FileNotFoundError(f"data root {root} does not exist")
-        return load_split(name, split, root=root)
-    return load_split(name, split)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    from core.checkpoint import input_spec, load_model
-
-    model, ckpt = load_model(args.checkpoint)
+    model, ckpt = load_model(args.ckpt)
     spec = input_spec(ckpt)
-    split = load_data_split(args.data, args.split, args.root)
-    if split.layout != spec.layout:
-        raise SystemExit(f"error: {args.data}/{args.split} uses layout {split.layout!r}, the checkpoint "
-                         f"{args.checkpoint} expects {spec.layout!r}")
-    if list(split.class_names) != list(ckpt["class_names"]):
-        raise SystemExit(f"error: {args.data}/{args.split} has {len(split.class_names)} classes "
-                         f"{split.class_names[:5]}..., the checkpoint {args.checkpoint} was trained on "
-                         f"{len(ckpt['class_names'])} classes {ckpt['class_names'][:5]}...")
-    logits = predict_split(torch_predict_fn(model, args.device), split, spec, args.batch_size, args.clips)
+    split = load_data_split(args.data, layout=spec.layout, root=args.root, default_split=args.split)
+    check_split_matches(split, spec.layout, ckpt["class_names"], args.data, args.ckpt)
+    logits = predict_split(torch_predict_fn(model, args.device), split, spec, args.batch, args.clips)
     metrics = evaluate_logits(logits, split.labels, ckpt["class_names"])
-    metrics.update(checkpoint=str(args.checkpoint), data=args.data, split=args.split, clips=args.clips)
-    print(f"{args.checkpoint} on {args.data}/{args.split} ({args.clips} clip{'s' if args.clips > 1 else ''})")
+    metrics.update(checkpoint=str(args.ckpt), data=args.data, clips=args.clips)
+    print(f"{args.ckpt} on {args.data} ({args.clips} clip{'s' if args.clips > 1 else ''})")
     print(format_metrics(metrics, per_class=not args.no_per_class))
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(metrics, indent=2))
-        save_confusion_plot(metrics, out.with_suffix(".png"))
-        print(f"wrote {out} and {out.with_suffix('.png')}")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        save_confusion_plot(metrics, out / "confusion.png")
+        print(f"wrote {out / 'metrics.json'} and {out / 'confusion.png'}")
     return metrics
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command line: exit status 0 ok, 1 failed, 2 bad input (core.cli)."""
+    return run_cli(evaluate, PROG, argv)
+
+
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        sys.exit(f"error: {exc}")
+    sys.exit(main())

@@ -27,10 +27,11 @@ import torch.distributed as dist
 from torch import nn
 
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.cli import ArgumentParser, run_cli
 from core.models.last import LAST, create_model
 from core.spec import InputSpec
 from train.config import ConfigError, load_config, save_config
-from train.evaluate import evaluate_logits, load_data_split, predict_split, save_confusion_plot, torch_predict_fn
+from core.evaluation import evaluate_logits, load_named_split, predict_split, save_confusion_plot, torch_predict_fn
 
 
 class FitError(RuntimeError):
@@ -168,7 +169,7 @@ def load_data(cfg: dict[str, Any]) -> tuple[Any, Any]:
     splits = []
     for key in ("train_split", "val_split"):
         try:
-            splits.append(load_data_split(d["name"], d[key], d["root"]))
+            splits.append(load_named_split(d["name"], d[key], d["root"]))
         except (FileNotFoundError, KeyError, ValueError) as exc:
             raise FitError(f"cannot load data set {d['name']!r} split {d[key]!r} (data.{key}): {exc}") from exc
     train, val = splits
@@ -585,7 +586,7 @@ def _run(cfg: dict[str, Any], ddp: Dist, resume: str | None, stop_after_epochs: 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m train.fit",
         description="Train a LAST model. Settings: defaults <- --config YAML <- section.key=value overrides.",
         epilog="examples:\n  python -m train.fit --config configs/nw_ucla_last_large.yaml\n"
@@ -621,7 +622,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, FitError, CheckpointError) as exc:
-        sys.exit(f"error: {exc}")
+    # ConfigError / CheckpointError: exit 2 (bad input); FitError, NaN loss: exit 1 (core.cli)
+    sys.exit(run_cli(main, "python -m train.fit"))

@@ -4,11 +4,12 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from core.cli import ArgumentParser, BadInput, run_cli
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
@@ -79,11 +80,13 @@ def plot_runs(runs: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+PROG = "python -m train.report"
+
+
 def main(argv: list[str] | None = None) -> str:
-    p = argparse.ArgumentParser(prog="python -m train.report",
-                                description="Table (Markdown) and plot comparing train.fit output directories.")
+    p = ArgumentParser(prog=PROG, description="Table (Markdown) and plot comparing train.fit output directories.")
     p.add_argument("runs", nargs="+", help="output_dir of each run")
-    p.add_argument("--out", default=None, help="write <out>.md and <out>.png")
+    p.add_argument("--out", default=None, help="folder for report.md and report.png")
     args = p.parse_args(argv)
     runs, skipped = [], []
     for d in args.runs:
@@ -91,20 +94,20 @@ def main(argv: list[str] | None = None) -> str:
             runs.append(load_run(d))
         except (FileNotFoundError, ValueError) as exc:
             skipped.append(str(exc))
+    if not runs:
+        raise BadInput(f"no readable runs: {'; '.join(skipped)}")
     for msg in skipped:
         print(f"skipped: {msg}", file=sys.stderr)
-    if not runs:
-        sys.exit("error: no readable runs")
     table = markdown_table(runs)
     print(table)
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(table + "\n")
-        plot_runs(runs, out.with_suffix(".png"))
-        print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.png')}")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(table + "\n")
+        plot_runs(runs, out / "report.png")
+        print(f"wrote {out / 'report.md'} and {out / 'report.png'}")
     return table
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main, PROG))

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.cli import did_you_mean
 from core.graph import build_adjacency
 from core.layouts import get_layout
 from core.spec import STREAMS
@@ -350,7 +351,8 @@ def list_variants() -> list[str]:
 
 def create_model(variant: str, **kwargs: Any) -> LAST:
     if variant not in _VARIANTS:
-        raise KeyError(f"unknown LAST variant {variant!r}; known variants: {', '.join(_VARIANTS)}")
+        raise KeyError(f"unknown LAST variant {variant!r}{did_you_mean(variant, _VARIANTS)}; known variants: "
+                       f"{', '.join(_VARIANTS)}")
     return _VARIANTS[variant](**kwargs)
 
 
