@@ -93,9 +93,9 @@ def _reference_features(model_dir: Path, video: Path, indices: list[int]) -> np.
 
 def test_end_to_end_on_the_real_ntu_pair(tiny_videomae, ntu_video, tmp_path):
     out = tmp_path / "rgb_teacher.npz"
-    meta = teacher.main(["--video-model", str(tiny_videomae), "--videos", str(ntu_video.parent),
-                         "--skeletons", str(ntu_video.parent), "--out", str(out), "--per-frame",
-                         "--frames", str(FRAMES), "--device", "cpu", "--no-progress"])
+    meta = teacher.write_teacher(["--video-model", str(tiny_videomae), "--videos", str(ntu_video.parent),
+                                  "--skeletons", str(ntu_video.parent), "--out", str(out), "--per-frame",
+                                  "--frames", str(FRAMES), "--device", "cpu", "--no-progress"])
     with np.load(out, allow_pickle=False) as data:
         assert sorted(data.files) == ["features", "frame_features", "meta_json", "names"]
         names, features, frame_features = data["names"].tolist(), data["features"], data["frame_features"]
@@ -123,7 +123,7 @@ def test_corrupt_video_is_reported_and_skipped(tiny_videomae, ntu_video, tmp_pat
     corrupt = videos / "S001C001P001R001A002_rgb.avi"
     corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     out = tmp_path / "rgb_teacher.npz"
-    assert teacher.cli(["--video-model", str(tiny_videomae), "--videos", str(videos), "--out", str(out),
+    assert teacher.main(["--video-model", str(tiny_videomae), "--videos", str(videos), "--out", str(out),
                         "--device", "cpu", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if str(corrupt) in line] == \
@@ -137,7 +137,7 @@ def test_no_usable_video_is_an_error(tiny_videomae, tmp_path, capsys):
     videos = tmp_path / "videos"
     videos.mkdir()
     (videos / "broken_rgb.mp4").write_bytes(b"not a video at all")
-    code = teacher.cli(["--video-model", str(tiny_videomae), "--videos", str(videos),
+    code = teacher.main(["--video-model", str(tiny_videomae), "--videos", str(videos),
                         "--out", str(tmp_path / "t.npz"), "--device", "cpu", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2
@@ -146,7 +146,7 @@ def test_no_usable_video_is_an_error(tiny_videomae, tmp_path, capsys):
 
 
 def test_wrong_frame_count_names_the_model(tiny_videomae, ntu_video, tmp_path, capsys):
-    code = teacher.cli(["--video-model", str(tiny_videomae), "--videos", str(ntu_video.parent),
+    code = teacher.main(["--video-model", str(tiny_videomae), "--videos", str(ntu_video.parent),
                         "--out", str(tmp_path / "t.npz"), "--frames", "8", "--device", "cpu"])
     assert code == 2
     assert f"--frames 8: the model {tiny_videomae} takes {FRAMES} frames" in capsys.readouterr().err
@@ -157,7 +157,7 @@ def test_missing_video_extra_says_what_to_install(tmp_path, monkeypatch, capsys)
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "a_rgb.avi").write_bytes(b"x")
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
-    code = teacher.cli(["--video-model", str(tmp_path / "m"), "--videos", str(tmp_path / "v"),
+    code = teacher.main(["--video-model", str(tmp_path / "m"), "--videos", str(tmp_path / "v"),
                         "--out", str(tmp_path / "t.npz")])
     assert code == 3
     assert "pip install -e .[video]" in capsys.readouterr().err
@@ -194,8 +194,9 @@ def test_data_split_chooses_the_samples(tiny_videomae, tmp_path, capsys):
     for i, name in enumerate([split_names[3], split_names[0], "not_in_the_split"]):
         _write_video(videos / f"{name}_rgb.avi", seed=i)
     out = tmp_path / "t.npz"
-    meta = teacher.main(["--video-model", str(tiny_videomae), "--videos", str(videos), "--data", "synthetic:test",
-                         "--out", str(out), "--device", "cpu", "--batch", "2", "--no-progress"])
+    meta = teacher.write_teacher(["--video-model", str(tiny_videomae), "--videos", str(videos), "--data",
+                                  "synthetic:test", "--out", str(out), "--device", "cpu", "--batch", "2",
+                                  "--no-progress"])
     assert load_feature_file(out)["names"] == sorted([split_names[0], split_names[3]])
     assert meta["missing_video"] == len(split_names) - 2 and meta["unpaired_video"] == 1
     assert f"{len(split_names) - 2} skeleton samples have no video" in capsys.readouterr().err
@@ -212,7 +213,24 @@ def test_processor_that_does_not_fit_the_model_is_named(tiny_videomae, tmp_path,
     videos = tmp_path / "videos"
     videos.mkdir()
     _write_video(videos / "clip_rgb.avi")
-    assert teacher.cli(["--video-model", str(folder), "--videos", str(videos), "--out", str(tmp_path / "t.npz"),
+    assert teacher.main(["--video-model", str(folder), "--videos", str(videos), "--out", str(tmp_path / "t.npz"),
                         "--device", "cpu", "--no-progress"]) == 2
     assert f"{folder}/preprocessor_config.json makes (64, 64) frames, config.json's image_size is {IMAGE}" \
         in capsys.readouterr().err
+
+
+def test_command_line_bad_input_is_one_line(tmp_path, capsys):
+    """Through the real __main__ block, as users run it: one `prog: error:` line naming the folder, status 2."""
+    import runpy
+
+    old = sys.argv
+    sys.argv = ["train.teacher", "--video-model", str(tmp_path / "model"), "--videos", str(tmp_path / "none"),
+                "--out", str(tmp_path / "t.npz")]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_module("train.teacher", run_name="__main__", alter_sys=False)
+    finally:
+        sys.argv = old
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2
+    assert lines == [f"python -m train.teacher: error: --videos: folder not found: {tmp_path / 'none'}"]
