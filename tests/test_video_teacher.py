@@ -234,3 +234,24 @@ def test_command_line_bad_input_is_one_line(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert exit_info.value.code == 2
     assert lines == [f"python -m train.teacher: error: --videos: folder not found: {tmp_path / 'none'}"]
+
+
+def test_decoding_threads_keep_order_and_results(tiny_videomae, tmp_path, capsys):
+    from train.video_teacher import VideoTeacher, extract_features
+
+    pairs = []
+    for i in range(5):
+        path = tmp_path / f"clip{i}_rgb.avi"
+        if i == 2:
+            path.write_bytes(b"corrupt")
+        else:
+            _write_video(path, seed=i)
+        pairs.append((f"clip{i}", path))
+    model = VideoTeacher(tiny_videomae, "cpu")
+    serial = extract_features(model, pairs, batch=2, progress=False, workers=1)
+    threaded = extract_features(model, pairs, batch=2, progress=False, workers=3)
+    assert serial[0] == threaded[0] == ["clip0", "clip1", "clip3", "clip4"]
+    np.testing.assert_array_equal(serial[1], threaded[1])
+    np.testing.assert_array_equal(serial[2], threaded[2])
+    assert [s["name"] for s in threaded[3]["skipped"]] == ["clip2"]
+    assert capsys.readouterr().err.count("skipped") == 2  # once per run

@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--batch", type=positive_int, default=4, help="videos per forward pass (default 4)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="threads decoding videos ahead of the model (default 1; decoding full-HD video is the "
+                        "fixed cost per video)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     video = p.add_argument_group("cross-modal teacher (--video-model)")
     video.add_argument("--videos", metavar="DIR", help="folder of RGB videos, searched recursively; a video's "
@@ -78,7 +81,7 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
         raise BadInput(f"--out {args.out}: give a .npz file or a folder")
     return run_video_teacher(args.video_model, args.videos, out, names=names, per_frame=args.per_frame,
                              frames=args.frames, device=resolve_device(args.device), batch=args.batch,
-                             progress=not args.no_progress, source=source)
+                             progress=not args.no_progress, source=source, workers=args.workers)
 
 
 def write_teacher(argv: list[str] | None = None) -> dict[str, Any]:
