@@ -255,3 +255,29 @@ def test_decoding_threads_keep_order_and_results(tiny_videomae, tmp_path, capsys
     np.testing.assert_array_equal(serial[2], threaded[2])
     assert [s["name"] for s in threaded[3]["skipped"]] == ["clip2"]
     assert capsys.readouterr().err.count("skipped") == 2  # once per run
+
+
+def test_header_frame_count_that_lies_samples_the_decodable_frames(tmp_path):
+    """A truncated file whose header still says 20 frames: sampling spreads over the frames that decode."""
+    import cv2
+
+    from train.video_teacher import read_frames
+
+    full = tmp_path / "full.avi"
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for i in range(20):
+        writer.write(np.full((48, 64, 3), 10 * i, np.uint8))  # frame i has grey level 10 i
+    writer.release()
+    data = full.read_bytes()
+    cut = tmp_path / "cut_rgb.avi"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    cap = cv2.VideoCapture(str(cut))
+    header = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    decodable = 0
+    while cap.read()[0]:
+        decodable += 1
+    cap.release()
+    assert header == 20 and 0 < decodable < 20
+    clip = read_frames(cut, 8)
+    expected = 10.0 * sample_indices(decodable, 8)
+    np.testing.assert_allclose(clip.reshape(8, -1).mean(1), expected, atol=4)
