@@ -5,6 +5,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 STREAMS = ("joint", "velocity", "bone")
+# Frame rate assumed for checkpoints that recorded none (older ones, data sets without a rate): every data set
+# the toolkit reads (NW-UCLA, NTU, the MediaPipe recordings, edge.extract) is 30 fps.
+DEFAULT_FPS = 30.0
 
 
 @dataclass
@@ -38,6 +41,16 @@ class InputSpec:
     @property
     def online_window(self) -> int:
         return int(self.window_frames or self.frames)
+
+    @property
+    def model_fps(self) -> float:
+        """The frame rate the model was trained at; DEFAULT_FPS when the checkpoint recorded none."""
+        return float(self.fps) if self.fps and self.fps > 0 else DEFAULT_FPS
+
+    @property
+    def online_window_s(self) -> float:
+        """The online window as a duration: the edge loop resamples every source to model_fps."""
+        return self.online_window / self.model_fps
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -14,26 +14,29 @@ from pathlib import Path
 
 from edge.errors import EdgeError
 
-STAGES = ("capture", "pose", "preprocess", "classify", "smoothing", "draw", "frame")
+STAGES = ("capture", "pose", "track", "preprocess", "classify", "smoothing", "draw", "frame")
 
 
-def bench_one(video: Path, model: Path, pose_model: Path, threads: int, stride: int, max_frames: int | None,
-              out_video: Path | None, events: Path | None) -> dict:
+def bench_one(video: Path, model: Path, pose_model: Path, threads: int, stride_s: float | None,
+              max_frames: int | None, out_video: Path | None, events: Path | None) -> dict:
     from edge.capture import VideoFileSource
     from edge.events import EventWriter
     from edge.overlay import VideoSink
-    from edge.pose import MediaPipePose
-    from edge.run import EdgeLoop, LoopConfig, load_runtime_or_fail, rss_mb
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions
+    from edge.run import EdgeRunner, load_runtime_or_fail, rss_mb
     runtime = load_runtime_or_fail(str(model), threads)
     source = VideoFileSource(video, max_frames)
     sink = VideoSink(out_video, source.fps, source.size) if out_video else None
     writer = EventWriter(events)
+    sequence: list[str] = []  # the bench compares label sequences between models: it keeps them, the library not
     try:
-        with MediaPipePose(pose_model, mode="video", num_poses=runtime.spec.persons) as pose:
-            loop = EdgeLoop(runtime, LoopConfig(stride=stride), pose, writer)
+        options = ActionRecognizerOptions(runtime=runtime, pose_model_path=pose_model, stride_s=stride_s)
+        with ActionRecognizer.create_from_options(options) as recognizer:
+            runner = EdgeRunner(recognizer, writer)
             rss0 = rss_mb()
             started = time.perf_counter()
-            result = loop.run(source, sink)
+            result = runner.run(source, sink, on_result=lambda frame, res: sequence.extend(
+                p.label for p in res.persons if res.classified))
             wall = time.perf_counter() - started
     finally:
         source.close()
@@ -44,8 +47,7 @@ def bench_one(video: Path, model: Path, pose_model: Path, threads: int, stride: 
             "frames_with_person": result.frames_with_person, "classifications": result.classifications,
             "events": writer.count, "wall_s": wall, "fps_wall": result.frames / wall if wall else 0.0,
             "latency": result.latency, "rss_start_mb": rss0, "rss_end_mb": result.rss_end_mb,
-            "labels": sorted({label for _, label, _ in result.labels}),
-            "label_sequence": [label for _, label, _ in result.labels], "error": result.error}
+            "labels": sorted(set(sequence)), "label_sequence": sequence, "error": result.error}
 
 
 def agreement(rows: list[dict]) -> str:
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", nargs="+", required=True, help="one or more artifacts (.pt/.onnx/.tflite/...)")
     p.add_argument("--pose-model", help="MediaPipe .task (default: $LAST_POSE_MODEL, cache, download)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--stride", type=int, default=4)
+    p.add_argument("--stride-s", type=float, help="seconds between classifications (default: 4 model frames)")
     p.add_argument("--max-frames", type=int)
     p.add_argument("--out", default="runs/edge/bench", help="output folder (default: %(default)s)")
     p.add_argument("--no-video", action="store_true", help="do not write overlay videos")
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(Path(v), Path(m)) for m in args.model for v in args.videos]
         for video, model in tqdm(jobs, desc="edge bench", unit="run"):
             stem = f"{video.stem}__{model.stem}"
-            rows.append(bench_one(video, model, pose_model, args.threads, args.stride, args.max_frames,
+            rows.append(bench_one(video, model, pose_model, args.threads, args.stride_s, args.max_frames,
                                   None if args.no_video else out / f"{stem}.mp4", out / f"{stem}.jsonl"))
     except EdgeError as exc:
         print(f"edge.bench: error: {exc}", file=sys.stderr)

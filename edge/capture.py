@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edge.errors import SourceError, native_stderr_silenced
+from edge.errors import EdgeBackendMissing, SourceError, native_stderr_silenced
 
 OPENCV_HINT = "pip install opencv-python-headless (or pip install -e '.[edge]')"
 JOINTS_TO_LAYOUT = {33: "mediapipe33", 25: "ntu25", 20: "kinect20", 17: "coco17"}
@@ -32,7 +32,7 @@ def _cv2():
     try:
         import cv2
     except ImportError as exc:
-        raise SourceError(f"OpenCV is not installed ({exc}); install it with: {OPENCV_HINT}") from None
+        raise EdgeBackendMissing(f"OpenCV is not installed ({exc}); install it with: {OPENCV_HINT}") from None
     return cv2
 
 

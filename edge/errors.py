@@ -9,7 +9,16 @@ from typing import Iterator
 
 
 class EdgeError(RuntimeError):
-    """A problem with an input of the edge loop (camera, video, skeleton file, pose model, model/layout)."""
+    """A problem with an input of the edge loop (camera, video, skeleton file, pose model, model/layout).
+    exit_code follows core.cli: 2 bad input (the default), 3 a backend missing here."""
+
+    exit_code = 2
+
+
+class EdgeBackendMissing(EdgeError):
+    """mediapipe or OpenCV is not installed; the message says what to install."""
+
+    exit_code = 3
 
 
 class SourceError(EdgeError):

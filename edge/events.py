@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -70,35 +71,55 @@ class EventWriter:
         self.close()
 
 
-class ActionEvents:
-    """Turns decisions into action_start / action_end events with time, frame and confidence."""
+@dataclass(frozen=True)
+class ActionEvent:
+    """Something that happened to one person at one moment of stream time."""
+    kind: str  # action_start | action_end | person_found | person_lost
+    person_id: int
+    time_s: float  # stream time (the model-rate sample the decision was made on)
+    action: str | None = None
+    confidence: float | None = None  # at the start (action_start, action_end)
+    reason: str | None = None  # action_end: switch | low_confidence | no_person | partial_body | end_of_stream
+    start_s: float | None = None  # action_end: when the action started
+    peak_confidence: float | None = None  # action_end
 
-    def __init__(self, writer: EventWriter) -> None:
-        self.writer = writer
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-lines record: {"event": kind, "person": id, "time": s, ...} without empty fields."""
+        out: dict[str, Any] = {"event": self.kind, "person": self.person_id, "time": self.time_s}
+        for key, value in (("action", self.action), ("confidence", self.confidence), ("start", self.start_s),
+                           ("peak_confidence", self.peak_confidence), ("reason", self.reason)):
+            if value is not None:
+                out[key] = value
+        if self.start_s is not None:
+            out["duration"] = self.time_s - self.start_s
+        return out
+
+
+class ActionEvents:
+    """Turns one person's decisions into action_start / action_end events (appended to `out`)."""
+
+    def __init__(self, person_id: int) -> None:
+        self.person_id = person_id
         self.active: dict | None = None
 
-    def update(self, decision: "Decision", time_s: float, frame: int) -> None:
+    def update(self, decision: "Decision", time_s: float, out: list[ActionEvent]) -> None:
         if self.active is not None and decision.label == self.active["action"]:
             self.active["peak"] = max(self.active["peak"], decision.confidence)
         if not decision.changed:
             return
-        self.end(time_s, frame, reason="switch" if decision.index is not None else "low_confidence")
+        self.end(time_s, "switch" if decision.index is not None else "low_confidence", out)
         if decision.index is not None:
-            self.active = {"action": decision.label, "start": time_s, "frame": frame,
-                           "confidence": decision.confidence, "peak": decision.confidence}
-            self.writer.emit("action_start", action=decision.label, time=time_s, frame=frame,
-                             confidence=decision.confidence)
+            self.active = {"action": decision.label, "start": time_s, "confidence": decision.confidence,
+                           "peak": decision.confidence}
+            out.append(ActionEvent("action_start", self.person_id, time_s, decision.label, decision.confidence))
 
-    def end(self, time_s: float, frame: int, reason: str | None = None) -> None:
-        """Close the active action, if any (reason: switch, low_confidence, no_person, end_of_stream)."""
+    def end(self, time_s: float, reason: str, out: list[ActionEvent]) -> None:
+        """Close the active action, if any."""
         if self.active is None:
             return
         a, self.active = self.active, None
-        fields = {"action": a["action"], "time": time_s, "frame": frame, "start": a["start"],
-                  "duration": time_s - a["start"], "confidence": a["confidence"], "peak_confidence": a["peak"]}
-        if reason:
-            fields["reason"] = reason
-        self.writer.emit("action_end", **fields)
+        out.append(ActionEvent("action_end", self.person_id, time_s, a["action"], a["confidence"], reason,
+                               a["start"], a["peak"]))
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from core.layouts import get_layout
 
-PERSON_COLOURS = ((0, 220, 0), (255, 160, 0))  # BGR per tracked slot
+PERSON_COLOURS = ((0, 220, 0), (255, 160, 0), (0, 160, 255), (255, 0, 200))  # BGR, by person id
 Y_UP_LAYOUTS = ("ntu25", "kinect20")  # Kinect camera space: y grows upwards
 
 
@@ -85,6 +85,16 @@ class SkeletonCanvas:
         return out
 
 
+def draw_label(image: np.ndarray, points: np.ndarray, text: str, colour: tuple[int, int, int]) -> None:
+    """A person's id and action above their head (the top of their visible landmarks)."""
+    import cv2
+    vis = points[:, 3] >= 0.5 if points.shape[1] > 3 else np.ones(len(points), bool)
+    if not vis.any():
+        return
+    x, y = int(points[vis, 0].min()), int(points[vis, 1].min()) - 8
+    cv2.putText(image, text, (max(x, 2), max(y, 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+
+
 def draw_hud(image: np.ndarray, text: OverlayText) -> None:
     """Action label and confidence bar at the top, latency and FPS at the bottom."""
     import cv2
@@ -92,7 +102,8 @@ def draw_hud(image: np.ndarray, text: OverlayText) -> None:
     scale = max(0.4, min(w, h) / 640)
     band = int(48 * scale) + 8
     cv2.rectangle(image, (0, 0), (w, band), (0, 0, 0), -1)
-    label = text.label if text.status in ("ok", "held") else ("no person" if text.status != "warming" else text.label)
+    label = {"warming": text.label, "partial": "partial body"}.get(text.status, "no person") \
+        if text.status not in ("ok", "held") else text.label
     conf = f" {text.confidence:.2f}" if text.confidence is not None and text.status in ("ok", "held") else ""
     cv2.putText(image, f"{label}{conf}", (8, int(28 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.9 * scale,
                 (255, 255, 255), 2, cv2.LINE_AA)

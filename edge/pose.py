@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import PoseModelError, native_stderr_silenced
+from edge.errors import EdgeBackendMissing, PoseModelError, native_stderr_silenced
 
 POSE_MODEL_ENV = "LAST_POSE_MODEL"
 POSE_VARIANTS = ("lite", "full", "heavy")
@@ -115,29 +115,49 @@ def _landmarks(points) -> np.ndarray:
                     dtype=np.float32)
 
 
-def _import_mediapipe():
-    os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ start-up chatter off the console
+def silence_native_logs() -> None:
+    """MediaPipe / TFLite / absl print start-up lines and per-run warnings nobody can act on; errors still raise
+    Python exceptions."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ (glog) start-up chatter
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from absl import logging as absl_logging
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+
+
+def _people(result) -> list[PersonPose]:
+    if result is None:
+        return []
+    return [PersonPose(_landmarks(w), _landmarks(i))
+            for w, i in zip(result.pose_world_landmarks, result.pose_landmarks)]
+
+
+def _import_mediapipe(quiet: bool = True):
+    if quiet:
+        silence_native_logs()
     try:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
     except ImportError as exc:
-        raise PoseModelError(f"mediapipe is not installed ({exc}); install it with: {MEDIAPIPE_HINT}") from None
+        raise EdgeBackendMissing(f"mediapipe is not installed ({exc}); install it with: {MEDIAPIPE_HINT}") from None
     return mp, BaseOptions, vision
 
 
 class MediaPipePose:
     """PoseLandmarker in VIDEO mode (files: every frame, timestamps in ms) or LIVE_STREAM mode (cameras:
-    detect_async, the result arrives on MediaPipe's thread; we wait for it with a timeout)."""
+    detect_async, the result arrives on MediaPipe's thread: handed to `on_result(people, image, timestamp_ms)`,
+    or, without on_result, detect() waits for it with a timeout)."""
 
     def __init__(self, model_path: str | Path, mode: str = "video", num_poses: int = 1,
                  min_detection: float = 0.5, min_presence: float = 0.5, min_tracking: float = 0.5,
-                 live_timeout_s: float = 2.0, quiet: bool = True):
+                 live_timeout_s: float = 2.0, quiet: bool = True, on_result=None):
         if mode not in ("video", "live"):
             raise ValueError(f"pose mode must be 'video' or 'live', got {mode!r}")
         self.quiet = quiet
         with native_stderr_silenced(quiet):
-            mp, BaseOptions, vision = _import_mediapipe()
+            mp, BaseOptions, vision = _import_mediapipe(quiet)
         self._mp = mp
         self._calls = 0
         self.mode = mode
@@ -145,6 +165,7 @@ class MediaPipePose:
         self._results: dict[int, object] = {}
         self._cond = threading.Condition()
         self._last_ts = -1
+        self.on_result = on_result
         kwargs = {}
         if mode == "live":
             kwargs["result_callback"] = self._on_result
@@ -162,17 +183,33 @@ class MediaPipePose:
                                  f"{_where_to_put('full')}") from None
 
     def _on_result(self, result, image, timestamp_ms: int) -> None:
+        if self.on_result is not None:
+            self.on_result(_people(result), image, timestamp_ms)
+            return
         with self._cond:
             self._results[timestamp_ms] = result
             self._cond.notify_all()
 
-    def detect(self, frame_bgr: np.ndarray, timestamp_ms: int) -> list[PersonPose]:
-        """People in one BGR frame, most confident first (empty list: nobody)."""
+    def _image(self, frame):
+        if isinstance(frame, self._mp.Image):
+            return frame
         import cv2
+        rgb = cv2.cvtColor(np.asarray(frame), cv2.COLOR_BGR2RGB)
+        return self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+
+    def detect_async(self, frame, timestamp_ms: int) -> None:
+        """LIVE_STREAM with on_result: submit a BGR frame (or mediapipe.Image) and return at once."""
+        ts = max(int(timestamp_ms), self._last_ts + 1)
+        self._last_ts = ts
+        with native_stderr_silenced(self.quiet and self._calls < 2):
+            self._calls += 1
+            self.landmarker.detect_async(self._image(frame), ts)
+
+    def detect(self, frame_bgr, timestamp_ms: int) -> list[PersonPose]:
+        """People in one BGR frame (or mediapipe.Image), most confident first (empty list: nobody)."""
         ts = max(int(timestamp_ms), self._last_ts + 1)  # MediaPipe needs strictly increasing timestamps
         self._last_ts = ts
-        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        image = self._image(frame_bgr)
         self._calls += 1
         with native_stderr_silenced(self.quiet and self._calls <= 2):  # the graph logs on its first runs only
             if self.mode == "video":
@@ -183,13 +220,11 @@ class MediaPipePose:
                     self._cond.wait_for(lambda: ts in self._results, timeout=self.live_timeout_s)
                     result = self._results.pop(ts, None)
                     self._results.clear()  # results of frames we no longer care about
-        if result is None:
-            return []
-        return [PersonPose(_landmarks(w), _landmarks(i))
-                for w, i in zip(result.pose_world_landmarks, result.pose_landmarks)]
+        return _people(result)
 
     def close(self) -> None:
-        self.landmarker.close()
+        with native_stderr_silenced(self.quiet):  # TFLite logs 'DestroyAccelerator' lines on the way out
+            self.landmarker.close()
 
     def __enter__(self) -> "MediaPipePose":
         return self

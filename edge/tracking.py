@@ -1,73 +1,156 @@
-"""Up to two people kept in stable slots across frames by the nearest hip centre."""
+"""People as identities: whole-skeleton matching across frames with an assignment step and track ages.
+
+Each detection is a skeleton (V, 2 or 3) in a space where people are comparable (image landmarks for video:
+MediaPipe's world landmarks are hip-centred per person). The cost of giving detection d to track k is
+
+    |centre_d - centre_k| / size_k  +  shape_weight * mean_j |pose_d[j] - pose_k[j]| / size_k
+
+over joints visible in both (pose = skeleton minus its centre), i.e. "how far did the body move, and how much did
+its shape change, in body sizes". Pairs above `max_cost` are never matched. The assignment is optimal
+(scipy's Hungarian solver when installed, else an exact search over permutations, which is cheap for the handful
+of people one camera sees). A detection nobody claims starts a *new* id: a lost person's id is never handed to
+someone else, it waits `max_age_s` for that person to come back and is then dropped."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from itertools import permutations
 
 import numpy as np
 
+EPS = 1e-6
+EXACT_SEARCH_LIMIT = 6  # without scipy: exact permutation search up to this many rows/columns, greedy above
 
-class HipTracker:
-    """Assigns each frame's detections to `max_persons` slots so slot i follows the same person.
 
-    Centres are compared in image coordinates (MediaPipe world landmarks are hip-centred per person, so
-    their centres are all ~0). A slot whose person is unseen for more than `max_missing` frames is freed;
-    a jump larger than `max_jump` (same units as the centres) is treated as a different person."""
+@lru_cache(maxsize=None)
+def hungarian():
+    """scipy's linear_sum_assignment, or None without scipy (imported once: the first import takes a second)."""
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:
+        return None
+    return linear_sum_assignment
 
-    def __init__(self, max_persons: int = 1, max_missing: int = 15, max_jump: float = 0.35):
-        if max_persons not in (1, 2):
-            raise ValueError(f"the edge loop tracks 1 or 2 people, got {max_persons}")
-        self.max_persons = max_persons
-        self.max_missing = max_missing
-        self.max_jump = max_jump
-        self.centres: list[np.ndarray | None] = [None] * max_persons
-        self.missing = [0] * max_persons
+
+def assign(cost: np.ndarray) -> list[tuple[int, int]]:
+    """Minimum-cost one-to-one assignment of rows to columns (rectangular allowed); returns (row, col) pairs."""
+    rows, cols = cost.shape
+    if rows == 0 or cols == 0:
+        return []
+    linear_sum_assignment = hungarian()
+    if linear_sum_assignment is not None:
+        r, c = linear_sum_assignment(cost)
+        return list(zip(r.tolist(), c.tolist()))
+    if min(rows, cols) <= EXACT_SEARCH_LIMIT and max(rows, cols) <= EXACT_SEARCH_LIMIT:
+        transpose = rows > cols
+        m = cost.T if transpose else cost
+        best, best_perm = np.inf, ()
+        for perm in permutations(range(m.shape[1]), m.shape[0]):
+            total = float(m[np.arange(m.shape[0]), perm].sum())
+            if total < best:
+                best, best_perm = total, perm
+        pairs = list(enumerate(best_perm))
+        return [(c, r) for r, c in pairs] if transpose else pairs
+    pairs, used_r, used_c = [], set(), set()  # many people and no scipy: greedy, cheapest pair first
+    for flat in np.argsort(cost, axis=None):
+        r, c = divmod(int(flat), cols)
+        if r not in used_r and c not in used_c:
+            pairs.append((r, c))
+            used_r.add(r)
+            used_c.add(c)
+    return pairs
+
+
+@dataclass
+class Track:
+    id: int
+    points: np.ndarray  # (V, D) last seen skeleton in the tracking space
+    visible: np.ndarray  # (V,) bool
+    first_seen_s: float
+    last_seen_s: float
+    hits: int = 1
+
+    def age_s(self, now_s: float) -> float:
+        return now_s - self.first_seen_s
+
+    def missing_s(self, now_s: float) -> float:
+        return now_s - self.last_seen_s
+
+
+def _centre_size(points: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, float]:
+    p = points[visible] if visible.any() else points
+    centre = p.mean(0)
+    extent = p.max(0) - p.min(0)
+    return centre, float(max(np.linalg.norm(extent), EPS))  # bounding-box diagonal: the body's size
+
+
+class SkeletonTracker:
+    """Stable person ids across frames.
+
+    max_cost: the largest matching cost (body sizes of movement + weighted shape change) accepted between two
+    consecutive sightings; it grows with the time a person was unseen (`drift_per_s`) so a person walking behind
+    something can be picked up again. max_age_s: a track unseen this long is dropped. max_tracks bounds memory."""
+
+    def __init__(self, max_cost: float = 0.6, shape_weight: float = 1.0, drift_per_s: float = 1.0,
+                 max_age_s: float = 1.0, max_tracks: int = 8):
+        self.max_cost = max_cost
+        self.shape_weight = shape_weight
+        self.drift_per_s = drift_per_s
+        self.max_age_s = max_age_s
+        self.max_tracks = max_tracks
+        self.tracks: dict[int, Track] = {}
+        self.next_id = 0
+        hungarian()  # pay for the scipy import now, not on the first frame
 
     def reset(self) -> None:
-        self.centres = [None] * self.max_persons
-        self.missing = [0] * self.max_persons
+        self.tracks.clear()
 
-    def update(self, centres: list[np.ndarray]) -> list[int | None]:
-        """centres: one (2,) or (3,) hip centre per detection, in the detector's order (most confident
-        first). Returns, per slot, the index of the detection it holds this frame (None: not seen)."""
-        n = len(centres)
-        slots: list[int | None] = [None] * self.max_persons
-        tracked = [i for i, c in enumerate(self.centres) if c is not None]
-        used: set[int] = set()
-        if tracked and n:
-            best, best_cost = None, np.inf
-            # brute force is exact and cheap for <= 2 slots x a handful of detections
-            for perm in permutations(range(n), min(len(tracked), n)):
-                cost = 0.0
-                pairs = []
-                for slot, det in zip(tracked, perm):
-                    d = float(np.linalg.norm(np.asarray(centres[det])[:2] - self.centres[slot][:2]))
-                    if d > self.max_jump:
-                        continue
-                    cost += d
-                    pairs.append((slot, det))
-                # prefer more matches, then smaller total distance
-                key = (-len(pairs), cost)
-                if best is None or key < best_cost:
-                    best, best_cost = pairs, key
-            for slot, det in best or []:
-                slots[slot] = det
-                used.add(det)
-        # unmatched detections (most confident first) take the slots nobody matched this frame: empty slots
-        # first, then the one whose person has been gone longest (a lone person who 'jumped' stays tracked)
-        for det in range(n):
-            if det in used:
-                continue
-            free = sorted((s for s in range(self.max_persons) if slots[s] is None),
-                          key=lambda s: (self.centres[s] is not None, -self.missing[s]))
-            if free:
-                slots[free[0]] = det
-                used.add(det)
-        for s in range(self.max_persons):
-            if slots[s] is None:
-                self.missing[s] += 1
-                if self.missing[s] > self.max_missing:
-                    self.centres[s] = None
-            else:
-                self.missing[s] = 0
-                self.centres[s] = np.asarray(centres[slots[s]], dtype=np.float64)[:2].copy()
-        return slots
+    def cost(self, track: Track, points: np.ndarray, visible: np.ndarray) -> float:
+        both = track.visible & visible
+        if both.sum() < 2:
+            return np.inf
+        c_t, size = _centre_size(track.points, both)
+        c_d, _ = _centre_size(points, both)
+        move = float(np.linalg.norm(c_d - c_t)) / size
+        shape = float(np.linalg.norm((points[both] - c_d) - (track.points[both] - c_t), axis=1).mean()) / size
+        return move + self.shape_weight * shape
+
+    def update(self, skeletons: list[np.ndarray], now_s: float,
+               visibility: list[np.ndarray | None] | None = None) -> list[int]:
+        """skeletons: one (V, D) array per detection (all-zero joints count as not visible unless `visibility`
+        says otherwise). Returns the track id of every detection, in the detections' order."""
+        visibility = visibility or [None] * len(skeletons)
+        dets = []
+        for sk, vis in zip(skeletons, visibility):
+            sk = np.asarray(sk, dtype=np.float64)
+            seen = np.abs(sk).sum(1) > 0 if vis is None else (np.asarray(vis) > 0.5) & (np.abs(sk).sum(1) > 0)
+            if seen.sum() < 2:  # too few joints to compare: compare on all of them
+                seen = np.ones(len(sk), bool)
+            dets.append((sk, seen))
+        track_list = list(self.tracks.values())
+        cost = np.full((len(track_list), len(dets)), np.inf)
+        for i, tr in enumerate(track_list):
+            limit = self.max_cost + self.drift_per_s * max(tr.missing_s(now_s), 0.0)
+            for j, (sk, seen) in enumerate(dets):
+                c = self.cost(tr, sk, seen)
+                cost[i, j] = c if c <= limit else np.inf
+        ids: list[int | None] = [None] * len(dets)
+        finite = np.where(np.isfinite(cost), cost, 1e9)  # solvers want finite numbers; 1e9 = forbidden
+        for i, j in assign(finite):
+            if np.isfinite(cost[i, j]):
+                tr = track_list[i]
+                ids[j] = tr.id
+                tr.points, tr.visible = dets[j][0], dets[j][1]
+                tr.last_seen_s, tr.hits = now_s, tr.hits + 1
+        for j, (sk, seen) in enumerate(dets):
+            if ids[j] is None:  # somebody new (never a lost person's id)
+                tr = Track(self.next_id, sk, seen, now_s, now_s)
+                self.tracks[tr.id] = tr
+                self.next_id += 1
+                ids[j] = tr.id
+        for tid in [t.id for t in self.tracks.values() if t.missing_s(now_s) > self.max_age_s]:
+            del self.tracks[tid]
+        while len(self.tracks) > self.max_tracks:  # bounded memory: forget the longest-lost track
+            oldest = max(self.tracks.values(), key=lambda t: t.missing_s(now_s))
+            del self.tracks[oldest.id]
+        return [int(i) for i in ids]

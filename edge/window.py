@@ -1,5 +1,6 @@
 """The sliding window of the edge loop: a ring buffer of the last T frames with a policy for missing
-detections (hold the last pose briefly, then mark frames missing, reset after a long gap)."""
+detections (hold the last pose briefly, then mark frames missing, reset after a long gap), fed at the model's
+training frame rate by a resampler, so a window is a duration whatever the source's frame rate."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,3 +91,48 @@ class SkeletonWindow:
         """(M, T, V, C) oldest frame first, missing frames all-zero."""
         order = np.roll(np.arange(self.size), -self.head)
         return np.ascontiguousarray(self.buffer[order].transpose(1, 0, 2, 3))
+
+
+class TimeResampler:
+    """Source frames at any (even irregular) times -> samples on a fixed grid of `fps` starting at the first
+    frame's time. A grid time between two sightings is linearly interpolated (joint by joint, where both
+    frames have the joint); a grid time in a gap longer than `max_gap_s` or with nobody seen is None."""
+
+    def __init__(self, fps: float, max_gap_s: float = 0.25, max_burst: int = 1024):
+        if fps <= 0:
+            raise ValueError(f"resampling rate must be > 0 fps, got {fps}")
+        self.fps = float(fps)
+        self.max_gap_s = max_gap_s
+        self.max_burst = max_burst  # a huge jump in time yields at most this many (missing) samples
+        self.start_s: float | None = None
+        self.emitted = 0  # grid samples produced so far
+        self.prev_t: float | None = None
+        self.prev: np.ndarray | None = None
+
+    def grid_time(self, k: int) -> float:
+        return (self.start_s or 0.0) + k / self.fps
+
+    def push(self, t_s: float, frame: np.ndarray | None) -> list[tuple[float, np.ndarray | None]]:
+        """(grid time, sample or None) for every grid time up to and including t_s."""
+        if self.start_s is None:
+            self.start_s = t_s
+        out: list[tuple[float, np.ndarray | None]] = []
+        while True:
+            g = self.grid_time(self.emitted)
+            if g > t_s + 1e-9:
+                break
+            if frame is None:
+                sample = None
+            elif self.prev is None or self.prev_t is None or t_s - self.prev_t > self.max_gap_s or g >= t_s:
+                sample = frame if t_s - g <= self.max_gap_s else None
+            else:
+                w = (g - self.prev_t) / (t_s - self.prev_t)
+                both = (np.abs(self.prev).sum(-1, keepdims=True) > 0) & (np.abs(frame).sum(-1, keepdims=True) > 0)
+                sample = np.where(both, (1 - w) * self.prev + w * frame, frame).astype(np.float32)
+            out.append((g, sample))
+            self.emitted += 1
+            if len(out) >= self.max_burst:  # e.g. a stream that paused for minutes: skip ahead
+                self.emitted = int(np.floor((t_s - self.start_s) * self.fps)) + 1
+                break
+        self.prev_t, self.prev = t_s, frame
+        return out

@@ -36,6 +36,9 @@ CASES = [
     ("converters.tflite", ["--ckpt", f"{MISSING}.pt"], "x.pt"),
     ("converters.coreml", ["--ckpt", f"{MISSING}.pt"], "x.pt"),
     ("edge.run", ["--skeletons", f"{MISSING}.npz", "--model", f"{MISSING}.pt", "--headless"], "/nonexistent/x"),
+    ("edge.run", ["--skeletons", f"{MISSING}.npz", "--model", f"{MISSING}.pt", "--stride-s", "0"], "--stride-s"),
+    ("edge.extract", ["--videos", MISSING, "--out", MISSING], "/nonexistent/x"),
+    ("edge.record", ["--label", "wave", "--clips", "0"], "--clips"),
 ]
 
 

@@ -15,7 +15,6 @@ import pytest
 from core.layouts import get_layout
 from edge.events import ActionEvents, EventWriter, read_events
 from edge.smoothing import UNKNOWN, ActionSmoother, softmax
-from edge.tracking import HipTracker
 from edge.window import SkeletonWindow, WindowPolicy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +67,9 @@ def _trained_checkpoint(directory: str) -> Path:
 
 @pytest.fixture(scope="session")
 def edge_ckpt(tmp_path_factory) -> Path:
-    return _trained_checkpoint(str(tmp_path_factory.mktemp("edge_model")))
+    directory = tmp_path_factory.getbasetemp() / "edge_model"  # one path: test_edge_api.py shares the model
+    directory.mkdir(exist_ok=True)
+    return _trained_checkpoint(str(directory))
 
 
 def _two_actions_with_gap(path: Path, gap: int = 40) -> Path:
@@ -116,51 +117,35 @@ def test_window_rejects_wrong_joint_count():
         w.push(np.ones((1, 25, 3), np.float32))
 
 
-# ---- tracking ---------------------------------------------------------------------------------------
-def test_tracker_keeps_people_in_their_slots_when_detection_order_swaps():
-    t = HipTracker(max_persons=2)
-    left, right = np.array([0.2, 0.5]), np.array([0.8, 0.5])
-    assert t.update([left, right]) == [0, 1]
-    assert t.update([right + 0.01, left + 0.01]) == [1, 0]  # detector swapped its order; slots did not
-    assert t.update([left + 0.02]) == [0, None]
-    assert t.update([right, left]) == [1, 0]
-
-
-def test_tracker_single_person_follows_nearest_not_most_confident():
-    t = HipTracker(max_persons=1)
-    t.update([np.array([0.3, 0.5])])
-    assert t.update([np.array([0.9, 0.5]), np.array([0.32, 0.5])]) == [1]
-    # a lone detection far away (a jump, or pixel coordinates) is still the tracked person, every frame
-    assert t.update([np.array([250.0, 400.0])]) == [0]
-    assert t.update([np.array([260.0, 390.0])]) == [0]
-
-
+# ---- a model trained on two people together ---------------------------------------------------------
 def test_two_person_model_keeps_each_person_in_their_slot(tmp_path):
-    """A model trained with M=2: the detector's person order flips mid-sequence, the window does not."""
+    """A model trained with M=2: the detector's person order flips mid-sequence, the window's slots do not."""
     from core.checkpoint import save_checkpoint
     from core.models.last import create_model
-    from core.runtime import load_runtime
     from core.spec import InputSpec
     from core.synthetic import synthetic_clip
-    from edge.capture import Frame
-    from edge.run import EdgeLoop, LoopConfig, RunResult
-    spec = InputSpec(layout=LAYOUT, frames=8, persons=2, window_frames=12)
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+    spec = InputSpec(layout=LAYOUT, frames=8, persons=2, window_frames=12, fps=30.0)
     ckpt = save_checkpoint(tmp_path / "m2.pt", create_model("last_nano", num_classes=2, layout=LAYOUT), spec,
                            ["a", "b"])
-    loop = EdgeLoop(load_runtime(ckpt, threads=1), LoopConfig(stride=4))
-    assert loop.persons == 2 and loop.window.persons == 2
+    rec = ActionRecognizer(ActionRecognizerOptions(ckpt, RunningMode.SKELETONS, stride_s=4 / 30))
+    assert rec.max_persons == 2
     a = synthetic_clip("wave", LAYOUT, 20, seed=1)[0]
     b = synthetic_clip("squat", LAYOUT, 20, seed=2)[0]
     a[..., 0] -= 1.0  # person a stands 1 m to the left of b
     b[..., 0] += 1.0
-    result = RunResult()
+    classified = 0
     for t in range(20):
         people = [a[t], b[t]] if t < 10 else [b[t], a[t]]  # the detector swaps its order at frame 10
-        loop.step(Frame(t, t / 30, None, people), result)
-    clip = loop.window.clip()  # (M, T, V, C), last 12 frames
+        res = rec.recognize_for_video(np.stack(people), t * 1000 / 30)
+        classified += res.classified
+        assert [p.person_id for p in res.persons] == [0, 1]
+    (subject,) = rec.subjects.values()
+    assert subject.slots == [0, 1]
+    clip = subject.window.clip()  # (M, T, V, C), last 12 frames
     hips = list(get_layout(LAYOUT).hips)
     assert (clip[0, :, hips, 0].mean(0) < 0).all() and (clip[1, :, hips, 0].mean(0) > 0).all()
-    assert result.classifications >= 2
+    assert classified >= 2
 
 
 # ---- smoothing and events ---------------------------------------------------------------------------
@@ -188,12 +173,17 @@ def test_softmax_is_stable():
 def test_action_events_start_end_as_json_lines(tmp_path):
     path = tmp_path / "ev.jsonl"
     s = ActionSmoother(["wave", "clap"], alpha=1.0, enter=0.6)
+    out = []
+    ev = ActionEvents(person_id=7)
+    for i, p in enumerate([[0.9, 0.1], [0.95, 0.05], [0.1, 0.9], [0.55, 0.45]]):
+        ev.update(s.update(p), i * 0.5, out)
+    ev.end(2.0, "end_of_stream", out)
     with EventWriter(path) as writer:
-        ev = ActionEvents(writer)
-        for i, p in enumerate([[0.9, 0.1], [0.95, 0.05], [0.1, 0.9], [0.55, 0.45]]):
-            ev.update(s.update(p), time_s=i * 0.5, frame=i * 15)
-        ev.end(2.0, 60, reason="end_of_stream")
+        for e in out:
+            record = e.to_dict()
+            writer.emit(record.pop("event"), **record)
     events = read_events(path)
+    assert {e["person"] for e in events} == {7}
     assert [(e["event"], e["action"]) for e in events] == [
         ("action_start", "wave"), ("action_end", "wave"), ("action_start", "clap"), ("action_end", "clap")]
     assert events[1]["duration"] == pytest.approx(1.0) and events[1]["peak_confidence"] == pytest.approx(0.95)
@@ -211,7 +201,7 @@ def test_event_writer_never_writes_nan(tmp_path):
 def test_replay_detects_both_actions_and_the_gap(edge_ckpt, replay_file, tmp_path, capsys):
     events_path, video = tmp_path / "events.jsonl", tmp_path / "replay.mp4"
     rc = run_cli("--skeletons", replay_file, "--model", edge_ckpt, "--headless", "--events", events_path,
-                 "--out-video", video, "--stride", "4")
+                 "--out-video", video, "--stride-s", str(4 / 30))
     out = capsys.readouterr().out
     assert rc == 0
     events = read_events(events_path)
@@ -220,13 +210,15 @@ def test_replay_detects_both_actions_and_the_gap(edge_ckpt, replay_file, tmp_pat
     starts = [e for e in events if e["event"] == "action_start"]
     assert [e["action"] for e in starts] == ["wave", "squat"], events
     assert all(e["confidence"] >= 0.5 for e in starts)
-    # wave ends because the person vanished; the long gap resets the window before squat starts
+    # wave ends because the person vanished, within the hold time (0.2 s = 6 frames); the gap (1.33 s) is longer
+    # than reset_s (1 s), so whoever comes back is a new person with a fresh window
     wave_end = next(e for e in events if e["event"] == "action_end" and e["action"] == "wave")
-    assert wave_end["reason"] == "no_person" and 64 <= wave_end["frame"] < 64 + 40
-    assert "person_lost" in kinds and "window_reset" in kinds
+    assert wave_end["reason"] == "no_person" and 64 <= wave_end["frame"] <= 63 + 7
+    assert "person_lost" in kinds
+    assert [e["person"] for e in starts] == [0, 1]
     assert starts[1]["frame"] >= 64 + 40 + 32 - 1  # a fresh window must fill with squat frames first
     end = events[-1]
-    assert end["frames"] == 168 and end["frames_with_person"] == 128 + 5  # 5 held frames after wave
+    assert end["frames"] == 168 and end["frames_with_person"] == 128 and end["persons"] == 2
     assert "classify" in end["latency_ms"] and "p99_ms" in end["latency_ms"]["classify"]
     assert "p50" in out and "classify" in out and "FPS" in out
     import cv2
@@ -262,17 +254,20 @@ def test_replay_of_a_data_set_file_picks_the_indexed_sequence(edge_ckpt, tmp_pat
 
 
 def test_long_replay_memory_stays_flat(edge_ckpt, tmp_path):
-    """10,000 frames of replay: RSS after the warm-up vs at the end."""
+    """10,000 frames of replay through the runner: RSS after the warm-up vs at the end."""
     from core.runtime import load_runtime
     from edge.capture import SkeletonReplaySource, load_skeleton_sequence
-    from edge.run import EdgeLoop, LoopConfig
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+    from edge.run import EdgeRunner
     path = _two_actions_with_gap(tmp_path / "seq.npz")
     source = SkeletonReplaySource(load_skeleton_sequence(path), repeat=60, max_frames=10_000)
-    loop = EdgeLoop(load_runtime(edge_ckpt, threads=1), LoopConfig(stride=40), events=EventWriter(keep=True))
-    result = loop.run(source, rss_warmup=500)
-    assert result.frames == 10_000 and result.classifications > 150
+    rec = ActionRecognizer(ActionRecognizerOptions(runtime=load_runtime(edge_ckpt, threads=1),
+                                                   running_mode=RunningMode.SKELETONS, stride_s=40 / 30))
+    runner = EdgeRunner(rec, events=EventWriter())
+    result = runner.run(source, rss_warmup=500)
+    assert result.frames == 10_000 and result.classifications > 100  # each of the 119 appearances classified
     assert result.rss_end_mb - result.rss_start_mb < 15.0, (result.rss_start_mb, result.rss_end_mb)
-    assert len(loop.latency.samples["track"]) <= loop.latency.history
+    assert len(runner.latency.samples["track"]) <= runner.latency.history
 
 
 # ---- the same labels on every runtime available here -------------------------------------------------
@@ -309,13 +304,17 @@ def _export(kind: str, ckpt: Path, out: Path) -> Path:
 def test_every_runtime_gives_the_same_labels_on_the_same_replay(kind, edge_ckpt, replay_file, tmp_path):
     from core.runtime import load_runtime
     from edge.capture import SkeletonReplaySource, load_skeleton_sequence
-    from edge.run import EdgeLoop, LoopConfig
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+    from edge.run import EdgeRunner
     artifact = _export(kind, edge_ckpt, tmp_path)
 
     def labels(model_path):
-        loop = EdgeLoop(load_runtime(model_path, threads=1), LoopConfig(stride=4), keep_probs=True)
-        res = loop.run(SkeletonReplaySource(load_skeleton_sequence(replay_file)))
-        return [label for _, label, _ in res.labels], np.stack(res.probs)
+        got = []
+        rec = ActionRecognizer(ActionRecognizerOptions(runtime=load_runtime(model_path, threads=1),
+                                                       running_mode=RunningMode.SKELETONS))
+        EdgeRunner(rec).run(SkeletonReplaySource(load_skeleton_sequence(replay_file)),
+                            on_result=lambda frame, r: got.extend(p for p in r.persons if r.classified))
+        return [p.label for p in got], np.stack([p.probabilities for p in got])
 
     ref_labels, ref_probs = labels(edge_ckpt)
     got_labels, got_probs = labels(artifact)
@@ -335,7 +334,7 @@ def _one_error_line(capsys) -> str:
 
 
 def test_missing_model_file(tmp_path, replay_file, capsys):
-    assert run_cli("--skeletons", replay_file, "--model", tmp_path / "nope.pt", "--headless") == 1
+    assert run_cli("--skeletons", replay_file, "--model", tmp_path / "nope.pt", "--headless") == 2
     line = _one_error_line(capsys)
     assert "nope.pt" in line and "not found" in line
 
@@ -344,7 +343,7 @@ def test_corrupt_model_file(tmp_path, replay_file, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not an onnx model")
     events = tmp_path / "ev.jsonl"
-    assert run_cli("--skeletons", replay_file, "--model", bad, "--headless", "--events", events) == 1
+    assert run_cli("--skeletons", replay_file, "--model", bad, "--headless", "--events", events) == 2
     assert "bad.onnx" in _one_error_line(capsys)
     assert read_events(events)[-1]["event"] == "error"
 
@@ -353,7 +352,7 @@ def test_layout_mismatch_is_one_line(edge_ckpt, tmp_path, capsys):
     from core.synthetic import synthetic_clip
     kinect = tmp_path / "kinect.npz"
     np.savez(kinect, pose=synthetic_clip("wave", "kinect20", 40, seed=1))
-    assert run_cli("--skeletons", kinect, "--model", edge_ckpt, "--headless") == 1
+    assert run_cli("--skeletons", kinect, "--model", edge_ckpt, "--headless") == 2
     line = _one_error_line(capsys)
     assert "layout mismatch" in line and "kinect20" in line and "mediapipe33" in line
 
@@ -368,7 +367,7 @@ def test_bad_skeleton_file(edge_ckpt, tmp_path, capsys, content, match):
         np.savez(path, pose=np.ones((10, 7, 3), np.float32))
     else:
         path.write_bytes(content)
-    assert run_cli("--skeletons", path, "--model", edge_ckpt, "--headless") == 1
+    assert run_cli("--skeletons", path, "--model", edge_ckpt, "--headless") == 2
     line = _one_error_line(capsys)
     assert "bad.npz" in line and match in line
 
@@ -387,7 +386,7 @@ def test_unwritable_out_video_is_one_line(edge_ckpt, replay_file, tmp_path, caps
 def test_index_out_of_range(edge_ckpt, tmp_path, capsys):
     path = tmp_path / "set.npz"
     np.savez(path, pose=np.ones((3, 10, 33, 3), np.float32), label=np.array([0, 1, 2]))
-    assert run_cli("--skeletons", path, "--index", "7", "--model", edge_ckpt, "--headless") == 1
+    assert run_cli("--skeletons", path, "--index", "7", "--model", edge_ckpt, "--headless") == 2
     assert "--index 7 is out of range" in _one_error_line(capsys)
 
 
@@ -399,7 +398,7 @@ def test_unreadable_video_is_one_line(edge_ckpt, tmp_path, capsys):
     pose_model.write_bytes(b"x")
     events = tmp_path / "ev.jsonl"
     rc = run_cli("--video", video, "--model", edge_ckpt, "--pose-model", pose_model, "--headless", "--events", events)
-    assert rc == 1
+    assert rc == 2
     assert "broken.mp4" in _one_error_line(capsys)
     assert read_events(events)[-1]["event"] == "error"
 
@@ -409,7 +408,7 @@ def test_camera_that_does_not_open_is_one_line(edge_ckpt, tmp_path, capsys):
     pose_model = tmp_path / "pose.task"
     pose_model.write_bytes(b"x")
     rc = run_cli("--camera", "97", "--model", edge_ckpt, "--pose-model", pose_model, "--headless")
-    assert rc == 1
+    assert rc == 2
     assert "--camera 97" in _one_error_line(capsys)
 
 
@@ -419,7 +418,7 @@ def test_missing_pose_model_says_where_to_put_it(edge_ckpt, tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(pose, "POSE_MODEL_URL", f"file://{tmp_path}/offline/pose_landmarker_{{v}}.task")
     rc = run_cli("--video", tmp_path / "any.mp4", "--model", edge_ckpt, "--headless")
-    assert rc == 1
+    assert rc == 2
     line = _one_error_line(capsys)
     expected = tmp_path / "cache" / "last-edge" / "pose_landmarker_full.task"
     assert str(expected) in line and "--pose-model" in line and pose.POSE_MODEL_ENV in line
@@ -460,7 +459,8 @@ def test_backend_failure_mid_run_ends_cleanly_with_valid_events(edge_ckpt, repla
     events file still ends with error + run_end."""
     from core.runtime import load_runtime
     from edge.capture import SkeletonReplaySource, load_skeleton_sequence
-    from edge.run import EdgeLoop, LoopConfig
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+    from edge.run import EdgeRunner
     runtime = load_runtime(edge_ckpt, threads=1)
     real_predict, calls = runtime.predict, []
 
@@ -473,8 +473,8 @@ def test_backend_failure_mid_run_ends_cleanly_with_valid_events(edge_ckpt, repla
     runtime.predict = failing_predict
     path = tmp_path / "ev.jsonl"
     with EventWriter(path) as writer:
-        result = EdgeLoop(runtime, LoopConfig(stride=4), events=writer).run(
-            SkeletonReplaySource(load_skeleton_sequence(replay_file)))
+        rec = ActionRecognizer(ActionRecognizerOptions(runtime=runtime, running_mode=RunningMode.SKELETONS))
+        result = EdgeRunner(rec, events=writer).run(SkeletonReplaySource(load_skeleton_sequence(replay_file)))
     assert result.error is not None and result.error.endswith("RuntimeError: device lost")
     assert result.classifications == 2
     events = read_events(path)
