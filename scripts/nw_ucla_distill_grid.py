@@ -2,8 +2,8 @@
 (3 seeds each, one epoch budget for every arm) and the 10%-labels run (scratch vs MaskCLR fine-tune), then a
 table (mean +- std of best-epoch and last-epoch top-1, training minutes) and a plot.
 
-    python scripts/nw_ucla_distill_grid.py --teacher /work/ckpts/nw_ucla/last_base_jvb/best.pt --epochs 12 \
-        --workers 2 --wrap /work/bin/heavy           # runs what is missing, in priority order, then reports
+    python scripts/nw_ucla_distill_grid.py --teacher runs/nw_ucla/last_base_jvb/best.pt --epochs 12 \
+        --workers 2           # runs what is missing, in priority order, then reports
     python scripts/nw_ucla_distill_grid.py --report-only
 
 Every run is a plain `python -m train.{fit,distill,pretrain,teacher}` command (printed as it starts) writing to
@@ -263,8 +263,8 @@ def report(args: argparse.Namespace) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python scripts/nw_ucla_distill_grid.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--teacher", default="/work/ckpts/nw_ucla/last_base_jvb/best.pt")
-    p.add_argument("--teacher-done", default="/work/ckpts/nw_ucla/last_base_jvb/DONE",
+    p.add_argument("--teacher", default="runs/nw_ucla/last_base_jvb/best.pt")
+    p.add_argument("--teacher-done", default="runs/nw_ucla/last_base_jvb/summary.json",
                    help="a file that exists once the teacher's training finished ('' if none)")
     p.add_argument("--out", default="runs/grid")
     p.add_argument("--epochs", type=int, default=12)
@@ -276,7 +276,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ema-decay", type=float, default=0.995)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--wrap", default="", help="prefix for every command, e.g. /work/bin/heavy (or run the whole "
+    p.add_argument("--wrap", default="", help="prefix for every command, e.g. a job-queue wrapper (or run the whole "
                    "script under it with --workers 1: one CPU slot, the runs one after the other)")
     p.add_argument("--only", nargs="*", default=None, help="run only jobs whose name contains one of these")
     p.add_argument("--report-only", action="store_true")

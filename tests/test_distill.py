@@ -236,10 +236,10 @@ def test_teacher_mismatch_stops_before_training(tmp_path):
 
 def test_offline_teacher_file_round_trip(tmp_path):
     from train.distill import run
-    from train.teacher import main as teacher_main
+    from train.teacher import write_teacher
 
     teacher = synthetic_teacher(tmp_path / "teacher.pt")
-    npz = teacher_main(["--ckpt", str(teacher), "--data", "synthetic:train", "--out", str(tmp_path), "--stages"])
+    npz = write_teacher(["--ckpt", str(teacher), "--data", "synthetic:train", "--out", str(tmp_path), "--stages"])
     data = np.load(npz)
     split = load_split("synthetic", "train")
     assert data["logits"].shape == (len(split), 8) and data["features"].shape == (len(split), 128)
@@ -402,8 +402,8 @@ def test_cross_modal_teacher_file_drives_a_student_projector(shared_dir, tmp_pat
     transformers.VideoMAEImageProcessor(size={"shortest_edge": 32},
                                         crop_size={"height": 32, "width": 32}).save_pretrained(model_dir)
     out = tmp_path / "rgb_teacher.npz"
-    teacher_main(["--video-model", str(model_dir), "--videos", str(ntu), "--skeletons", str(ntu), "--out", str(out),
-                  "--device", "cpu", "--no-progress"])
+    assert teacher_main(["--video-model", str(model_dir), "--videos", str(ntu), "--skeletons", str(ntu),
+                         "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
     tf = TeacherFile(out)
     target = torch.from_numpy(tf.features[tf.rows_for([name], "NTU pair")])
     assert target.shape == (1, 16)

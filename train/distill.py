@@ -1,6 +1,6 @@
 """Knowledge distillation into a LAST student: logit KD, per-stage feature mimicry, feature projectors.
 
-    python -m train.teacher --ckpt /work/ckpts/nw_ucla/last_base_jvb/best.pt --data nw_ucla:train --out teacher.npz
+    python -m train.teacher --ckpt runs/nw_ucla/last_base_jvb/best.pt --data nw_ucla:train --out teacher.npz
     python -m train.distill --config configs/nw_ucla_distill_nano.yaml                      # offline teacher file
     python -m train.distill --config configs/nw_ucla_distill_nano.yaml distill.teacher=T.pt distill.teacher_file=null
     python -m train.distill --config configs/nw_ucla_distill_nano.yaml model.init=runs/pretrain/nano/best.pt
