@@ -10,7 +10,6 @@ data source; load_calibration() checks that it fits the checkpoint it is used wi
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys

@@ -153,7 +153,7 @@ def convert(model, sample: np.ndarray, precision: str = "fp16", frontend: str = 
 
 def quantize_weights(mlmodel, quiet: bool = True):
     """Per-channel symmetric int8 weights (dequantised at load; compute stays fp16)."""
-    ct = _coremltools()
+    _coremltools()  # BackendMissing with the install hint when coremltools is absent
     from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig, linear_quantize_weights
     config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8",
                                                                       granularity="per_channel"))

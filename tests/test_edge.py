@@ -2,7 +2,6 @@
 labels on every runtime available here, and the bad-input cases (one clear line, valid events)."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -29,8 +29,7 @@ from torch import nn
 from core.checkpoint import CheckpointError, input_spec, load_model
 from core.cli import run_cli
 from core.models.last import LAST
-from train.config import load_config
-from train.trainer import FitError, Trainer, run_trainer
+from train.trainer import FitError, Trainer, run_trainer, trainer_main
 
 # Hard-label weight per student variant (design note 004: a bigger capacity gap leans more on the teacher).
 DEFAULT_ALPHA = {"last_nano": 0.3, "last_lite_nano": 0.3, "last_small": 0.5, "last_lite_small": 0.5}
@@ -354,17 +353,8 @@ def run(cfg: dict[str, Any], resume: str | None = None, stop_after_epochs: int |
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
-    from train.fit import parse_args
-
-    args = parse_args(argv, prog="python -m train.distill",
-                      description="Distil a teacher into a LAST student (config section `distill`).")
-    cfg = load_config(args.config, args.overrides)
-    if args.print_config:
-        import yaml
-
-        print(yaml.safe_dump(cfg, sort_keys=False))
-        return None
-    return run(cfg, resume=args.resume, stop_after_epochs=args.stop_after_epochs, overwrite=args.overwrite)
+    return trainer_main(DistillTrainer, argv, prog="python -m train.distill",
+                        description="Distil a teacher into a LAST student (config section `distill`).")
 
 
 if __name__ == "__main__":

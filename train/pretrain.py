@@ -26,8 +26,7 @@ from torch.utils.data import Dataset
 from core.cli import run_cli
 from core.data.dataset import SkeletonDataset
 from core.layouts import Layout, get_layout
-from train.config import load_config
-from train.trainer import FitError, Trainer, load_named_split, run_trainer
+from train.trainer import FitError, Trainer, load_named_split, run_trainer, trainer_main
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,17 +197,8 @@ def run(cfg: dict[str, Any], resume: str | None = None, stop_after_epochs: int |
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
-    from train.fit import parse_args
-
-    args = parse_args(argv, prog="python -m train.pretrain",
-                      description="MaskCLR self-supervised pretraining (config section `pretrain`).")
-    cfg = load_config(args.config, args.overrides)
-    if args.print_config:
-        import yaml
-
-        print(yaml.safe_dump(cfg, sort_keys=False))
-        return None
-    return run(cfg, resume=args.resume, stop_after_epochs=args.stop_after_epochs, overwrite=args.overwrite)
+    return trainer_main(PretrainTrainer, argv, prog="python -m train.pretrain",
+                        description="MaskCLR self-supervised pretraining (config section `pretrain`).")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Resume, DDP under torchrun, AMP on CUDA, the weight EMA, logging, curves and che
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
 import json
@@ -27,12 +28,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
+import yaml
 
 from core.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from core.data.dataset import SkeletonDataset
 from core.models.last import LAST, create_model
 from core.spec import InputSpec
-from train.config import save_config
+from core.cli import ArgumentParser
+from train.config import load_config, save_config
 from core.evaluation import evaluate_logits, load_named_split, predict_split, save_confusion_plot, torch_predict_fn
 
 
@@ -802,3 +805,46 @@ def run_trainer(trainer_cls: type[Trainer], cfg: dict[str, Any], resume: str | N
         return trainer_cls(cfg, ddp, resume, stop_after_epochs, overwrite).fit()
     finally:
         ddp.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line shared by train.fit, train.distill and train.pretrain
+
+
+def parse_args(argv: list[str] | None = None, prog: str = "python -m train.fit",
+               description: str = "Train a LAST model.") -> argparse.Namespace:
+    """The command line shared by train.fit, train.distill and train.pretrain."""
+    p = ArgumentParser(
+        prog=prog,
+        description=description + " Settings: defaults <- --config YAML <- section.key=value overrides.",
+        epilog="examples:\n  python -m train.fit --config configs/nw_ucla_last_large.yaml\n"
+               "  python -m train.fit --config configs/synthetic.yaml model.variant=last_nano schedule.epochs=5\n"
+               "  torchrun --nproc_per_node 2 -m train.fit --config configs/synthetic.yaml train.device=cpu",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=None, help="experiment YAML (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="section.key=value",
+                   help="override any config key, e.g. optim.lr=5e-4 schedule.epochs=30 model.streams=[joint,bone]")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                   help="continue from output_dir/last.pt (or the given last.pt) with its optimizer, scheduler, "
+                        "scaler and RNG state")
+    p.add_argument("--stop-after-epochs", type=int, default=None, metavar="N",
+                   help="train at most N epochs in this invocation, then save and exit (time-sliced jobs)")
+    p.add_argument("--overwrite", action="store_true", help="start over even if output_dir holds a run")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args = p.parse_args(argv)
+    if args.resume not in (None, "auto") and "=" in args.resume and not Path(args.resume).exists():
+        # "--resume schedule.epochs=30": argparse took the override for the optional checkpoint path
+        args.overrides.append(args.resume)
+        args.resume = "auto"
+    return args
+
+
+def trainer_main(trainer_cls: type, argv: list[str] | None, prog: str, description: str) -> dict[str, Any] | None:
+    """Parse the shared command line, resolve the config, run `trainer_cls`; the summary, or None (--print-config)."""
+    args = parse_args(argv, prog=prog, description=description)
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(yaml.safe_dump(cfg, sort_keys=False))
+        return None
+    return run_trainer(trainer_cls, cfg, resume=args.resume, stop_after_epochs=args.stop_after_epochs,
+                       overwrite=args.overwrite)

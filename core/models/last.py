@@ -6,7 +6,7 @@ artifact takes raw (preprocessed) joints.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable
 
 import numpy as np
