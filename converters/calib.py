@@ -221,8 +221,6 @@ def quantization_clips(path: str | Path, ckpt: dict[str, Any], holdout: float = 
 def prepare_split_clips(data: str, ckpt: dict[str, Any], num: int | None = None, seed: int = 0
                         ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(x, labels, names) of a data split preprocessed by the checkpoint's input spec (stratified `num`)."""
-    from core.preprocess import prepare_clip
-    from core.spec import InputSpec
     spec = InputSpec.from_dict(ckpt["input_spec"])
     split = load_data_split(data, layout=ckpt["layout"])
     if split.layout != spec.layout:

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from core.data.augment import build_augment, resolve_config
+from core.data.augment import crop_ratio as config_crop
 from core.data.prepared import SkeletonSplit
 from core.preprocess import prepare_clip
 from core.spec import InputSpec
@@ -26,8 +28,6 @@ class SkeletonDataset(Dataset):
                              f"{spec.layout!r}")
         self.split, self.spec, self.train = split, spec, train
         if isinstance(augment, (dict, bool)):  # a config (YAML): see core.data.augment
-            from core.data.augment import build_augment, resolve_config
-            from core.data.augment import crop_ratio as config_crop
             if "crop" in resolve_config(augment) or (isinstance(augment, dict) and augment.get("crop") is False):
                 crop_ratio = config_crop(augment)
             augment = build_augment(augment, spec.layout)

@@ -14,6 +14,7 @@ import numpy as np
 
 from core.data.paths import shared_root
 from core.data.prepared import SkeletonSplit
+from core.mapping import convert_layout
 
 
 def default_path() -> Path:
@@ -59,7 +60,6 @@ def load_mediapipe(split: str = "train", path: str | Path | None = None, layout:
     lengths = arrays["lengths"].astype(np.int64) if "lengths" in arrays else np.full(n, pose.shape[1], np.int64)
     data = pose[:, None, :, :, :3]  # (N, M=1, T, 33, 3); visibility is not a model input
     if layout != "mediapipe33":
-        from core.mapping import convert_layout
         data = convert_layout(data, "mediapipe33", layout)
     if split == "all":
         index = np.arange(n)
