@@ -30,7 +30,8 @@ from typing import Any, Callable
 import numpy as np
 
 from core.checkpoint import CheckpointError, load_model
-from core.cli import ArgumentParser, EXIT_BACKEND_MISSING, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, error_message
+from core.cli import (EXIT_BACKEND_MISSING, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ArgumentParser, error_message,
+                      positive_int)
 from core.layouts import get_layout
 from core.runtime import BackendMissing, require  # noqa: F401  (re-exported: the converters' lazy importer)
 
@@ -121,12 +122,9 @@ def parse_batch(value: str) -> int | None:
     if value.lower() in ("dynamic", "none", "0"):
         return None
     try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--batch must be a positive integer or 'dynamic', got {value!r}")
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--batch must be >= 1, got {n}")
-    return n
+        return positive_int(value)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or 'dynamic')") from None
 
 
 def add_export_args(parser: argparse.ArgumentParser, precisions: tuple[str, ...] = PRECISIONS,

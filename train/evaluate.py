@@ -14,21 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from core.checkpoint import input_spec, load_model
-from core.cli import ArgumentParser, run_cli
+from core.cli import ArgumentParser, positive_int, run_cli
 from core.evaluation import (check_split_matches, evaluate_logits, format_metrics, load_data_split, predict_split,
                              save_confusion_plot, torch_predict_fn)
 
 PROG = "python -m train.evaluate"
-
-
-def positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

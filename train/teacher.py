@@ -27,13 +27,11 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from tqdm import tqdm
 
 from core.checkpoint import input_spec, load_model
-from core.cli import ArgumentParser, BadInput, run_cli
+from core.cli import ArgumentParser, BadInput, positive_int, run_cli
 from core.evaluation import load_data_split, load_named_split, prepare_test_clips
-from train.evaluate import positive_int
 from train.video_teacher import run_video_teacher, skeleton_names
 
 PROG = "python -m train.teacher"
