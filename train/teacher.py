@@ -31,21 +31,10 @@ from tqdm import tqdm
 
 from core.checkpoint import input_spec, load_model
 from core.cli import ArgumentParser, BadInput, positive_int, run_cli
-from core.evaluation import load_data_split, load_named_split, prepare_test_clips
+from core.evaluation import check_split_matches, load_data_split, parse_data_arg, prepare_test_clips
 from train.video_teacher import run_video_teacher, skeleton_names
 
 PROG = "python -m train.teacher"
-
-
-class TeacherFileError(ValueError):
-    """Bad input for a teacher file (data set, class list); the message names the argument."""
-
-
-def parse_data(text: str) -> tuple[str, str]:
-    name, _, split = text.partition(":")
-    if not name or not split:
-        raise TeacherFileError(f"--data {text!r} must look like NAME:SPLIT, e.g. nw_ucla:train")
-    return name, split
 
 
 @torch.no_grad()
@@ -71,19 +60,11 @@ def teacher_outputs(model: Any, split: Any, spec: Any, batch_size: int = 32, cli
 
 def write_teacher_file(ckpt_path: str, data: str, out: str | Path, root: str | None = None, batch_size: int = 32,
                        clips: int = 1, stages: bool = False, device: str = "cpu", progress: bool = True) -> Path:
-    name, split_name = parse_data(data)
+    name, split_name = parse_data_arg(data)
     model, ckpt = load_model(ckpt_path)
     spec = input_spec(ckpt)
-    try:
-        split = load_named_split(name, split_name, root)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise TeacherFileError(f"--data {data}: {exc}") from exc
-    if split.layout != spec.layout:
-        raise TeacherFileError(f"--data {data} uses layout {split.layout!r}, the teacher {ckpt_path} "
-                               f"{spec.layout!r}")
-    if list(split.class_names) != list(ckpt["class_names"]):
-        raise TeacherFileError(f"--data {data} has {len(split.class_names)} classes, the teacher {ckpt_path} "
-                               f"{len(ckpt['class_names'])}; class lists must match")
+    split = load_data_split(data, layout=spec.layout, root=root)  # ValueError / FileNotFoundError naming --data
+    check_split_matches(split, spec.layout, ckpt["class_names"], f"--data {data}", f"the teacher {ckpt_path}")
     outputs = teacher_outputs(model, split, spec, batch_size, clips, stages, progress, device)
     out = Path(out)
     if out.is_dir() or not out.suffix:
