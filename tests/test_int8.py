@@ -117,6 +117,24 @@ def test_stream_derivation_stays_float(jvb, tmp_path):
     assert all(producer.get(n.input[0]) == "DequantizeLinear" for n in first_convs)  # each stream quantized
     assert result.extra["stream_nodes"] == len(stream) and "held-out" in result.extra["verified_on"]
 
+    # compute placement (the default): Q/DQ only in front of the ops with INT8 kernels, as TensorRT places them
+    consumers = {}
+    for n in q.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    # every quantized activation feeds a Conv/MatMul/Gemm (its other readers see the same DQ output)
+    quantize = [n for n in q.node if n.op_type == "QuantizeLinear"]
+    assert quantize
+    for node in quantize:
+        readers = [r for dq in consumers[node.output[0]] for r in consumers.get(dq.output[0], [])]
+        assert {r.op_type for r in readers} & set(int8.COMPUTE_OPS), (node.input[0], [r.op_type for r in readers])
+    everywhere = int8.export(jvb["ckpt"], tmp_path / "all", "int8", calib=jvb["calib"], batch=None, quantizer="ort",
+                             fp32_onnx=fp32.path, ort_placement="all")
+    assert everywhere.extra["QuantizeLinear"] > result.extra["QuantizeLinear"]  # every Add/Concat/ReLU too
+    with pytest.raises(ValueError, match="--percentile"):
+        int8.export(jvb["ckpt"], tmp_path, "int8", calib=jvb["calib"], batch=None, quantizer="ort",
+                    fp32_onnx=fp32.path, percentile=101.0)
+
 
 @pytest.mark.slow  # one INT8 export of the tiny multi-stream model
 def test_multistream_qdq_keeps_predictions_on_unseen_clips(jvb, tmp_path, held_out):
