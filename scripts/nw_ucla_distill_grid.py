@@ -53,9 +53,11 @@ def jobs(args: argparse.Namespace) -> list[dict]:
                                              f"name=maskclr_kd_{v}_s{seed}", f"output_dir={out}/maskclr_kd_{v}_s{seed}"],
             needs=[teacher_npz, out / f"pretrain_{v}" / "summary.json"])
 
-    # priority order (the CPU may not run everything): last_nano complete (scratch, KD, MaskCLR + KD, 10 % labels),
-    # then last_small seed by seed; one pretraining per variant (seed 0) serves every seed's fine-tune
+    # priority order (the CPU may not run everything): the pretrainings first (every MaskCLR arm waits on them),
+    # then last_nano complete (scratch, KD, MaskCLR + KD, 10 % labels), then last_small seed by seed; one
+    # pretraining per variant (seed 0) serves every seed's fine-tune
     pretrain("last_nano")
+    pretrain("last_small")
 
     def scratch_kd(v, seed):
         add(f"scratch_{v}_s{seed}", py + ["train.fit", "--config", "configs/nw_ucla_last_small.yaml",
@@ -82,7 +84,6 @@ def jobs(args: argparse.Namespace) -> list[dict]:
             needs=[out / f"pretrain_{lv}" / "summary.json"])
     for seed in args.seeds[1:]:
         scratch_kd("last_small", seed)
-    pretrain("last_small")
     for seed in args.seeds:
         maskclr_kd("last_small", seed)
     # extras, one seed: the weight EMA of a scratch run, and the live teacher with per-stage feature mimicry
@@ -247,14 +248,15 @@ def report(args: argparse.Namespace) -> str:
     for v in VARIANTS:
         s = out / f"pretrain_{v}" / "summary.json"
         if s.exists():
-            pre_notes.append(f"{v} {json.loads(s.read_text())['wall_seconds'] / 60:.1f} min")
+            info = json.loads(s.read_text())
+            pre_notes.append(f"{v} {info['epochs']} epochs, {info['wall_seconds'] / 60:.1f} min")
     table = "\n".join(lines)
     if extra_lines:
         table += ("\n\n| extra run | seeds | best-epoch top-1 (%) | last-epoch top-1 (%) | train min |\n"
                   "|---|---|---|---|---|\n" + "\n".join(extra_lines))
     text = (f"{table}\n\nTeacher: {teacher}"
             + (f" (its top-1 on the training split: {100 * meta['top1_on_split']:.2f}%)" if meta else "")
-            + f"\nMaskCLR pretraining (one run per variant, seed 0, {args.epochs} epochs, training split only): "
+            + "\nMaskCLR pretraining (one run per variant, seed 0, training split only): "
             + (", ".join(pre_notes) or "not run") + "\n")
     (out / "grid.md").write_text(text)
     print(text)
