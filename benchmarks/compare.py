@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks.report import size_text, verdict_text
 from core.cli import ArgumentParser, BadInput, run_cli
+from core.markdown import table_head
 
 PROG = "python -m benchmarks.compare"
 
@@ -65,7 +66,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     def f(v, spec=".2f"):
         return "-" if v is None else format(v, spec)
     head = ["device", "model", "format", "precision", "status", "size", "p50 ms", "p90 ms", "top-1 %", "verdict"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(head)
     for kind in ("measured", "estimate"):
         for r in (r for r in rows if r["kind"] == kind):
             p90 = f(r["p90_ms"]) if kind == "measured" or r["p90_ms"] is None else f"~{r['p90_ms']:.2f} (estimate)"

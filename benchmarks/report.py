@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.verdict import Verdict, ordinal
+from core.markdown import table_head
 
 MEASURED_COLUMNS = ("model", "format", "precision", "status", "size", "params", "GFLOPs", "load ms", "first ms",
                     "p50 ms", "**p90 ms**", "p99 ms", "mean ± std ms", "clips/s @batch", "RSS MB (model)", "top-1 %",
@@ -30,7 +31,7 @@ def verdict_text(v: dict | None) -> str:
 
 
 def measured_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(MEASURED_COLUMNS) + " |", "|" + "---|" * len(MEASURED_COLUMNS)]
+    lines = table_head(MEASURED_COLUMNS)
     for r in rows:
         lat = r.get("latency") or {}
         thr = (f"{r['throughput_per_s']:.0f} @{r['throughput_batch']}" if r.get("throughput_per_s") else "-")
@@ -65,7 +66,7 @@ def checkpoint_table(cks: list[dict]) -> str:
         return ""
     head = ["model", "variant", "streams", "params", "GFLOPs", "top-1 % best epoch (epoch)",
             "top-1 % last epoch (epoch)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(head)
     for c in cks:
         def acc(v, ep):
             return "-" if v is None else f"{100 * v:.2f}" + (f" ({ep})" if ep is not None else "")
@@ -81,7 +82,7 @@ def e2e_table(e2e: list[dict]) -> str:
         return ""
     head = ["video", "model", "classifier", "frames (with person)", "pose p50 / p90 ms", "classify p50 / p90 ms",
             "frame p50 / p90 ms", "FPS"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(head)
     for r in e2e:
         lat = r.get("latency", {})
 
@@ -100,7 +101,7 @@ def estimate_table(est: list[dict]) -> str:
         return ""
     head = ["device (estimate)", "runtime", "model", "precision", "estimated ms", "bound", "pose ms (profile)",
             "classifier budget ms", "verdict (estimate)", "constants"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(head)
     for e in est:
         v = e["verdict"]
         lines.append(f"| {e['profile']} | {e['runtime']} | {e['model']} | {e['precision']} | "

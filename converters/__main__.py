@@ -34,6 +34,7 @@ from core.checkpoint import input_spec, load_model
 from core.cli import ArgumentParser, run_cli
 from core.evaluation import check_split_matches, evaluate_logits, predict_split
 from core.runtime import load_runtime, runtime_kind
+from core.markdown import table_head
 from core.timing import interleaved
 
 log = logging.getLogger("converters")
@@ -137,7 +138,7 @@ def _fmt(v: Any, spec: str = "") -> str:
 def markdown_table(rows: list[Row], title: str = "") -> str:
     head = ["format", "precision", "status", "size", "top-1 %", "Δ top-1 (pts)", "max logit diff", "CPU latency ms",
             "scored with"]
-    lines = ([f"{title}", ""] if title else []) + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ([f"{title}", ""] if title else []) + table_head(head)
     for r in rows:
         cells = [r.format, r.precision, r.status, format_size(r.size_bytes),
                  _fmt(None if r.top1 is None else 100 * r.top1, ".2f"), _fmt(r.delta_top1, "+.2f"),

@@ -14,6 +14,7 @@ from typing import Any
 
 from converters.common import BackendMissing, ExportResult, InputError
 from core.cli import did_you_mean
+from core.markdown import table_head
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def export(fmt: str, ckpt: str | Path, out_dir: str | Path, precision: str, cali
 
 def markdown_table() -> str:
     head = ["format", "module", "artifact", "runtime", "precisions", "calibration", "options"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(head)
     for f in FORMATS.values():
         lines.append(f"| {f.name} | `python -m {f.module}` | `{f.suffix}` | {f.runtime} | {', '.join(f.precisions)} | "
                      f"{', '.join(f.calibrated) or '-'} | {', '.join(f'`{o}`' for o in f.options)} |")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cli import ArgumentParser, BadInput, run_cli
+from core.markdown import table_head
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def markdown_table(runs: list[dict[str, Any]]) -> str:
     clips = sorted({k for r in runs for k in r if k.startswith("best_top1_") and k.endswith("clips")})
     head = ["variant", "streams", "params (M)", "epochs", "wall time", "top-1 best", "top-5 best",
             "top-1 last epoch"] + [f"top-1 best, {k[len('best_top1_'):-len('clips')]} clips" for k in clips]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(head)
     for r in runs:
         epochs = f"{r['epochs']}" + ("" if r.get("finished") else f" of {r['planned_epochs']} (unfinished)")
         wall = r["wall_seconds"]
