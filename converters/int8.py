@@ -57,6 +57,7 @@ from converters.common import (BackendMissing, ExportResult, InputError, artifac
 from converters.verify import compare_logits, judge
 from core.artifact import INPUT_NAME
 from core.evaluation import torch_logits
+from core.models.quant import onnx_scope_key
 from core.runtime import load_runtime
 
 log = logging.getLogger("converters.int8")
@@ -128,6 +129,22 @@ def stream_input_nodes(model_proto) -> list[str]:
     return list(seen)
 
 
+def range_overrides(model_proto, ranges: dict[str, float]) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """onnxruntime TensorQuantOverrides from a QAT checkpoint's activation ranges (train.qat): the input tensor of
+    every Conv / Gemm whose scope is a module QAT quantized gets the range QAT trained with. (overrides, the range
+    keys no node matched)."""
+    amax: dict[str, float] = {}
+    used: set[str] = set()
+    for node in model_proto.graph.node:
+        key = onnx_scope_key(node.name)
+        if node.op_type in ("Conv", "Gemm") and key in ranges and ranges[key] > 0:
+            amax[node.input[0]] = max(amax.get(node.input[0], 0.0), float(ranges[key]))
+            used.add(key)
+    # (onnxruntime wants numpy scalars here)
+    return ({t: [{"rmin": np.float32(-a), "rmax": np.float32(a)}] for t, a in amax.items()},
+            sorted(set(ranges) - used))
+
+
 class NpzCalibrationReader:
     """onnxruntime CalibrationDataReader over calibration clips, in batches the model accepts. set_range()
     limits it to a window of batches, which onnxruntime's strided calibration uses to calibrate chunk by chunk."""
@@ -171,8 +188,10 @@ def calibration_stride(batches: int, batch: int, chunk_clips: int = CALIBRATION_
 
 def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | None, keep_float: str = "fragile",
                  method: str = "percentile", per_channel: bool = True, float_streams: bool = True,
-                 placement: str = "compute", percentile: float = DEFAULT_PERCENTILE) -> dict[str, Any]:
-    """onnxruntime quantize_static into Q/DQ; returns what was done."""
+                 placement: str = "compute", percentile: float = DEFAULT_PERCENTILE,
+                 ranges: dict[str, float] | None = None) -> dict[str, Any]:
+    """onnxruntime quantize_static into Q/DQ; returns what was done. ranges: a QAT checkpoint's activation
+    ranges, used instead of the calibrated ones where they apply."""
     import onnx
     require("onnxruntime", "pip install onnxruntime")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -194,6 +213,13 @@ def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | No
     exclude = fragile_nodes(prep_proto, keep_float)
     stream_nodes = stream_input_nodes(prep_proto) if float_streams else []
     exclude += [n for n in stream_nodes if n not in exclude]
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    if ranges:
+        overrides, unmatched = range_overrides(prep_proto, ranges)
+        if unmatched:
+            prep.unlink(missing_ok=True)
+            raise InputError(f"{len(unmatched)} of the checkpoint's {len(ranges)} QAT ranges match no Conv/Gemm of "
+                             f"the exported graph (e.g. {unmatched[0]!r}): was it fine-tuned from another model?")
     reader = NpzCalibrationReader(x, INPUT_NAME, batch or min(16, len(x)))
     stride = calibration_stride(len(reader), reader.batch)
     start = time.perf_counter()
@@ -210,12 +236,13 @@ def quantize_ort(fp32_path: Path, out_path: Path, x: np.ndarray, batch: int | No
                                        # compute: inputs only; a Conv's output is quantized where its reader is
                                        # a Conv (after the ReLU, as TensorRT fuses Conv+ReLU), not before
                                        "OpTypesToExcludeOutputQuantization":
-                                           COMPUTE_OPS if placement == "compute" else []})
+                                           COMPUTE_OPS if placement == "compute" else [],
+                                       "TensorQuantOverrides": overrides})
     prep.unlink(missing_ok=True)
     return {"quantizer": "onnxruntime.quantize_static", "calibration_method": method, "per_channel": per_channel,
             **({"percentile": percentile} if method == "percentile" else {}),
             "keep_float": keep_float, "float_streams": float_streams, "stream_nodes": len(stream_nodes),
-            "placement": placement, "float_nodes": len(exclude),
+            "placement": placement, "float_nodes": len(exclude), "qat_ranges": len(overrides),
             "calibration_seconds": round(time.perf_counter() - start, 2)}
 
 
@@ -340,13 +367,14 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
         if fp32.status != "ok" or fp32.path is None:
             return ExportResult("int8", precision, None, "failed", f"fp32 ONNX export failed first: {fp32.message}")
         fp32_onnx = fp32.path
+    qat_ranges = (ck.get("quantization") or {}).get("activation_amax") or None  # from train.qat
     suffix = "" if quantizer == "ort" else f"_{quantizer}"
     path = out_dir / f"{artifact_stem(ckpt, 'int8' + suffix, batch)}.onnx"
     x = clips.calibrate
     try:
         if quantizer == "ort":
             info = quantize_ort(Path(fp32_onnx), path, x, batch, keep_float, calibration_method, per_channel,
-                                float_streams, ort_placement, percentile)
+                                float_streams, ort_placement, percentile, qat_ranges)
         else:
             info = quantize_modelopt(Path(fp32_onnx), path, x, keep_float, calibration_method, float_streams,
                                      high_precision)
@@ -375,6 +403,10 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
     accuracy = (f", top-1 fp32 {100 * stats['top1_fp32']:.2f}% -> int8 {100 * stats['top1_int8']:.2f}%"
                 if "top1_fp32" in stats else "")
     streams = "input and stream derivation in float" if float_streams else "input quantized"
+    if info.get("qat_ranges"):
+        streams += f"; {info['qat_ranges']} activation ranges from the checkpoint's QAT"
+    elif qat_ranges:
+        streams += "; a QAT checkpoint, ranges calibrated by this quantizer"
     msg = (f"{info['quantizer']}, {info['QuantizeLinear']} Q / {info['DequantizeLinear']} DQ nodes, "
            f"{info['float_nodes']} nodes kept in float ({keep_float}; {streams}); verified on {clips.verified_on} "
            f"vs PyTorch fp32: top-1 agreement {stats['top1_agreement']:.3f}{accuracy}, "

@@ -128,6 +128,12 @@ class PretrainConfig:  # train.pretrain: MaskCLR self-supervised pretraining (no
 
 
 @dataclass
+class QATConfig:  # train.qat: quantization-aware fine-tuning of a trained checkpoint (core.models.quant)
+    observe_epochs: int = 1  # epochs during which activation ranges follow the batches (then frozen)
+    range_momentum: float = 0.01  # EMA weight of each batch's |max| while observing
+
+
+@dataclass
 class TrainConfig:
     name: Optional[str] = None  # run name; default <data.name>_<model.variant>
     output_dir: Optional[str] = None  # default runs/train/<name>
@@ -139,6 +145,7 @@ class TrainConfig:
     train: RunConfig = field(default_factory=RunConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    qat: QATConfig = field(default_factory=QATConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,7 +165,7 @@ class TrainConfig:
 
 _SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "augment": AugmentConfig,
                               "optim": OptimConfig, "schedule": ScheduleConfig, "train": RunConfig,
-                              "distill": DistillConfig, "pretrain": PretrainConfig}
+                              "distill": DistillConfig, "pretrain": PretrainConfig, "qat": QATConfig}
 DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
 
 
@@ -268,9 +275,13 @@ def _merge_file(cfg: dict[str, Any], path: Path, chain: tuple[Path, ...] = ()) -
     _merge(cfg, loaded, str(path))
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Defaults, then the YAML file (after its `_base_` files), then `section.key=value` overrides; validated."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: tuple[dict[str, Any], str] | None = None) -> dict[str, Any]:
+    """Defaults, then `base` (a resolved config and where it came from, e.g. a checkpoint's), then the YAML file
+    (after its `_base_` files), then `section.key=value` overrides; validated."""
     cfg = copy.deepcopy(DEFAULTS)
+    if base is not None:
+        _merge(cfg, base[0], base[1])
     if path is not None:
         _merge_file(cfg, Path(path))
     for text in overrides or []:

@@ -478,6 +478,10 @@ class Trainer:
         """Extra words for the first log line."""
         return ""
 
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """Extra top-level entries written into every checkpoint (train.qat: the quantization ranges)."""
+        return {}
+
     # -- steps -----------------------------------------------------------------------------
 
     def setup(self) -> None:
@@ -693,7 +697,7 @@ class Trainer:
             summary_metrics = {k: v for k, v in (metrics or {}).items() if k != "class_names"}
             if improved or self.val_split is None:
                 save_checkpoint(self.best_path, self.model, self.spec, self.class_names, train=info,
-                                metrics=summary_metrics)
+                                metrics=summary_metrics, extra=self.checkpoint_extra())
             if improved:
                 (self.out / "confusion.json").write_text(json.dumps(metrics, indent=1))
                 save_confusion_plot(metrics, self.out / "confusion.png",
@@ -711,7 +715,7 @@ class Trainer:
             if self.ema is not None:
                 resume_state["ema"] = {k: v.detach().cpu() for k, v in self.ema.state_dict().items()}
             save_checkpoint(self.last_path, self.model, self.spec, self.class_names, train=info,
-                            metrics=summary_metrics, extra={"resume": resume_state})
+                            metrics=summary_metrics, extra={"resume": resume_state, **self.checkpoint_extra()})
             self.log.write_history(self.history)
             for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "ema_top1", "lr",
                         *self.loss_fields):

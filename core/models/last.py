@@ -66,6 +66,7 @@ def fast_inference(module: nn.Module, x: torch.Tensor) -> bool:
     then run BatchNorm-folded weights as GEMMs. Exporters and training see the plain Conv + BatchNorm graph
     (the exporters fold it themselves)."""
     return (not module.training and not torch.is_grad_enabled() and type(x) is torch.Tensor
+            and not module.__dict__.get("quant_sim")  # core.models.quant simulates the Q/DQ model instead
             and not torch.jit.is_tracing() and not torch.jit.is_scripting() and not torch.onnx.is_in_onnx_export()
             and not torch.compiler.is_compiling())
 

@@ -1,0 +1,99 @@
+"""Quantization-aware training (core.models.quant, train.qat): the simulation is the model's own math until it
+quantizes, it quantizes exactly where the Q/DQ ONNX does, and a QAT checkpoint exports to a Q/DQ model that runs
+what was trained."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.checkpoint import load_checkpoint, load_model
+from core.models.last import create_model
+from core.models.quant import QuantSim, onnx_scope_key, quantize_weight
+from backend_checker import backend_checker
+from conftest import tiny_clips
+
+VARIANT_CASES = [("last_nano", ("joint", "velocity", "bone")), ("last_lite_nano", ("joint",))]
+
+
+def test_scope_key_follows_the_exporter_naming():
+    assert onnx_scope_key("/stages.1/blocks/blocks.0/residual/residual.0/Conv") == "stages.1.blocks.0.residual.0"
+    assert onnx_scope_key("/stem/stems.2/stems.2.0/Conv") == "stem.stems.2.0"
+    assert onnx_scope_key("/fc/Gemm") == "fc"
+
+
+def test_weight_quantization_is_per_channel_symmetric_int8():
+    w = torch.randn(6, 4, 1, 1) * torch.arange(1, 7).view(6, 1, 1, 1)
+    q = quantize_weight(w)
+    step = w.abs().reshape(6, -1).amax(1) / 127.5
+    codes = q.reshape(6, -1) / step.view(6, 1)
+    assert torch.allclose(codes, codes.round(), atol=1e-3)  # on each channel's own grid
+    assert (q - w).abs().reshape(6, -1).amax(1).le(step / 2 + 1e-6).all()
+
+
+@pytest.mark.parametrize("variant,streams", VARIANT_CASES)
+def test_simulation_without_ranges_is_the_model_and_keeps_its_state_dict(variant, streams):
+    torch.manual_seed(0)
+    x, _ = tiny_clips(per_class=1, seed=3, streams=streams)
+    plain = create_model(variant, num_classes=8, layout="ntu25", streams=streams).eval()
+    for m in plain.modules():  # non-trivial BN statistics, so BN folding is exercised
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    sim_model = create_model(variant, num_classes=8, layout="ntu25", streams=streams)
+    sim_model.load_state_dict(plain.state_dict())
+    keys = set(sim_model.state_dict())
+    sim = QuantSim(sim_model)
+    assert set(sim_model.state_dict()) == keys
+    sim_model.train()  # BatchNorm stays frozen (eval) inside the simulation
+    assert not any(m.training for m in sim_model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    sim.observe(False)  # no range yet: every quantizer passes through, weights are still quantized
+    with torch.no_grad():
+        ref = plain(x)
+        out = sim_model.eval()(x)
+    assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.9
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()
+    assert not torch.allclose(out, ref, atol=1e-7)  # the weights really are on the INT8 grid
+
+
+@pytest.mark.slow  # two epochs of fp32 training, one of QAT, an export: ~40 s on the shared 2-core machine
+@backend_checker("onnxruntime")
+def test_qat_checkpoint_exports_the_trained_qdq_model(tmp_path):
+    from converters import int8
+    from converters.calib import build_calibration, save_calibration
+    from core.data import load_split
+    from core.runtime import load_runtime
+    from train.config import load_config
+    from train.fit import run
+    from train.qat import main as qat_main
+
+    base = ["data.name=synthetic", "data.frames=24", "data.num_workers=0", "model.variant=last_nano",
+            "model.streams=[joint,velocity,bone]", "optim.batch_size=16", "schedule.warmup_epochs=0",
+            "schedule.name=cosine", "train.threads=1", "schedule.epochs=2"]
+    run(load_config(None, base + [f"output_dir={tmp_path / 'fp32'}"]))
+    summary = qat_main(["--ckpt", str(tmp_path / "fp32" / "best.pt"), "--out", str(tmp_path / "qat"),
+                        "schedule.epochs=1"])
+    assert summary["finished"]
+    ck = load_checkpoint(tmp_path / "qat" / "best.pt")
+    ranges = ck["quantization"]["activation_amax"]
+    assert len(ranges) > 20 and all(v > 0 for v in ranges.values())
+    assert set(ck["state_dict"]) == set(load_checkpoint(tmp_path / "fp32" / "best.pt")["state_dict"])
+
+    split = load_split("synthetic", "test")
+    calib = save_calibration(tmp_path / "calib.npz", build_calibration(ck, split, num=64))
+    result = int8.export(tmp_path / "qat" / "best.pt", tmp_path / "int8", calib=calib, quantizer="ort")
+    assert result.status == "ok", result.message
+    assert result.extra["qat_ranges"] > 20  # every quantized Conv/Gemm input took the trained range
+
+    # the Q/DQ model in onnxruntime computes what the simulation trained: same predictions, near logits
+    model, _ = load_model(tmp_path / "qat" / "best.pt")
+    sim = QuantSim(model)
+    sim.load_ranges(ranges)
+    sim.observe(False)
+    x = np.load(calib)["x"][:32]
+    with torch.no_grad():
+        simulated = model.eval()(torch.from_numpy(x)).numpy()
+    with load_runtime(result.path) as rt:
+        runtime = rt.predict(x)
+    assert float(np.mean(simulated.argmax(1) == runtime.argmax(1))) >= 0.95
+    assert np.abs(simulated - runtime).max() < 0.1 * np.abs(simulated).max()
