@@ -10,7 +10,11 @@ fp32   litert-torch conversion of the traced model (torch.export), float32 I/O.
 fp16   the fp32 file with float16 weights (ai-edge-quantizer float casting): half the size, float32 I/O
        and float32 math on CPU; GPU delegates run it in fp16.
 int8   static post-training quantization calibrated on the calibration set; --int8-method picks how:
-       pt2e        (default) litert-torch PT2E: per-channel int8 weights and int8 activations for conv,
+       aeq-compute (default) ai-edge-quantizer W8A8 on the convolutions only (inputs, weights and outputs of
+                   CONV_2D / DEPTHWISE_CONV_2D int8, dequantized after; every other op float): where the Q/DQ
+                   ONNX model and TensorRT quantize. On the six NW-UCLA joint+velocity+bone checkpoints it is
+                   within -1.3..+1.3 points of fp32 where PT2E lost up to 9 (docs/converters.md).
+       pt2e        litert-torch PT2E: per-channel int8 weights and int8 activations for conv,
                    add and concat; the elementwise multiplies (the linear-attention products and the
                    dynamic-adjacency scale) and the classifier head stay float (float32 logits).
        pt2e-all    litert-torch's stock PT2E config, multiplies quantised too (for comparison).
@@ -53,8 +57,8 @@ log = logging.getLogger("converters.tflite")
 
 FORMAT = "tflite"
 PRECISIONS = ("fp32", "fp16", "int8")
-INT8_METHODS = ("pt2e", "pt2e-all", "aeq-w8a8", "aeq-w8a16")
-DEFAULT_INT8_METHOD = "pt2e"
+INT8_METHODS = ("pt2e", "pt2e-all", "aeq-w8a8", "aeq-w8a16", "aeq-compute")
+DEFAULT_INT8_METHOD = "aeq-compute"
 PIP_HINT = "pip install -e '.[tflite]'  (litert-torch ai-edge-litert ai-edge-quantizer 'typing-extensions<4.13')"
 DEFAULT_CALIB_SAMPLES = 256
 
@@ -156,13 +160,27 @@ def convert_int8_pt2e(model, calib_x: np.ndarray, path: Path, batch: int = 1,
 # TFLite ops the ai-edge-quantizer recipes leave in float: an int8 DIV fails at runtime on the linear-attention
 # normaliser (its denominator quantises to the zero point: "div.cc data[i] != zero_point")
 AEQ_FLOAT_OPS = ("DIV",)
+# aeq-compute: only the convolutions compute in int8 (their inputs and weights quantized, outputs dequantized),
+# the placement of the Q/DQ ONNX model and of TensorRT. Everything else stays float: the stream derivation from
+# the raw joints (SUB, BATCH_MATMUL / FULLY_CONNECTED), the attention and dynamic-adjacency products, and the
+# convolutions' outputs (PT2E quantizes those, e.g. the attention's q/k/v in one range: NW-UCLA last_nano
+# joint+velocity+bone fell 9 points with PT2E and holds with this)
+AEQ_COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def convert_int8_aeq(fp32_path: Path, calib_x: np.ndarray, path: Path, activation_bits: int = 8,
-                     float_ops: tuple[str, ...] = AEQ_FLOAT_OPS, quiet: bool = True) -> Path:
-    """ai-edge-quantizer static recipe (int8 weights, int8/int16 activations) calibrated on the clips."""
+                     float_ops: tuple[str, ...] = AEQ_FLOAT_OPS, quiet: bool = True,
+                     integer_ops: tuple[str, ...] | None = None) -> Path:
+    """ai-edge-quantizer static recipe (int8 weights, int8/int16 activations) calibrated on the clips;
+    integer_ops: quantize only these op types (every other op type of the file stays float)."""
     require("ai_edge_quantizer", PIP_HINT)
     from ai_edge_quantizer import quantizer, recipe
+    if integer_ops is not None:
+        from ai_edge_litert.interpreter import Interpreter
+        present = {op["op_name"] for op in Interpreter(model_path=str(fp32_path))._get_ops_details()}
+        # INPUT / OUTPUT: ai-edge-quantizer's names for the graph's I/O tensors, kept float too, so the raw
+        # joints the velocity / bone streams are derived from are never rounded to int8
+        float_ops = tuple(sorted(present - set(integer_ops))) + ("INPUT", "OUTPUT")
     qt = quantizer.Quantizer(str(fp32_path))
     qt.load_quantization_recipe(recipe.static_wi8_ai8() if activation_bits == 8 else recipe.static_wi8_ai16())
     for op in float_ops:
@@ -275,7 +293,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
                 convert_int8_pt2e(model, calib_x, path, batch,
                                   float_patterns=() if int8_method == "pt2e-all" else FLOAT_PATTERNS, quiet=quiet)
             elif precision == "int8":
-                convert_int8_aeq(fp32_path, calib_x, path, 8 if int8_method == "aeq-w8a8" else 16, quiet=quiet)
+                convert_int8_aeq(fp32_path, calib_x, path, 16 if int8_method == "aeq-w8a16" else 8, quiet=quiet,
+                                 integer_ops=AEQ_COMPUTE_OPS if int8_method == "aeq-compute" else None)
     except BackendMissing as exc:
         return missing_backend(FORMAT, precision, exc)
     except Exception as exc:  # a conversion failure is a result row, not a crash

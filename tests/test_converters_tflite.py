@@ -80,24 +80,31 @@ def test_fp16_weights_halve_the_file_and_keep_predictions(fp32_result, tmp_path,
     assert (a.argmax(1) == b.argmax(1)).all()
     assert np.abs(a - b).max() < 0.05 * max(1.0, np.abs(a).max())
 
-@pytest.mark.slow  # 161 s measured on the shared 2-core machine
-def test_int8_pt2e_keeps_the_multiplies_float(ckpt, calib_file, fp32_result, tmp_path):
+@pytest.mark.slow
+def test_int8_default_quantizes_only_the_convolutions(tiny_checkpoint, calib_file, fp32_result, tmp_path):
     """The tiny closed-form test model has tiny class margins, so its top-1 agreement says little (the
-    accuracy proof is the NW-UCLA measurement in docs/converters_tflite_coreml.md); what is checked here is
-    the recipe: int8 conv/linear, float multiplies, honest I/O dtypes, bounded logit error, a verdict."""
-    r = tflite.export(ckpt, tmp_path, "int8", calib=calib_file, calib_samples=8, verify_samples=12)
-    assert r.status in ("ok", "failed") and r.path.is_file(), r.message
-    if r.status == "failed":
-        assert "top-1 agreement" in r.message  # the only reason this recipe may miss on this model
-    assert r.extra["int8_method"] == "pt2e"
-    assert r.extra["ops"]["CONV_2D"] > 0 and r.extra["integer_ops"] > 0.3 * r.extra["compute_ops"]
-    assert "MUL" in r.extra["float_op_types"] and "CONV_2D" not in r.extra["float_op_types"]
-    assert r.extra["max_abs_diff"] < 0.25 * r.extra["logit_scale"]
+    accuracy proof is the NW-UCLA measurement in docs/converters.md); what is checked here is the recipe:
+    int8 convolutions, everything else float, honest I/O dtypes, bounded logit error, a verdict. (Its INT8
+    twin, with the attention / dynamic-adjacency branches as initialised: with strong random branches the
+    network is chaotic and any rounding moves its logits by their whole scale, see conftest.)"""
+    r = tflite.export(tiny_checkpoint["ckpt_int8"], tmp_path, "int8", calib=calib_file, calib_samples=16,
+                      verify_samples=12)
+    assert r.status == "ok" and r.path.is_file(), r.message  # its own verdict: top-1 agreement >= 0.9
+    assert r.extra["int8_method"] == "aeq-compute"
+    assert r.extra["ops"]["CONV_2D"] > 0 and r.extra["integer_ops"] >= r.extra["ops"]["CONV_2D"]
+    assert "CONV_2D" not in r.extra["float_op_types"] and "DEPTHWISE_CONV_2D" not in r.extra["float_op_types"]
+    # the stream derivation, the attention / adjacency products and the head stay float
+    assert {"SUB", "BATCH_MATMUL", "FULLY_CONNECTED"} & set(r.extra["float_op_types"])
+    # float I/O: the raw joints are never rounded to int8 before the streams are derived from them
+    assert r.extra["input_dtype"] == "float32" and r.extra["output_dtype"] == "float32"
+    # bounded logit error (measured 0.43 of the scale on this model; ai-edge-quantizer's all-integer W8A8
+    # recipe: 1.4x the scale and agreement 0.19)
+    assert r.extra["max_abs_diff"] < 0.6 * r.extra["logit_scale"]
     assert r.path.stat().st_size < 0.8 * fp32_result.path.stat().st_size
     meta = json.loads((r.path.parent / (r.path.name + ".json")).read_text())
     # the metadata states the file's real I/O dtypes
     assert meta["input_dtype"] == r.extra["input_dtype"] and meta["output_dtype"] == r.extra["output_dtype"]
-    assert meta["int8_method"] == "pt2e" and "calib.npz" in meta["calibration"]
+    assert meta["int8_method"] == "aeq-compute" and "calib.npz" in meta["calibration"]
 
 
 def test_verdict_thresholds():
