@@ -91,13 +91,13 @@ def markdown(res: dict[str, Any]) -> str:
     la, lb = res["labels"]
     lines = [f"Interleaved, batch 1, {res['threads']} thread(s), {res['rounds']} rounds x {res['per_round']} calls "
              f"({res['date']}); speed-up = {la} / {lb} per round, median [10-90 %].", "",
-             table_head(["artifact", f"{la} ms", f"{lb} ms", "speed-up"])]
+             *table_head(["artifact", f"{la} ms", f"{lb} ms", "speed-up"])]
     for r in res["timed"]:
         lines.append(f"| {r['artifact']} | {r[la + '_ms']:.2f} | {r[lb + '_ms']:.2f} | {r['speedup']:.2f}× "
                      f"[{r['speedup_p10']:.2f}–{r['speedup_p90']:.2f}] |")
     if res["coreml_ops"]:
-        lines += ["", table_head(["CoreML program", f"{la} ops", f"{lb} ops", f"{la} transposes",
-                                  f"{lb} transposes"])]
+        lines += ["", *table_head(["CoreML program", f"{la} ops", f"{lb} ops", f"{la} transposes",
+                                   f"{lb} transposes"])]
         for r in res["coreml_ops"]:
             ca, cb = r[la], r[lb]
             lines.append(f"| {r['artifact']} | {sum(ca.values())} | {sum(cb.values())} | {ca.get('transpose', 0)} | "
