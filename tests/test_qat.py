@@ -97,3 +97,22 @@ def test_qat_checkpoint_exports_the_trained_qdq_model(tmp_path):
         runtime = rt.predict(x)
     assert float(np.mean(simulated.argmax(1) == runtime.argmax(1))) >= 0.95
     assert np.abs(simulated - runtime).max() < 0.1 * np.abs(simulated).max()
+
+
+@backend_checker("onnxruntime")
+def test_every_simulated_range_has_its_node_in_the_exported_graph(tiny_checkpoint, tmp_path):
+    """The key mapping QAT -> ONNX: each quantizer of the simulation names exactly the Conv/Gemm input the
+    Q/DQ model quantizes; a range from another model is reported, not silently dropped."""
+    import onnx
+    from converters import onnx as onnx_export
+    from converters.int8 import range_overrides
+    fp32 = onnx_export.export(tiny_checkpoint["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
+    proto = onnx.load(str(fp32.path))
+    model, _ = load_model(tiny_checkpoint["ckpt"])
+    keys = QuantSim(model).keys
+    overrides, unmatched = range_overrides(proto, {k: 1.0 for k in keys})
+    assert unmatched == []
+    convs = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
+    assert len(overrides) == len({n.input[0] for n in convs})  # every Conv/Gemm input has its trained range
+    _, unmatched = range_overrides(proto, {"stages.9.blocks.0.gcn": 1.0})
+    assert unmatched == ["stages.9.blocks.0.gcn"]
