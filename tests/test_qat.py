@@ -74,6 +74,9 @@ def test_qat_checkpoint_exports_the_trained_qdq_model(tmp_path):
     summary = qat_main(["--ckpt", str(tmp_path / "fp32" / "best.pt"), "--out", str(tmp_path / "qat"),
                         "schedule.epochs=1"])
     assert summary["finished"]
+    from train.config import ConfigError
+    with pytest.raises(ConfigError, match="ema_decay"):  # an EMA deep copy would run the original's forwards
+        qat_main(["--ckpt", str(tmp_path / "fp32" / "best.pt"), "--out", str(tmp_path / "ema"), "train.ema_decay=0.9"])
     ck = load_checkpoint(tmp_path / "qat" / "best.pt")
     ranges = ck["quantization"]["activation_amax"]
     assert len(ranges) > 20 and all(v > 0 for v in ranges.values())

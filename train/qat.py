@@ -45,6 +45,9 @@ class QATTrainer(DistillTrainer):
     loss_fields = ["ce", "kd"]
 
     def build_model(self, spec: InputSpec, num_classes: int) -> LAST:
+        if float(self.cfg["train"]["ema_decay"]) > 0:  # a deep copy would keep calling the original's forwards
+            raise ConfigError("train.qat: train.ema_decay must be 0 (a weight EMA of the fake-quantized model is "
+                              "not supported)")
         model = super().build_model(spec, num_classes)  # model.init: the fp32 checkpoint's weights
         self.sim = QuantSim(model, float(self.cfg["qat"]["range_momentum"]))
         return model
