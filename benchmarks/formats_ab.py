@@ -19,7 +19,7 @@ import numpy as np
 
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
-from core.mil_eval import load as load_mil_program
+from core.mil_eval import MILEvalError, load as load_mil_program
 from core.runtime import load_runtime
 
 PROG = "python -m benchmarks.formats_ab"
@@ -67,7 +67,11 @@ def compare(a: Path, b: Path, labels: tuple[str, str], rounds: int, per_round: i
     models, coreml = {}, []
     for name in names:
         if name.endswith(".mlpackage"):
-            ca, cb = load_mil_program(a / name).op_counts(), load_mil_program(b / name).op_counts()
+            try:
+                ca, cb = load_mil_program(a / name).op_counts(), load_mil_program(b / name).op_counts()
+            except MILEvalError as exc:  # no coremltools, or not an ML Program: say so, time the rest
+                coreml.append({"artifact": name, "error": str(exc).splitlines()[0]})
+                continue
             coreml.append({"artifact": name, labels[0]: ca, labels[1]: cb})
             continue
         for side, root in zip(labels, (a, b)):
@@ -99,6 +103,9 @@ def markdown(res: dict[str, Any]) -> str:
         lines += ["", *table_head(["CoreML program", f"{la} ops", f"{lb} ops", f"{la} transposes",
                                    f"{lb} transposes"])]
         for r in res["coreml_ops"]:
+            if "error" in r:
+                lines.append(f"| {r['artifact']} | not read: {r['error']} | | | |")
+                continue
             ca, cb = r[la], r[lb]
             lines.append(f"| {r['artifact']} | {sum(ca.values())} | {sum(cb.values())} | {ca.get('transpose', 0)} | "
                          f"{cb.get('transpose', 0)} |")

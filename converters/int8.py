@@ -23,8 +23,8 @@ tensors): at the 99.999th percentile, which is nearly their maximum, the bulk of
 steps and a NW-UCLA last_small joint+velocity+bone lost 2.8 points (464 test clips), with min/max ranges 10.1.
 Over the eight NW-UCLA checkpoints (nano..large, joint and joint+velocity+bone, all 500 clips calibrating) 99.9
 kept every one within -0.22..+1.08 points of fp32 where 99.99 lost up to 0.86 (better on six, equal on one,
-two clips lower on last_large jvb). Entropy
-(--calibration-method entropy, ModelOpt's choice) clips the tails harder and scored lower.
+two clips lower on last_large jvb). Entropy (--calibration-method entropy, ModelOpt's choice) clips the tails
+harder and scored lower.
 Numerically fragile ops stay in float (--keep-float):
     attention  the linear-attention products (activation x activation MatMuls) and their Div
     fragile    (default) attention + the dynamic-adjacency MatMuls of the graph convolution and every

@@ -12,8 +12,9 @@ fp16   the fp32 file with float16 weights (ai-edge-quantizer float casting): hal
 int8   static post-training quantization calibrated on the calibration set; --int8-method picks how:
        aeq-compute (default) ai-edge-quantizer W8A8 on the convolutions only (inputs, weights and outputs of
                    CONV_2D / DEPTHWISE_CONV_2D int8, dequantized after; every other op float): where the Q/DQ
-                   ONNX model and TensorRT quantize. On the six NW-UCLA joint+velocity+bone checkpoints it is
-                   within -1.3..+1.3 points of fp32 where PT2E lost up to 9 (docs/converters.md).
+                   ONNX model and TensorRT quantize; float32 I/O. On the NW-UCLA checkpoints (nano..large,
+                   joint and joint+velocity+bone) -0.22..+1.72 points vs fp32, where PT2E lost up to 9
+                   (docs/converters.md).
        pt2e        litert-torch PT2E: per-channel int8 weights and int8 activations for conv,
                    add and concat; the elementwise multiplies (the linear-attention products and the
                    dynamic-adjacency scale) and the classifier head stay float (float32 logits).
@@ -176,8 +177,7 @@ def convert_int8_aeq(fp32_path: Path, calib_x: np.ndarray, path: Path, activatio
     require("ai_edge_quantizer", PIP_HINT)
     from ai_edge_quantizer import quantizer, recipe
     if integer_ops is not None:
-        from ai_edge_litert.interpreter import Interpreter
-        present = {op["op_name"] for op in Interpreter(model_path=str(fp32_path))._get_ops_details()}
+        present = set(describe(fp32_path)["ops"])
         # INPUT / OUTPUT: ai-edge-quantizer's names for the graph's I/O tensors, kept float too, so the raw
         # joints the velocity / bone streams are derived from are never rounded to int8
         float_ops = tuple(sorted(present - set(integer_ops))) + ("INPUT", "OUTPUT")

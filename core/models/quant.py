@@ -40,17 +40,15 @@ class ActQuant(nn.Module):
         self.register_buffer("amax", torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        amax = float(self.amax)  # one host read per call: the observed range, 0 until the first batch
         if self.observing and self.training:
             with torch.no_grad():
-                batch_max = x.detach().abs().amax().float()
-                if self.amax.item() == 0.0:
-                    self.amax.copy_(batch_max)
-                else:
-                    self.amax.lerp_(batch_max, self.momentum)
-        if self.amax.item() <= 0.0:
+                batch_max = float(x.detach().abs().amax())
+                amax = batch_max if amax == 0.0 else amax + self.momentum * (batch_max - amax)
+                self.amax.fill_(amax)
+        if amax <= 0.0:
             return x
-        scale = float(self.amax) / HALF_RANGE
-        return torch.fake_quantize_per_tensor_affine(x, scale, 0, QMIN, QMAX)
+        return torch.fake_quantize_per_tensor_affine(x, amax / HALF_RANGE, 0, QMIN, QMAX)
 
 
 def quantize_weight(w: torch.Tensor) -> torch.Tensor:
