@@ -308,9 +308,9 @@ class LinearTemporalAttention(nn.Module):
         val = val.reshape(n, v, h, -1, t)  # (N, V, h, dv, T)
         kv = torch.matmul(val, k.transpose(-1, -2)) / t  # (N, V, h, dv, dk), a mean over tokens
         k_mean = k.mean(dim=4).unsqueeze(3)  # (N, V, h, 1, dk)
-        num = torch.matmul(kv, q)  # (N, V, h, dv, T)
         den = torch.matmul(k_mean, q) + self.eps  # (N, V, h, 1, T)
-        out = (num / den).reshape(n, v, c, t).permute(0, 2, 3, 1)  # (N, C, T, V)
+        # (kv @ q) / den == kv @ (q / den): the division runs on dk rows instead of dv = 4 dk
+        out = torch.matmul(kv, q / den).reshape(n, v, c, t).permute(0, 2, 3, 1)  # (N, C, T, V)
         return self.proj(out)
 
 
