@@ -7,8 +7,8 @@
 
 fp16 / fp32  ct.convert(..., convert_to="mlprogram", compute_precision=FLOAT16 | FLOAT32); float32 I/O.
 w8           the fp16 program with per-channel symmetric int8 weights (linear_quantize_weights).
-w8a8         w8 plus int8 activations calibrated on the calibration set
-             (coremltools.optimize.coreml.experimental.linear_quantize_activations). Calibration runs
+w8a8         w8 plus int8 activations calibrated on the calibration set, verified on its stratified 20 %
+             hold-out (coremltools.optimize.coreml.experimental.linear_quantize_activations). Calibration runs
              the model, which CoreML can only do on macOS: elsewhere the command says so and writes the
              w8 model instead (result precision "w8").
 int8         an alias: w8a8 on macOS, w8 elsewhere.
@@ -48,10 +48,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from converters.calib import load_calibration
 from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
                                export_main, load_export_model, missing_backend, require, verification_opts)
-from converters.verify import compare_logits, judge, score_on_split, split_message, verification_inputs
+from converters.verify import (compare_logits, judge, quantized_inputs, score_on_split, split_message,
+                              verification_inputs)
 from core import mil_eval
 from core.artifact import METADATA_KEY, artifact_metadata, write_sidecar
 from core.evaluation import torch_logits
@@ -226,14 +226,16 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
         batch = 1
         notes.append("CoreML packages have a fixed batch here; exported with batch 1")
     model, ck = load_export_model(ckpt)
-    x, source = verification_inputs(ck, calib, count=max(verify_samples, batch))
-    x = x[: max(len(x) // batch, 1) * batch]
     calib_x = None
     if precision == "w8a8":
         if calib is None:
             raise InputError("--precision w8a8 calibrates activations: pass --calib <file from python -m "
                              "converters.calib>")
-        calib_x = load_calibration(calib, ck)[:calib_samples]
+        # verified on the set's held-back clips, not on those it calibrated on
+        x, source, calib_x, _ = quantized_inputs(ck, calib, max(verify_samples, batch), calib_samples)
+    else:
+        x, source = verification_inputs(ck, calib, count=max(verify_samples, batch))
+    x = x[: max(len(x) // batch, 1) * batch]
     try:
         _coremltools()
     except BackendMissing as exc:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from converters.calib import load_calibration
+from converters.calib import load_calibration, quantization_clips
 from converters.common import InputError
 from core.checkpoint import input_spec
 from core.evaluation import check_split_matches, load_data_split, predict_split, torch_logits
@@ -60,6 +60,17 @@ def verification_inputs(ckpt: dict[str, Any], calib: str | Path | None = None, c
     order = np.random.default_rng(seed).permutation(len(split.labels))[:count]
     clips = [prepare_clip(split.sample(int(i)), spec) for i in order]
     return np.stack(clips).astype(np.float32), "synthetic skeleton motions (pass --calib for real data)"
+
+
+def quantized_inputs(ckpt: dict[str, Any], calib: str | Path, verify_count: int, calib_count: int
+                     ) -> tuple[np.ndarray, str, np.ndarray, str]:
+    """(verification clips, their source, calibration clips, their source) for a converter that quantizes with
+    a calibration set and scores its own artifact: the clips it verifies on are the set's stratified hold-out
+    (converters.calib.quantization_clips, as converters.int8 does), never clips it calibrated on."""
+    clips = quantization_clips(calib, ckpt)
+    calib_x = clips.calibrate[:calib_count]
+    return (clips.verify[:verify_count], clips.verified_on, calib_x,
+            f"calibration set {Path(calib).name} ({len(calib_x)} clips, {len(clips.verify)} held back)")
 
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:

@@ -105,6 +105,10 @@ def test_int8_default_quantizes_only_the_convolutions(tiny_checkpoint, calib_fil
     # the metadata states the file's real I/O dtypes
     assert meta["input_dtype"] == r.extra["input_dtype"] and meta["output_dtype"] == r.extra["output_dtype"]
     assert meta["int8_method"] == "aeq-compute" and "calib.npz" in meta["calibration"]
+    # its verdict comes from the calibration set's held-back 20 %, clips the quantizer never saw
+    n_calib = len(np.load(calib_file)["x"])
+    assert "held-out clips of calib.npz" in r.extra["verify_source"]
+    assert r.extra["samples"] == round(0.2 * n_calib) and f"{r.extra['samples']} held back" in meta["calibration"]
 
 
 def test_verdict_thresholds():
