@@ -8,7 +8,9 @@ TensorRT's explicit-quantization path), calibrated on a calibration set from con
 
 --quantizer auto (default): when NVIDIA ModelOpt's ONNX PTQ is installed (pip install nvidia-modelopt lief
 cppimport onnxconverter-common onnxslim; its [onnx] extra would pull GPU packages) both quantizers run and
-the one with the higher top-1 agreement with fp32 on the verification clips is kept; else onnxruntime's.
+the one with the higher top-1 agreement with fp32 on the verification clips is kept; else onnxruntime's. With
+--opset (benchmarks.run passes the device profile's limit) a ModelOpt file, always opset >= 19, competes only
+when that limit allows it.
 
 The input and the derivation of the velocity / bone streams stay in float, and each stream is quantized at
 its own stem convolution: quantizing the raw joints the streams are computed from turned the velocity stream
@@ -296,6 +298,13 @@ def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float
             "float_nodes": len(names), "calibration_seconds": round(time.perf_counter() - start, 2)}
 
 
+def file_opset(path: str | Path) -> int:
+    """The default-domain opset an ONNX file declares."""
+    import onnx
+    model = onnx.load(str(path), load_external_data=False)
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
 def modelopt_available() -> bool:
     import importlib.util
     try:
@@ -352,13 +361,17 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
             ort_result = export(ckpt, out_dir, precision, calib, quantizer="ort", **kw)
             kw["fp32_onnx"] = ort_result.extra.get("fp32_onnx", fp32_onnx)
             mo_result = export(ckpt, out_dir, precision, calib, quantizer="modelopt", **kw)
-            ranked = sorted([r for r in (ort_result, mo_result) if r.path is not None],
-                            key=lambda r: (r.extra.get("top1_agreement", -1), r is ort_result), reverse=True)
+            done = [r for r in (ort_result, mo_result) if r.path is not None]
+            # an explicit --opset is the target runtime's limit (benchmarks.run passes the device profile's):
+            # ModelOpt always writes opset >= 19, which e.g. TensorRT 8.x cannot parse
+            fits = [r for r in done if opset is None or file_opset(r.path) <= opset]
+            ranked = sorted(fits, key=lambda r: (r.extra.get("top1_agreement", -1), r is ort_result), reverse=True)
             if not ranked:
                 return ort_result
             best = ranked[0]
             others = "; ".join(f"{r.extra.get('quantizer', '?')}: agreement {r.extra.get('top1_agreement', 0):.3f}"
-                               for r in (ort_result, mo_result) if r.path is not None)
+                               + ("" if r in fits else f", opset {file_opset(r.path)} > {opset}, not a candidate")
+                               for r in done)
             best.message = f"auto picked {best.extra['quantizer']} ({others}); " + best.message
             best.extra["auto_candidates"] = others
             return best
@@ -544,7 +557,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                         "TensorRT's placement) or every op it can (all: its own default; requantizes every Add, "
                         "Concat and ReLU)")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
-    p.add_argument("--opset", type=int, default=None, help="opset of the fp32 export (default 17)")
+    p.add_argument("--opset", type=int, default=None,
+                   help="opset of the fp32 export (default 17); with --quantizer auto also the highest opset the "
+                        "result may have (ModelOpt writes >= 19)")
     p.add_argument("--quantize-streams", action="store_true",
                    help="also quantize the raw joint input the velocity/bone streams are derived from (the old "
                         "placement; loses accuracy on multi-stream models: for comparison only)")

@@ -33,6 +33,20 @@ def test_qdq_int8_accuracy_within_tolerance(tiny_checkpoint, tmp_path, held_out)
     assert not np.allclose(fp32, q)  # it really is quantized
 
 
+@pytest.mark.slow  # both quantizers: ~40 s
+@backend_checker("modelopt")
+def test_auto_keeps_only_files_the_target_opset_allows(tiny_checkpoint, tmp_path):
+    """ModelOpt always writes opset >= 19; a device that parses opset 17 (benchmarks.run passes its profile's
+    max_opset) must get onnxruntime's file, whatever the agreement says."""
+    result = int8.export(tiny_checkpoint["ckpt_int8"], tmp_path, "int8", calib=tiny_checkpoint["calib"], batch=None,
+                         quantizer="auto", opset=17)
+    assert result.status == "ok" and result.path is not None, result.message
+    assert int8.file_opset(result.path) <= 17 and result.extra["quantizer"] == "onnxruntime.quantize_static"
+    assert "opset 19 > 17, not a candidate" in result.message
+    (made,) = tmp_path.glob("*_modelopt.onnx")  # it was made, and left out
+    assert int8.file_opset(made) >= 19
+
+
 def test_fragile_node_selection(tiny_checkpoint, tmp_path):
     import onnx
     fp32 = onnx_export.export(tiny_checkpoint["ckpt"], tmp_path, "fp32", batch=None, verify_samples=4)
