@@ -262,7 +262,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
                    label=f"{t} thread(s)")
         axes[1].scatter(x + (i - (len(blocks) - 1) / 2) * width, [block["models"][n]["gain_bound"] for n in names],
                         marker="_", s=200, color="k", zorder=3, label="bound 1 / b1 share" if i == 0 else None)
-    axes[0].set_title("batch 1: % of the GEMM peak timed in the same round", fontsize=10)
+    axes[0].set_title("batch 1: % of the GEMM peak timed around it", fontsize=10)
     axes[1].set_title(f"batch {res['settings']['batch']} per-clip speed-up over batch 1", fontsize=10)
     axes[1].axhline(1.0, color="k", lw=0.8)
     for ax in axes:
@@ -286,7 +286,7 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--per-round", type=int, default=5)
     p.add_argument("--batch", type=int, default=16, help="the batched size (default 16)")
-    p.add_argument("--frames", type=int, default=64)
+    p.add_argument("--frames", type=int, default=64, help="T of the LAST inputs (default 64, the harness's)")
     p.add_argument("--out", type=Path, default=Path("runs/efficiency"), help="report folder")
     args = p.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -304,6 +304,8 @@ def _main(argv: list[str] | None = None) -> int:
     peer_names = [n.strip() for n in args.peers.split(",") if n.strip()]
     if not variants and not peer_names:
         p.error("nothing to time: give --variants or --peers")
+    if peer_names and args.frames != 64:
+        p.error("--frames: the peers are built with the harness's T=64; keep --frames 64 with --peers")
     import onnxruntime as ort
     torch.set_flush_denormal(True)
     work = args.out / "onnx"
