@@ -167,16 +167,18 @@ def plot_latency_vs_accuracy(rows: list[dict], path: Path) -> Path | None:
         return None
     plt = _plt()
     markers = {"pytorch": "o", "onnx": "s", "int8": "D", "tflite": "^", "coreml": "v", "trt": "P"}
+    by_precision = {("tflite", "fp16"): "<", ("tflite", "int8"): "*", ("trt", "int8"): "X", ("trt", "fp32"): "p"}
     fig, ax = plt.subplots(figsize=(7, 4.5))
     variants = sorted({r["model"] for r in pts})
     colors = {v: plt.cm.tab10(i % 10) for i, v in enumerate(variants)}
-    seen = set()
+    shapes: dict[str, str] = {}
     for r in pts:
-        label = f"{r['format']} {r['precision']}"
-        ax.scatter(r["latency"]["p90_ms"], 100 * r["top1"], marker=markers.get(r["format"], "o"),
-                   color=colors[r["model"]], s=45, label=label if label not in seen else None, edgecolor="k",
-                   linewidth=0.4)
-        seen.add(label)
+        shape = by_precision.get((r["format"], r["precision"]), markers.get(r["format"], "o"))
+        shapes.setdefault(f"{r['format']} {r['precision']}", shape)
+        ax.scatter(r["latency"]["p90_ms"], 100 * r["top1"], marker=shape, color=colors[r["model"]],
+                   s=70 if shape == "*" else 45, edgecolor="k", linewidth=0.4)
+    for label, shape in shapes.items():  # the legend: shapes in grey for formats, colours for variants
+        ax.scatter([], [], marker=shape, color="0.6", edgecolor="k", linewidth=0.4, label=label)
     for v in variants:
         ax.scatter([], [], color=colors[v], label=v)
     ax.set_xlabel("batch-1 latency p90 (ms)")
