@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 import time
 import warnings
@@ -38,6 +37,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from benchmarks.report import pyplot
+from benchmarks.run import machine_info
 from converters.onnx import DEFAULT_OPSET, simplify
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
@@ -171,6 +172,50 @@ def run_rounds(models: dict[str, dict[str, Any]], threads: list[int], rounds: in
     return raw
 
 
+def batch_sweep(variants: list[str], batches: list[int], frames: int, threads: int, rounds: int, work: Path
+                ) -> dict[str, Any]:
+    """Per-clip time of each variant at each batch size (one static export per size), interleaved: every round
+    visits every (variant, batch) in a rotating order with about max(batches) clips per visit; the gain is each
+    round's batch-1 time over that batch's, per clip."""
+    largest = max(batches)
+    runs = {}
+    for v in variants:
+        m = create_model(v, layout="ntu25", num_classes=60).eval()
+        for b in batches:
+            path = work / f"{v}.b{b}.onnx"
+            export_static(m, last_input(b, frames, m.num_joints), path)
+            runs[(v, b)] = (ort_session(path, threads), {"x": last_input(b, frames, m.num_joints).numpy()},
+                            max(1, largest // b))
+    for s, feed, _ in runs.values():
+        s.run(None, feed)
+    per_clip: dict[tuple[str, int], list[float]] = {k: [] for k in runs}
+    keys = list(runs)
+    for r in range(rounds):
+        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            s, feed, calls = runs[key]
+            per_clip[key].append(timed(lambda: [s.run(None, feed) for _ in range(calls)]) / (calls * key[1]))
+        print(f"  round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+    out: dict[str, Any] = {}
+    for v in variants:
+        base = np.array(per_clip[(v, batches[0])])
+        out[v] = {str(b): {"ms_per_clip": float(np.median(per_clip[(v, b)]) * 1e3),
+                           "gain": spread(base / np.array(per_clip[(v, b)]))} for b in batches}
+    return out
+
+
+def sweep_markdown(res: dict[str, Any]) -> str:
+    s = res["settings"]
+    batches = s["sweep"]
+    lines = [f"# Per-clip time against the batch size ({res['date']})", "",
+             f"ONNX Runtime {res['ort']}, {res['cpu']}; {s['threads']} thread(s), input (N, 3, {s['frames']}, 25, 1), "
+             f"{s['rounds']} rounds; ms per clip (median), in brackets the per-round speed-up over batch "
+             f"{batches[0]}.", "", *table_head(["model"] + [f"batch {b}" for b in batches])]
+    for v, row in res["sweep"].items():
+        cells = [f"{row[str(b)]['ms_per_clip']:.2f} ({row[str(b)]['gain']['median']:.2f}×)" for b in batches]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def spread(values: np.ndarray) -> dict[str, float]:
     return {"median": float(np.median(values)), "p10": float(np.percentile(values, 10)),
             "p90": float(np.percentile(values, 90))}
@@ -198,12 +243,6 @@ def summarize(models: dict[str, dict[str, Any]], raw: dict[str, Any], reference:
             rows[name] = row
         out[t] = {"gemm_gflops": spread(all_peaks), "models": rows}
     return out
-
-
-def cpu_name() -> str:
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
 
 
 def pct(d: dict[str, float]) -> str:
@@ -238,16 +277,15 @@ def markdown(res: dict[str, Any]) -> str:
                       ratio(r["batch_gain"]), f"{r['gain_bound']:.2f}×"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["Paired: the model's GFLOP/s over the GFLOP/s of the MatMul calls just before and after it. Whole-run medians: the "
-              "median model time against the median GEMM, which mixes the machine's fast and slow phases. "
+    lines += ["Paired: the model's GFLOP/s over the GFLOP/s of the MatMul calls just before and after it. "
+              "Whole-run medians: the median model time against the median GEMM, which mixes the machine's fast "
+              "and slow phases. "
               "The batching gain cannot exceed the bound unless the batch runs above the GEMM peak.", ""]
     return "\n".join(lines)
 
 
 def plot(res: dict[str, Any], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     blocks = res["threads"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     names = list(next(iter(blocks.values()))["models"])
@@ -287,6 +325,8 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-round", type=int, default=5)
     p.add_argument("--batch", type=int, default=16, help="the batched size (default 16)")
     p.add_argument("--frames", type=int, default=64, help="T of the LAST inputs (default 64, the harness's)")
+    p.add_argument("--sweep", default="", help="instead: per-clip time of the variants at these batch sizes, "
+                                               "e.g. 1,2,4,8,16,32 (first thread count; sweep.md / sweep.json)")
     p.add_argument("--out", type=Path, default=Path("runs/efficiency"), help="report folder")
     args = p.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -301,6 +341,12 @@ def _main(argv: list[str] | None = None) -> int:
         p.error("--threads must be >= 1")
     if args.rounds < 2 or args.per_round < 1 or args.batch < 2 or args.frames < 8:
         p.error("--rounds >= 2, --per-round >= 1, --batch >= 2 and --frames >= 8 are needed")
+    try:
+        sweep = [int(b) for b in args.sweep.split(",") if b.strip()]
+    except ValueError:
+        p.error(f"--sweep needs comma-separated batch sizes, got {args.sweep!r}")
+    if sweep and (min(sweep) < 1 or not variants or args.peers):
+        p.error("--sweep needs batch sizes >= 1 and LAST --variants (no --peers)")
     peer_names = [n.strip() for n in args.peers.split(",") if n.strip()]
     if not variants and not peer_names:
         p.error("nothing to time: give --variants or --peers")
@@ -310,16 +356,26 @@ def _main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     work = args.out / "onnx"
     work.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "ort": ort.__version__,
+                           "cpu": f"{machine['cpu']}, {machine['cores']} cores"}
     print("building and exporting", file=sys.stderr, flush=True)
+    if sweep:
+        res["settings"] = {"rounds": args.rounds, "frames": args.frames, "threads": threads[0], "sweep": sweep}
+        res["sweep"] = batch_sweep(variants, sweep, args.frames, threads[0], args.rounds, work)
+        (args.out / "sweep.json").write_text(json.dumps(res, indent=1))
+        text = sweep_markdown(res)
+        (args.out / "sweep.md").write_text(text)
+        print(text)
+        return 0
     peers = build_peers(peer_names, args.peers_harness, args.peers_dir, args.mirror) if peer_names else {}
     models = prepare(variants, peers, args.frames, args.batch, work, threads)
     print("timing", file=sys.stderr, flush=True)
     raw = run_rounds(models, threads, args.rounds, args.per_round, args.batch)
-    res = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": f"{cpu_name()}, {os.cpu_count()} cores",
-           "ort": ort.__version__, "reference": peer_names[0] if peer_names else None,
-           "settings": {"rounds": args.rounds, "per_round": args.per_round, "batch": args.batch,
-                        "frames": args.frames, "threads": threads},
-           "threads": summarize(models, raw, peer_names[0] if peer_names else None), "raw": raw}
+    res.update(reference=peer_names[0] if peer_names else None,
+               settings={"rounds": args.rounds, "per_round": args.per_round, "batch": args.batch,
+                         "frames": args.frames, "threads": threads},
+               threads=summarize(models, raw, peer_names[0] if peer_names else None), raw=raw)
     (args.out / "efficiency.json").write_text(json.dumps(res, indent=1))
     text = markdown(res)
     (args.out / "efficiency.md").write_text(text)

@@ -154,7 +154,8 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
 
 # ----------------------------------------------------------------------------------------------------------
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (reports are written, never shown)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -165,7 +166,7 @@ def plot_latency_vs_accuracy(rows: list[dict], path: Path) -> Path | None:
     pts = [r for r in rows if r.get("latency") and r.get("top1") is not None]
     if not pts:
         return None
-    plt = _plt()
+    plt = pyplot()
     markers = {"pytorch": "o", "onnx": "s", "int8": "D", "tflite": "^", "coreml": "v", "trt": "P"}
     by_precision = {("tflite", "fp16"): "<", ("tflite", "int8"): "*", ("trt", "int8"): "X", ("trt", "fp32"): "p"}
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -196,7 +197,7 @@ def plot_distribution(rows: list[dict], path: Path) -> Path | None:
     pts = [r for r in rows if r.get("latency") and r["latency"].get("samples_ms")]
     if not pts:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(pts) + 2), 4.5))
     ax.boxplot([r["latency"]["samples_ms"] for r in pts], whis=(1, 99), showfliers=False)
     ax.set_xticks(range(1, len(pts) + 1))
@@ -217,7 +218,7 @@ def plot_budget(result: dict[str, Any], path: Path) -> Path | None:
     est = result.get("estimates") or []
     if not measured and not est:
         return None
-    plt = _plt()
+    plt = pyplot()
     bars = [(f"{r['model']} {r['format']} {r['precision']}", r["latency"]["p90_ms"],
              r["verdict"]["classifier_budget_ms"], False) for r in measured]
     bars += [(f"{e['profile']}: {e['model']} {e['precision']}", e["estimate"]["latency_ms"],

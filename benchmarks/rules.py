@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from converters.onnx import opset_of
+
 
 def onnx_ops(model) -> dict[str, int]:
     """Operator counts of an ONNX graph and of its subgraphs (If/Loop bodies), default domain first."""
@@ -22,10 +24,6 @@ def onnx_ops(model) -> dict[str, int]:
     return counts
 
 
-def onnx_opset(model) -> int:
-    return int(max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0))
-
-
 def check_onnx(path: str | Path, profile) -> list[str]:
     """Every reason the profile's runtime would refuse this ONNX file (empty list: accepted)."""
     import onnx
@@ -34,7 +32,7 @@ def check_onnx(path: str | Path, profile) -> list[str]:
     model = onnx.load(str(path), load_external_data=False)
     runtime = f"{profile.runtime} {profile.runtime_info['version']}"
     problems = []
-    opset = onnx_opset(model)
+    opset = opset_of(model)
     if opset > profile.max_opset:
         problems.append(f"opset {opset} > {profile.max_opset}, the highest {runtime} parses")
     ops = onnx_ops(model)

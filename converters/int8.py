@@ -301,8 +301,7 @@ def quantize_modelopt(fp32_path: Path, out_path: Path, x: np.ndarray, keep_float
 def file_opset(path: str | Path) -> int:
     """The default-domain opset an ONNX file declares."""
     import onnx
-    model = onnx.load(str(path), load_external_data=False)
-    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return onnx_export.opset_of(onnx.load(str(path), load_external_data=False))
 
 
 def modelopt_available() -> bool:
@@ -364,13 +363,14 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
             done = [r for r in (ort_result, mo_result) if r.path is not None]
             # an explicit --opset is the target runtime's limit (benchmarks.run passes the device profile's):
             # ModelOpt always writes opset >= 19, which e.g. TensorRT 8.x cannot parse
-            fits = [r for r in done if opset is None or file_opset(r.path) <= opset]
+            opsets = {id(r): file_opset(r.path) for r in done}
+            fits = [r for r in done if opset is None or opsets[id(r)] <= opset]
             ranked = sorted(fits, key=lambda r: (r.extra.get("top1_agreement", -1), r is ort_result), reverse=True)
             if not ranked:
                 return ort_result
             best = ranked[0]
             others = "; ".join(f"{r.extra.get('quantizer', '?')}: agreement {r.extra.get('top1_agreement', 0):.3f}"
-                               + ("" if r in fits else f", opset {file_opset(r.path)} > {opset}, not a candidate")
+                               + ("" if r in fits else f", opset {opsets[id(r)]} > {opset}, not a candidate")
                                for r in done)
             best.message = f"auto picked {best.extra['quantizer']} ({others}); " + best.message
             best.extra["auto_candidates"] = others

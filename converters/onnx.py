@@ -85,6 +85,11 @@ def op_counts(path: str | Path) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def opset_of(model) -> int:
+    """The default-domain opset an ONNX ModelProto declares."""
+    return int(max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0))
+
+
 def finalize(path: Path, ckpt: dict[str, Any], precision: str, batch: int | None, **extra: Any) -> dict[str, Any]:
     """Check the graph, embed the metadata and write the sidecar; returns the metadata."""
     import onnx
@@ -92,8 +97,7 @@ def finalize(path: Path, ckpt: dict[str, Any], precision: str, batch: int | None
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
     meta = artifact_metadata(ckpt, "onnx", precision, batch=batch,
-                             opset=int(max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))),
-                             **extra)
+                             opset=opset_of(model), **extra)
     embed_metadata(model, meta)
     onnx.save(model, str(path))
     write_sidecar(path, meta)

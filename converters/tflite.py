@@ -26,7 +26,8 @@ int8   static post-training quantization calibrated on the calibration set; --in
 
 Every file is then run in the ai-edge-litert interpreter (core.runtime.TFLiteRuntime) and compared with
 PyTorch fp32 on the verification clips (the calibration set when given, else synthetic motions; for int8 the
-set's stratified 20 % hold-out, which the quantizer never sees): max |logit diff| and top-1 agreement. Batch is fixed (default 1). Install: pip install -e '.[tflite]'
+set's stratified 20 % hold-out, which the quantizer never sees): max |logit diff| and top-1 agreement. Batch is
+fixed (default 1). Install: pip install -e '.[tflite]'
 (litert-torch, ai-edge-litert, ai-edge-quantizer, typing-extensions<4.13).
 """
 from __future__ import annotations

@@ -67,7 +67,13 @@ def quantized_inputs(ckpt: dict[str, Any], calib: str | Path, verify_count: int,
     """(verification clips, their source, calibration clips, their source) for a converter that quantizes with
     a calibration set and scores its own artifact: the clips it verifies on are the set's stratified hold-out
     (converters.calib.quantization_clips, as converters.int8 does), never clips it calibrated on."""
-    clips = quantization_clips(calib, ckpt)
+    try:
+        clips = quantization_clips(calib, ckpt)
+    except InputError as exc:
+        if "--holdout" not in str(exc):
+            raise
+        raise InputError(f"--calib {calib}: too few clips to hold 20 % back for verification and calibrate on the "
+                         "rest; draw a larger set with python -m converters.calib") from None
     calib_x = clips.calibrate[:calib_count]
     return (clips.verify[:verify_count], clips.verified_on, calib_x,
             f"calibration set {Path(calib).name} ({len(calib_x)} clips, {len(clips.verify)} held back)")

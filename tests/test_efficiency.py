@@ -53,3 +53,13 @@ def test_bad_arguments_are_one_clear_error(tmp_path, capsys):
     rc = efficiency.main(["--peers", "EfficientGCN-B0", "--peers-harness", str(tmp_path / "nope.py"),
                           "--variants", "last_nano", "--out", str(tmp_path)])
     assert rc != 0 and "--peers-harness" in capsys.readouterr().err
+
+
+@backend_checker("onnxruntime")
+def test_sweep_times_every_batch_size(tmp_path):
+    out = tmp_path / "sweep"
+    assert efficiency.main(["--variants", "last_lite_nano", "--sweep", "1,2", "--threads", "1", "--rounds", "2",
+                            "--frames", "16", "--out", str(out)]) == 0
+    row = json.loads((out / "sweep.json").read_text())["sweep"]["last_lite_nano"]
+    assert row["1"]["gain"]["median"] == pytest.approx(1.0) and row["2"]["ms_per_clip"] > 0
+    assert "| last_lite_nano |" in (out / "sweep.md").read_text()

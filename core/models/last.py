@@ -206,6 +206,11 @@ class AdaptiveGraphConv(nn.Module):
         dyn = torch.tanh(torch.matmul(e[:, 0].transpose(-1, -2), e[:, 1]) / self.embed_channels)
         return a + self.alpha * dyn  # (N, K, V, V)
 
+    def aggregate(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """x (N, C_in, T, V) against the K adjacencies a: the (N, K*C_in, T, V) input of the mixing conv."""
+        n, cin, t, v = x.shape
+        return torch.matmul(x.reshape(n, 1, cin * t, v), a).reshape(n, self.subsets * cin, t, v)
+
     def mixing_weight(self) -> torch.Tensor:
         """(K*C_out, C_in, 1, 1) subset-major -> (C_out, K*C_in, 1, 1) for the aggregated (N, K*C_in, T, V)."""
         w = self.conv.weight
@@ -217,10 +222,8 @@ class AdaptiveGraphConv(nn.Module):
         return self.mixing_weight() * scale.view(-1, 1, 1, 1), shift
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, cin, t, v = x.shape
         fast = fast_inference(self, x)
-        a = self.adjacency(x, fast)
-        xa = torch.matmul(x.reshape(n, 1, cin * t, v), a).reshape(n, self.subsets * cin, t, v)
+        xa = self.aggregate(x, self.adjacency(x, fast))
         if fast:
             bn = self.bn
             w, b = cached(self, "folded", (self.conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var),

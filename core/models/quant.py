@@ -123,9 +123,7 @@ class QuantSim(nn.Module):
     @staticmethod
     def _graph_conv_forward(m: AdaptiveGraphConv, q: ActQuant):
         def forward(x: torch.Tensor) -> torch.Tensor:
-            n, cin, t, v = x.shape
-            a = m.adjacency(x)  # float, as the Q/DQ model keeps the dynamic-adjacency MatMuls
-            xa = torch.matmul(x.reshape(n, 1, cin * t, v), a).reshape(n, m.subsets * cin, t, v)
+            xa = m.aggregate(x, m.adjacency(x))  # float, as the Q/DQ model keeps the dynamic-adjacency MatMuls
             w, b = m.folded()
             return F.conv2d(q(xa), quantize_weight(w), b)
         return forward
