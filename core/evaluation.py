@@ -252,12 +252,13 @@ def parse_data_arg(data: str, default_split: str = "train") -> tuple[str, str]:
     return data, default_split
 
 
-def load_named_split(name: str, split: str, root: str | Path | None = None) -> SkeletonSplit:
-    """core.data.load_split with errors that name the data set; raises ValueError / FileNotFoundError."""
+def load_named_split(name: str, split: str, root: str | Path | None = None, **validation: Any) -> SkeletonSplit:
+    """core.data.load_split with errors that name the data set; raises ValueError / FileNotFoundError.
+    `validation` (val_fraction, val_seed) draws the validation slice of a data set without its own."""
     if root is not None and not Path(root).exists():
         raise FileNotFoundError(f"data root {root} does not exist")
     try:
-        return load_split(name, split, root=root)
+        return load_split(name, split, root=root, **validation)
     except (KeyError, ValueError) as exc:
         raise ValueError(f"data set {name}:{split}: {exc}") from exc
     except FileNotFoundError as exc:
@@ -265,12 +266,21 @@ def load_named_split(name: str, split: str, root: str | Path | None = None) -> S
 
 
 def load_data_split(data: str, layout: str | None = None, root: str | Path | None = None,
-                    default_split: str = "train") -> SkeletonSplit:
-    """A SkeletonSplit from a `--data NAME:SPLIT` value; 'synthetic' builds motions for the model's `layout`."""
+                    default_split: str = "train", ckpt: dict[str, Any] | None = None) -> SkeletonSplit:
+    """A SkeletonSplit from a `--data NAME:SPLIT` value; 'synthetic' builds motions for the model's `layout`.
+    With a checkpoint, NAME:val is the validation slice that checkpoint was trained with (its fraction and seed)."""
     name, split = parse_data_arg(data, default_split)
     if name == "synthetic" and layout and layout != "ntu25":
         name = f"synthetic:{layout}"  # synthetic motions are generated for the model's layout
-    return load_named_split(name, split, root)
+    return load_named_split(name, split, root, **validation_recipe(ckpt))
+
+
+def validation_recipe(ckpt: dict[str, Any] | None) -> dict[str, Any]:
+    """The (val_fraction, val_seed) a checkpoint's validation slice was drawn with; {} for the defaults."""
+    v = ((ckpt or {}).get("train") or {}).get("validation") or {}
+    if v.get("fraction") is None or v.get("seed") is None:
+        return {}
+    return {"val_fraction": float(v["fraction"]), "val_seed": int(v["seed"])}
 
 
 def check_split_matches(split: SkeletonSplit, layout: str, class_names: list[str], data: str, model: str) -> None:

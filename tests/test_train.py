@@ -83,10 +83,10 @@ def test_nan_loss_stops_with_step_and_checkpoint(tmp_path, monkeypatch):
     original = fit.load_data
 
     def poisoned(cfg):
-        train, val = original(cfg)
-        train.data = train.data.copy()
-        train.data[:, 0, 3, 5, 0] = np.nan  # every clip: one NaN coordinate
-        return train, val
+        splits = original(cfg)
+        splits.train.data = splits.train.data.copy()
+        splits.train.data[:, 0, 3, 5, 0] = np.nan  # every clip: one NaN coordinate
+        return splits
 
     monkeypatch.setattr(fit, "load_data", poisoned)
     out = tmp_path / "run"
@@ -157,15 +157,21 @@ def test_short_run_learns_well_above_chance(trained):
     out, summary = trained
     chance = 1 / 8
     assert summary["finished"] and summary["epochs"] == EPOCHS
-    assert summary["best_top1"] >= 0.5, f"best top-1 {summary['best_top1']:.3f} vs chance {chance:.3f}"
+    assert summary["val_top1"] >= 0.5, f"validation top-1 {summary['val_top1']:.3f} vs chance {chance:.3f}"
+    # chosen on the data set's own validation split, the test split scored once at that epoch and the last
+    assert summary["chosen_on"] == "val" and summary["validation"]["clips"] == len(load_split("synthetic", "val"))
+    assert summary["test_clips_scored"] == len(load_split("synthetic", "test")) and not summary["warnings"]
+    assert 0.0 <= summary["test_top1_at_val_epoch"] <= 1.0 and 0.0 <= summary["test_top1_last_epoch"] <= 1.0
     for name in ("best.pt", "last.pt", "config.yaml", "metrics.csv", "metrics.jsonl", "curves.png",
-                 "confusion.png", "confusion.json", "summary.json"):
+                 "confusion.png", "confusion.json", "summary.json", "test_predictions.npz", "test_metrics.json",
+                 "test_confusion.png"):
         assert (out / name).exists(), name
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))
     assert list((out / "tb").glob("events.out.tfevents.*"))
     model, ckpt = load_model(out / "best.pt")
-    assert ckpt["metrics"]["top1"] == pytest.approx(summary["best_top1"])
+    assert ckpt["metrics"]["top1"] == pytest.approx(summary["val_top1"])
+    assert ckpt["train"]["validation"]["digest"] == summary["validation"]["digest"]
     assert ckpt["class_names"] == load_split("synthetic", "test").class_names
     assert "resume" not in ckpt and "resume" in load_checkpoint(out / "last.pt")
 
@@ -198,7 +204,7 @@ def test_evaluate_command_scores_checkpoint(trained, tmp_path, capsys):
     out, summary = trained
     metrics = evaluate(["--checkpoint", str(out / "best.pt"), "--data", "synthetic:test",
                     "--out", str(tmp_path / "eval")])
-    assert metrics["top1"] == pytest.approx(summary["best_top1"])
+    assert metrics["top1"] == pytest.approx(summary["test_top1_at_val_epoch"])
     assert "top-1" in capsys.readouterr().out
     assert (tmp_path / "eval" / "metrics.json").exists() and (tmp_path / "eval" / "confusion.png").exists()
     multi = evaluate(["--checkpoint", str(out / "best.pt"), "--data", "synthetic", "--clips", "3", "--no-per-class"])
@@ -229,8 +235,9 @@ def test_ddp_two_processes_gloo(tmp_path):
     assert ckpt["train"]["world_size"] == 2
     assert model(torch.zeros(2, 3, 24, 25, 1)).shape == (2, 8)
     # validation metrics are over the whole split, not one rank's half
-    full = evaluate_logits(np.zeros((64, 8)), np.zeros(64, dtype=int), ckpt["class_names"])["num_samples"]
-    assert ckpt["metrics"]["num_samples"] == full == len(load_split("synthetic", "test"))
+    n = len(load_split("synthetic", "val"))
+    full = evaluate_logits(np.zeros((n, 8)), np.zeros(n, dtype=int), ckpt["class_names"])["num_samples"]
+    assert ckpt["metrics"]["num_samples"] == full == len(load_split("synthetic", "val"))
 
 
 def test_report_table_and_plot(trained, tmp_path, capsys):
@@ -238,6 +245,6 @@ def test_report_table_and_plot(trained, tmp_path, capsys):
 
     out, summary = trained
     table = main([str(out), str(tmp_path / "not_a_run"), "--out", str(tmp_path / "report")])
-    assert "| last_nano | joint |" in table and f"{100 * summary['best_top1']:.2f}" in table
+    assert "| last_nano | joint |" in table and f"{100 * summary['test_top1_at_val_epoch']:.2f}" in table
     assert "skipped" in capsys.readouterr().err
     assert (tmp_path / "report" / "report.png").stat().st_size > 0 and (tmp_path / "report" / "report.md").exists()

@@ -39,7 +39,10 @@ class DataConfig:
     name: str = "synthetic"  # core.data.load_split name: nw_ucla, ntu60_xsub, ..., synthetic
     root: Optional[str] = None  # data root if not the data set's default
     train_split: str = "train"
-    val_split: str = "test"
+    val_split: str = "val"  # chooses the epoch; "val": the data set's own, else a fixed slice of train_split
+    val_fraction: float = 0.1  # the slice: this fraction of every class of train_split (removed from training)
+    val_seed: int = 0  # the slice's draw (fixed: every run and seed of a data set validates on the same clips)
+    test_split: Optional[str] = "test"  # scored once at the end (chosen and last epoch), never chooses; null: none
     frames: int = 64  # T fed to the model
     persons: Optional[int] = None  # M; default: as many as the data set has
     sampling: str = "uniform"  # test-time sampling: uniform | center
@@ -100,12 +103,16 @@ class RunConfig:  # the `train:` section
     test_clips: int = 1  # clips averaged in the final evaluation of best.pt
     log_every: int = 20  # steps between TensorBoard scalars
     ema_decay: float = 0.0  # > 0: keep a weight EMA (timm ModelEmaV3 style), evaluate it and save ema.pt
+    early_stop_patience: int = 0  # > 0: stop after this many epochs without a better validation top-1
 
 
 @dataclass
 class DistillConfig:  # train.distill: student = model.*, teacher = a live checkpoint or an offline file
-    teacher: Optional[str] = None  # live teacher: a LAST checkpoint run frozen (other streams / variant allowed)
-    teacher_file: Optional[str] = None  # offline teacher: .npz from `python -m train.teacher` (or cross-modal)
+    teacher: Optional[str] = None  # live teacher: a LAST checkpoint run frozen on the student's exact input
+    teacher_ensemble: list[str] = field(default_factory=list)  # more checkpoints whose logits average with teacher's
+    teacher_cache: Optional[str] = None  # folder: the live teacher's logits per (epoch, clip), reused by later runs
+    teacher_file: Optional[str] = None  # un-augmented offline teacher (.npz of python -m train.teacher): inconsistent
+    unlabelled: bool = True  # with data.label_fraction < 1: distil on the unlabelled training clips too
     alpha: Optional[float] = None  # hard-label CE weight; None: per student variant (nano 0.3, small 0.5, else 0.5)
     alpha_end: Optional[float] = None  # if set, alpha moves linearly from `alpha` to this over the run
     tau: float = 4.0  # KD temperature
@@ -325,6 +332,8 @@ def validate(cfg: dict[str, Any]) -> None:
     need(t["amp"] in ("auto", "off", "fp16", "bf16"), f"train.amp must be auto, off, fp16 or bf16, got {t['amp']!r}")
     need(int(t["test_clips"]) >= 1, f"train.test_clips must be >= 1, got {t['test_clips']}")
     need(0 <= float(t["ema_decay"]) < 1, f"train.ema_decay must be in [0, 1), got {t['ema_decay']}")
+    need(0 < float(d["val_fraction"]) < 1, f"data.val_fraction must be in (0, 1), got {d['val_fraction']}")
+    need(int(t["early_stop_patience"]) >= 0, f"train.early_stop_patience must be >= 0, got {t['early_stop_patience']}")
     need(0 < float(d["label_fraction"]) <= 1, f"data.label_fraction must be in (0, 1], got {d['label_fraction']}")
     k, p = cfg["distill"], cfg["pretrain"]
     need(k["alpha"] is None or 0 <= float(k["alpha"]) <= 1, f"distill.alpha must be in [0, 1], got {k['alpha']}")

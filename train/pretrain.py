@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from core.cli import run_cli
 from core.data.dataset import SkeletonDataset
 from core.layouts import Layout, get_layout
-from train.trainer import FitError, Trainer, load_named_split, run_trainer, trainer_main
+from train.trainer import FitError, Splits, Trainer, load_data, run_trainer, trainer_main
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,16 +123,10 @@ class MaskCLRHeads(nn.Module):
 class PretrainTrainer(Trainer):
     loss_fields = ["recon", "contrast", "mask_ratio"]
 
-    def load_splits(self):
-        d = self.cfg["data"]
-        try:
-            train = load_named_split(d["name"], d["train_split"], d["root"])
-        except (FileNotFoundError, KeyError, ValueError) as exc:
-            raise FitError(f"cannot load data set {d['name']!r} split {d['train_split']!r} (data.train_split): "
-                           f"{exc}") from exc
-        if len(train) == 0:
-            raise FitError(f"data set {d['name']!r} split {d['train_split']!r} is empty")
-        return train, None  # self-supervised: the validation (test) split is never loaded
+    def load_splits(self) -> Splits:
+        splits = load_data(self.cfg)  # the validation slice is left out: it chooses the fine-tuned epoch later
+        # self-supervised: nothing is validated or scored here
+        return Splits(splits.train, None, None, splits.validation, splits.warnings)
 
     def build_model(self, spec, num_classes):
         model = super().build_model(spec, num_classes)

@@ -9,7 +9,8 @@ The run starts from the checkpoint's own training config (data, augmentation, ba
 overridable as section.key=value: schedule.epochs=4, no warm-up, one cosine cycle from optim.lr=1e-4; the loss is
 distill.alpha=0.5 * CE + 0.5 * KD against the frozen fp32 checkpoint (distill.teacher, tau 4); BatchNorm statistics
 frozen. Activation ranges follow the batches during qat.observe_epochs, then stay fixed; validation runs the
-simulated INT8 model, so best.pt is the best INT8 epoch.
+simulated INT8 model on the validation split (data.val_split=val: the checkpoint's validation slice, never the
+test split), so best.pt is the best INT8 epoch there; the test split is scored once at the end.
 
 best.pt / last.pt are ordinary LAST checkpoints (the fine-tuned fp32 weights, loadable everywhere) that also carry
 `quantization`: the activation range of every quantized tensor. converters.int8 (onnxruntime quantizer) puts those
@@ -38,7 +39,7 @@ from train.trainer import run_trainer
 QAT_DEFAULTS = ["schedule.epochs=4", "schedule.warmup_epochs=0", "schedule.name=cosine", "optim.lr=1e-4",
                 "distill.alpha=0.5", "distill.tau=4.0", "distill.alpha_end=null", "distill.feature_weight=0",
                 "distill.projector_weight=0", "distill.teacher_file=null", "train.ema_decay=0",
-                "train.test_clips=1"]
+                "train.test_clips=1", "data.val_split=val"]
 
 
 class QATTrainer(DistillTrainer):

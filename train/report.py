@@ -21,6 +21,8 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{run_dir}: no summary.json / metrics.jsonl (not a train.fit output_dir, "
                                 f"or the run has not finished an epoch)")
     summary = json.loads(summary_path.read_text())
+    if "val_top1" not in summary:
+        raise ValueError(f"{summary_path}: written by an older toolkit (no validation protocol); train it again")
     history = []
     for n, line in enumerate(metrics_path.read_text().splitlines(), 1):
         try:
@@ -29,8 +31,6 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
             raise ValueError(f"{metrics_path}:{n}: not JSON ({exc})") from exc
     summary["history"] = history
     summary["dir"] = str(run_dir)
-    last = next((h for h in reversed(history) if h.get("val_top1") is not None), {})
-    summary["last_top1"], summary["last_top5"] = last.get("val_top1"), last.get("val_top5")
     return summary
 
 
@@ -39,16 +39,23 @@ def pct(x: float | None) -> str:
 
 
 def markdown_table(runs: list[dict[str, Any]]) -> str:
-    clips = sorted({k for r in runs for k in r if k.startswith("best_top1_") and k.endswith("clips")})
-    head = ["variant", "streams", "params (M)", "epochs", "wall time", "top-1 best", "top-5 best",
-            "top-1 last epoch"] + [f"top-1 best, {k[len('best_top1_'):-len('clips')]} clips" for k in clips]
+    """One row per run: the epoch chosen on the validation split, and the test split scored at that epoch and at
+    the last one (a run that chose on the test split is flagged)."""
+    clips = sorted({k for r in runs for k in r if k.startswith("test_top1_at_val_epoch_") and k.endswith("clips")})
+    head = ["variant", "streams", "params (M)", "epochs", "wall time", "chosen epoch", "val top-1",
+            "test top-1 (chosen epoch)", "test top-5 (chosen epoch)", "test top-1 (last epoch)"] + [
+        f"test top-1 (chosen, {k[len('test_top1_at_val_epoch_'):-len('clips')]} clips)" for k in clips]
     lines = table_head(head)
     for r in runs:
         epochs = f"{r['epochs']}" + ("" if r.get("finished") else f" of {r['planned_epochs']} (unfinished)")
         wall = r["wall_seconds"]
+        chosen = f"{r['best_epoch']} ({r.get('chosen_on') or '-'})"
+        if r.get("warnings"):
+            chosen += " ⚠ chosen on the test split"
         row = [r["variant"], "+".join(r["streams"]), f"{r['params'] / 1e6:.3f}", epochs,
-               f"{wall / 3600:.2f} h" if wall >= 3600 else f"{wall / 60:.1f} min", pct(r["best_top1"]),
-               pct(r.get("best_top5")), pct(r.get("last_top1"))] + [pct(r.get(k)) for k in clips]
+               f"{wall / 3600:.2f} h" if wall >= 3600 else f"{wall / 60:.1f} min", chosen, pct(r.get("val_top1")),
+               pct(r.get("test_top1_at_val_epoch")), pct(r.get("test_top5_at_val_epoch")),
+               pct(r.get("test_top1_last_epoch"))] + [pct(r.get(k)) for k in clips]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -64,15 +71,17 @@ def plot_runs(runs: list[dict[str, Any]], path: Path) -> Path:
         label = f"{r['variant']} ({'+'.join(r['streams'])})"
         ep = [h["epoch"] for h in r["history"] if h.get("val_top1") is not None]
         ax1.plot(ep, [100 * h["val_top1"] for h in r["history"] if h.get("val_top1") is not None], label=label)
-        ax2.scatter(r["params"] / 1e6, 100 * r["best_top1"], s=60)
-        ax2.annotate(label, (r["params"] / 1e6, 100 * r["best_top1"]), textcoords="offset points", xytext=(5, 5))
+        score = r.get("test_top1_at_val_epoch")
+        if score is not None:
+            ax2.scatter(r["params"] / 1e6, 100 * score, s=60)
+            ax2.annotate(label, (r["params"] / 1e6, 100 * score), textcoords="offset points", xytext=(5, 5))
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("validation top-1 (%)")
     ax1.grid(alpha=0.3)
     ax1.legend()
     ax2.set_xscale("log")
     ax2.set_xlabel("parameters (M)")
-    ax2.set_ylabel("best top-1 (%)")
+    ax2.set_ylabel("test top-1 at the chosen epoch (%)")
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ import yaml
 
 from core.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from core.data.dataset import SkeletonDataset
+from core.data.splits import shared_clip_count, stratified_fraction, validation_info
 from core.models.last import LAST, create_model
 from core.spec import InputSpec
 from core.cli import ArgumentParser
@@ -167,37 +168,61 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # Building blocks
 
 
-def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Sorted indices of `fraction` of every class (at least one sample per class), drawn with `seed`."""
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        take = max(1, int(round(fraction * len(members))))
-        keep.append(rng.choice(members, size=take, replace=False))
-    return np.sort(np.concatenate(keep))
+class Splits:
+    """The clips a run trains on, chooses on and is scored on, and what is stored about them."""
+
+    def __init__(self, train: Any, val: Any, test: Any | None, validation: dict[str, Any], warnings: list[str]):
+        self.train, self.val, self.test = train, val, test
+        self.validation, self.warnings = validation, warnings
 
 
-def load_data(cfg: dict[str, Any]) -> tuple[Any, Any]:
+def load_data(cfg: dict[str, Any]) -> Splits:
+    """Training, validation and test splits of `cfg["data"]`. A validation slice of the training split is removed
+    from the clips trained on; a validation split that is the test split is allowed with a warning."""
     d = cfg["data"]
     if d["root"] is not None and not Path(d["root"]).exists():
         raise FitError(f"data.root {d['root']} does not exist (data set {d['name']!r})")
-    splits = []
-    for key in ("train_split", "val_split"):
+
+    def load(key: str, split: str) -> Any:
         try:
-            splits.append(load_named_split(d["name"], d[key], d["root"]))
+            return load_named_split(d["name"], split, d["root"], val_fraction=float(d["val_fraction"]),
+                                    val_seed=int(d["val_seed"]))
         except (FileNotFoundError, KeyError, ValueError) as exc:
-            raise FitError(f"cannot load data set {d['name']!r} split {d[key]!r} (data.{key}): {exc}") from exc
-    train, val = splits
+            raise FitError(f"cannot load data set {d['name']!r} split {split!r} (data.{key}): {exc}") from exc
+
+    train, val = load("train_split", d["train_split"]), load("val_split", d["val_split"])
+    test_name = d["test_split"] or None
+    test = None if test_name is None or test_name == d["val_split"] else load("test_split", test_name)
     if len(train) == 0:
         raise FitError(f"data set {d['name']!r} split {d['train_split']!r} is empty")
-    if train.layout != val.layout:
-        raise FitError(f"data set {d['name']!r}: train split layout {train.layout!r} differs from the validation "
-                       f"split's {val.layout!r}")
-    if list(train.class_names) != list(val.class_names):
-        raise FitError(f"data set {d['name']!r}: train ({len(train.class_names)} classes) and validation "
-                       f"({len(val.class_names)} classes) splits have different class lists")
-    return train, val
+    for other, key in ((val, "val_split"), (test, "test_split")):
+        if other is None:
+            continue
+        if train.layout != other.layout:
+            raise FitError(f"data set {d['name']!r}: train split layout {train.layout!r} differs from data.{key}'s "
+                           f"{other.layout!r}")
+        if list(train.class_names) != list(other.class_names):
+            raise FitError(f"data set {d['name']!r}: train ({len(train.class_names)} classes) and data.{key} "
+                           f"({len(other.class_names)} classes) splits have different class lists")
+    info = dict(val.info.get("validation") or validation_info(val.name, val.names, None, None))
+    info["split"] = d["val_split"]
+    shared = shared_clip_count(train.names, val.names)
+    if shared and str(info.get("source", "")).startswith("slice of"):
+        held = set(val.names)
+        train = train.subset(np.array([i for i, n in enumerate(train.names) if n not in held], dtype=np.int64),
+                             name=f"{train.name} without its validation slice")
+    elif shared:
+        raise FitError(f"data.val_split {d['val_split']!r} shares {shared} clips with data.train_split "
+                       f"{d['train_split']!r}: validation clips must not be trained on")
+    warnings = []
+    if d["val_split"] in ("test", test_name):
+        warnings.append(f"data.val_split is {d['val_split']!r}, the split the model is scored on: the epoch is "
+                        f"chosen on the test clips and their top-1 is optimistic. Use data.val_split=val (a fixed "
+                        f"slice of the training split) for a number that can be published")
+    if test is not None and shared_clip_count(train.names, test.names):
+        raise FitError(f"data.test_split {test_name!r} shares {shared_clip_count(train.names, test.names)} clips "
+                       f"with the training split")
+    return Splits(train, val, test, info, warnings)
 
 
 def check_model_matches_data(cfg: dict[str, Any], train: Any) -> None:
@@ -413,8 +438,8 @@ def shard_indices(n: int, world: int, rank: int) -> np.ndarray:
     return np.arange(rank, n, world)
 
 
-def evaluate_model(model: LAST, split: Any, spec: InputSpec, ddp: Dist, batch_size: int, clips: int = 1
-                   ) -> dict[str, Any]:
+def evaluate_model(model: LAST, split: Any, spec: InputSpec, ddp: Dist, batch_size: int, clips: int = 1,
+                   return_logits: bool = False) -> dict[str, Any]:
     """Every rank predicts its shard, rank 0's gather assembles the whole split in order."""
     idx = shard_indices(len(split), ddp.world, ddp.rank)
     part = split.subset(idx) if ddp.enabled else split
@@ -424,7 +449,10 @@ def evaluate_model(model: LAST, split: Any, spec: InputSpec, ddp: Dist, batch_si
     full = np.zeros((len(split), len(split.class_names)), dtype=np.float32)
     for i, lg in pieces:
         full[i] = lg
-    return evaluate_logits(full, split.labels, split.class_names)
+    metrics = evaluate_logits(full, split.labels, split.class_names)
+    if return_logits:
+        metrics["logits"] = full
+    return metrics
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,14 +473,15 @@ class Trainer:
 
     # -- hooks -----------------------------------------------------------------------------
 
-    def load_splits(self) -> tuple[Any, Any]:
-        """(train split, validation split or None)."""
-        train, val = load_data(self.cfg)
+    def load_splits(self) -> Splits:
+        """Training (after the validation slice and the label fraction are taken out), validation and test."""
+        splits = load_data(self.cfg)
         frac = float(self.cfg["data"]["label_fraction"])
         if frac < 1.0:
-            keep = stratified_subset(train.labels, frac, int(self.cfg["data"]["label_seed"]))
-            train = train.subset(keep, name=f"{train.name}[{frac:g} labels]")
-        return train, val
+            self.unlabelled_split = splits.train  # every training clip, for teachers that need no labels
+            keep = stratified_fraction(splits.train.labels, frac, int(self.cfg["data"]["label_seed"]))
+            splits.train = splits.train.subset(keep, name=f"{splits.train.name}[{frac:g} labels]")
+        return splits
 
     def build_model(self, spec: InputSpec, num_classes: int) -> LAST:
         return make_model(self.cfg, spec, num_classes)
@@ -499,17 +528,20 @@ class Trainer:
         self.seed = int(t["seed"])
         seed_everything(self.seed, bool(t["deterministic"]))
 
-        self.train_split, self.val_split = self.load_splits()
+        self.unlabelled_split = None
+        splits = self.load_splits()
+        self.train_split, self.val_split, self.test_split = splits.train, splits.val, splits.test
+        self.validation, self.data_warnings = splits.validation, splits.warnings
         check_model_matches_data(cfg, self.train_split)
         self.spec = make_spec(cfg, self.train_split)
         self.class_names = list(self.train_split.class_names)
         self.model = self.build_model(self.spec, len(self.class_names)).to(ddp.device)
         self.num_params = sum(p.numel() for p in self.model.parameters())
         self.criterion = nn.CrossEntropyLoss(label_smoothing=float(o["label_smoothing"]))
+        self.train_ds = self.build_train_dataset()
         extras = self.build_extras()
         self.extras = extras.to(ddp.device) if extras is not None else None
 
-        self.train_ds = self.build_train_dataset()
         self.sampler = DistributedSampler(self.train_ds, num_replicas=ddp.world, rank=ddp.rank, shuffle=True,
                                           seed=self.seed)
         self.batch = int(o["batch_size"])
@@ -541,6 +573,7 @@ class Trainer:
         self.ema = ModelEma(self.model, decay) if decay > 0 else None
 
         self.start_epoch, self.history, self.best = 0, [], {"top1": -1.0, "epoch": 0}
+        self.stopped_early = False
         self.wall_before = 0.0
 
     def resume(self) -> None:
@@ -595,6 +628,14 @@ class Trainer:
                 + (f"; resumed from {self.resume_path} at epoch {self.start_epoch}" if self.resume_path else ""))
             if self.sync_bn_note:
                 self.log.info(self.sync_bn_note)
+            if self.val_split is not None:
+                v = self.validation
+                self.log.info(f"validation: {v['clips']} clips of {v['source']} (digest {v['digest']}) choose the "
+                              f"epoch; " + (f"{len(self.test_split)} clips of {cfg['data']['test_split']!r} are "
+                                            f"scored once at the end" if self.test_split is not None else
+                                            "no test split is scored"))
+            for warning in self.data_warnings:
+                self.log.info(f"WARNING: {warning}")
         if ddp.enabled:
             # each rank's first-epoch sample indices, gathered for inspection (disjoint shards)
             self.sampler.set_epoch(self.start_epoch)
@@ -642,9 +683,10 @@ class Trainer:
             sums["seen"] += n
             for k, v in parts.items():
                 sums[k] += float(v.detach()) * n
-            if logits is not None:
-                sums["correct"] += float((logits.detach().argmax(1) == batch[1]).sum())
-                sums["scored"] += n
+            if logits is not None:  # label -1: an unlabelled clip (distillation on a label fraction)
+                labelled = batch[1] >= 0
+                sums["correct"] += float(((logits.detach().argmax(1) == batch[1]) & labelled).sum())
+                sums["scored"] += float(labelled.sum())
             gstep = epoch * self.steps_per_epoch + step + 1
             if ddp.main and gstep % int(t["log_every"]) == 0:
                 self.log.scalar("train/loss_step", float(loss.detach()), gstep)
@@ -680,15 +722,19 @@ class Trainer:
         return {"config": cfg, "epoch": epoch + 1, "epochs": int(cfg["schedule"]["epochs"]),
                 "data": cfg["data"]["name"], "train_split": cfg["data"]["train_split"],
                 "val_split": cfg["data"]["val_split"] if self.val_split is not None else None,
+                "validation": self.validation if self.val_split is not None else None,
+                "test_split": cfg["data"]["test_split"] if self.test_split is not None else None,
                 "world_size": self.ddp.world, "num_params": self.num_params}
 
     def save(self, epoch: int, row: dict[str, Any], metrics: dict[str, Any] | None) -> None:
         """best.pt when improved (or every epoch without validation), ema.pt, last.pt with the resume state."""
         ddp = self.ddp
-        improved = metrics is not None and metrics["top1"] > self.best["top1"]
+        # ties on validation top-1 (a few hundred clips tie often) go to the lower validation loss
+        improved = metrics is not None and (metrics["top1"], -metrics["loss"]) > (
+            self.best["top1"], -self.best.get("loss", float("inf")))
         if improved:
             self.best = {"top1": metrics["top1"], "top5": metrics["top5"], "epoch": epoch + 1,
-                         "mean_class_accuracy": metrics["mean_class_accuracy"]}
+                         "mean_class_accuracy": metrics["mean_class_accuracy"], "loss": metrics["loss"]}
         elif self.val_split is None:
             self.best = {"top1": -1.0, "epoch": epoch + 1}
         states = ddp.gather(rng_state())
@@ -741,40 +787,71 @@ class Trainer:
     def summary(self) -> dict[str, Any]:
         cfg, ddp, history, best = self.cfg, self.ddp, self.history, self.best
         epochs = int(cfg["schedule"]["epochs"])
-        finished = len(history) >= epochs
+        finished = len(history) >= epochs or self.stopped_early
         last = history[-1] if history else {}
+        has_val = self.val_split is not None
         summary = {"name": cfg["name"], "variant": cfg["model"]["variant"], "streams": list(self.spec.streams),
                    "data": cfg["data"]["name"], "train_clips": len(self.train_split), "params": self.num_params,
                    "epochs": len(history), "planned_epochs": epochs, "finished": finished,
-                   "best_top1": best["top1"] if self.val_split is not None else None, "best_top5": best.get("top5"),
-                   "best_epoch": best["epoch"], "last_top1": last.get("val_top1"), "last_ema_top1": last.get("ema_top1"),
+                   "stopped_early": self.stopped_early,
+                   "chosen_on": cfg["data"]["val_split"] if has_val else None,
+                   "validation": self.validation if has_val else None, "warnings": list(self.data_warnings),
+                   "val_top1": best["top1"] if has_val else None, "val_top5": best.get("top5"),
+                   "best_epoch": best["epoch"], "val_top1_last_epoch": last.get("val_top1"),
+                   "last_ema_top1": last.get("ema_top1"),
                    "wall_seconds": last.get("wall_seconds", 0.0), "world_size": ddp.world,
                    "best_checkpoint": str(self.best_path), "last_checkpoint": str(self.last_path)}
         if self.ema is not None:
             summary["ema_checkpoint"] = str(self.ema_path)
-        if finished:
-            clips = int(cfg["train"]["test_clips"])
-            if clips > 1 and self.val_split is not None and self.best_path.exists():
-                best_model = load_model(self.best_path)[0].to(ddp.device)
-                mc = evaluate_model(best_model, self.val_split, self.spec, ddp, self.batch, clips)
-                summary.update({f"best_top1_{clips}clips": mc["top1"], f"best_top5_{clips}clips": mc["top5"]})
-                if ddp.main:
-                    self.log.info(f"best.pt with {clips}-clip averaging: top-1 {100 * mc['top1']:.2f}% "
-                                  f"top-5 {100 * mc['top5']:.2f}%")
-            if ddp.main:
-                plot_curves(history, self.out / "curves.png",
-                            f"{cfg['name']} ({summary['params'] / 1e6:.2f} M params)")
-                if self.val_split is not None:
-                    self.log.info(
-                        f"done: best top-1 {100 * best['top1']:.2f}% (top-5 {100 * (best.get('top5') or 0):.2f}%) "
-                        f"at epoch {best['epoch']}, last epoch {100 * (last.get('val_top1') or 0):.2f}%, "
-                        f"{len(history)} epochs in {summary['wall_seconds'] / 60:.1f} min; {self.best_path}")
-                else:
-                    self.log.info(f"done: {len(history)} epochs in {summary['wall_seconds'] / 60:.1f} min; "
-                                  f"{self.best_path}")
+        if finished and self.test_split is not None and has_val and self.best_path.exists():
+            summary.update(self.score_test())
+        if finished and ddp.main:
+            plot_curves(history, self.out / "curves.png", f"{cfg['name']} ({summary['params'] / 1e6:.2f} M params)")
+            if has_val:
+                test = (f"; test ({cfg['data']['test_split']}) top-1 {100 * summary['test_top1_at_val_epoch']:.2f}% "
+                        f"at that epoch, {100 * summary['test_top1_last_epoch']:.2f}% at the last"
+                        if "test_top1_at_val_epoch" in summary else "")
+                self.log.info(
+                    f"done: validation top-1 {100 * best['top1']:.2f}% at epoch {best['epoch']} (chosen), last epoch "
+                    f"{100 * (last.get('val_top1') or 0):.2f}%{test}; {len(history)} epochs in "
+                    f"{summary['wall_seconds'] / 60:.1f} min; {self.best_path}")
+            else:
+                self.log.info(f"done: {len(history)} epochs in {summary['wall_seconds'] / 60:.1f} min; "
+                              f"{self.best_path}")
+            for warning in self.data_warnings:
+                self.log.info(f"WARNING: {warning}")
         if ddp.main:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+    def score_test(self) -> dict[str, Any]:
+        """The test split, scored once: the validation-chosen best.pt (1 clip and train.test_clips clips) and the
+        last epoch's weights; per-clip logits saved to test_predictions.npz for paired comparisons."""
+        ddp, split, clips = self.ddp, self.test_split, int(self.cfg["train"]["test_clips"])
+        best_model = load_model(self.best_path)[0].to(ddp.device)
+        at_best = evaluate_model(best_model, split, self.spec, ddp, self.batch, return_logits=True)
+        at_last = evaluate_model(self.model, split, self.spec, ddp, self.batch, return_logits=True)
+        out = {"test_split": self.cfg["data"]["test_split"], "test_clips_scored": len(split),
+               "test_top1_at_val_epoch": at_best["top1"], "test_top5_at_val_epoch": at_best["top5"],
+               "test_mean_class_at_val_epoch": at_best["mean_class_accuracy"],
+               "test_top1_last_epoch": at_last["top1"], "test_top5_last_epoch": at_last["top5"]}
+        if clips > 1:
+            multi = evaluate_model(best_model, split, self.spec, ddp, self.batch, clips)
+            out.update({f"test_top1_at_val_epoch_{clips}clips": multi["top1"],
+                        f"test_top5_at_val_epoch_{clips}clips": multi["top5"]})
+        if ddp.main:
+            np.savez_compressed(self.out / "test_predictions.npz", names=np.array(split.names),
+                                labels=split.labels, logits_at_val_epoch=at_best["logits"],
+                                logits_last_epoch=at_last["logits"], class_names=np.array(self.class_names),
+                                best_epoch=np.array(self.best["epoch"]))
+            at_best.pop("logits"), at_best.pop("class_names", None)
+            (self.out / "test_metrics.json").write_text(json.dumps(
+                {"chosen_epoch": self.best["epoch"], "at_val_epoch": at_best,
+                 "last_epoch": {k: v for k, v in at_last.items() if k not in ("logits", "class_names")}}, indent=1))
+            save_confusion_plot({**at_best, "class_names": self.class_names}, self.out / "test_confusion.png",
+                                f"{self.cfg['name']} test, epoch {self.best['epoch']} (chosen on validation): "
+                                f"top-1 {100 * at_best['top1']:.2f}%")
+        return out
 
     def fit(self) -> dict[str, Any]:
         self.setup()
@@ -797,6 +874,12 @@ class Trainer:
                 ran += 1
                 self.save(epoch, row, metrics)
                 self.ddp.barrier()
+                patience = int(self.cfg["train"]["early_stop_patience"])
+                if patience and metrics is not None and epoch + 1 - self.best["epoch"] >= patience:
+                    self.stopped_early = True
+                    self.log.info(f"early stop: no better validation top-1 for {patience} epochs (best at epoch "
+                                  f"{self.best['epoch']})")
+                    break
             return self.summary()
         finally:
             self.log.close()

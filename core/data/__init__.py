@@ -7,6 +7,11 @@
     load_split("ntu60-xsub", "train", root="runs/data/ntu120")   # from a built NTU directory
     load_split("custom:my_folder", "train")   # a custom-format folder or its imported directory
     load_split("runs/data/my_set", "test")    # any prepared directory
+    load_split("nw_ucla", "val")              # every data set has one: its own, or a fixed slice of "train"
+
+Validation: a data set without a validation split of its own gets a fixed, stratified slice of its training split
+(`core.data.splits`: 10 % per class, seed 0, chosen from the clips sorted by name); the trainer removes those clips
+from the ones it trains on.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import os
 from pathlib import Path
 
 from core.data.prepared import SkeletonSplit
+from core.data.splits import DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, validation_indices, validation_info
 
 NTU_BENCHMARKS = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset")
 DATASETS = ("nw_ucla", "synthetic", "mediapipe", "custom:<dir>", *NTU_BENCHMARKS, "<prepared dir>")
@@ -30,12 +36,36 @@ def _synthetic(dataset: str, split: str) -> SkeletonSplit:
                                 name=f"synthetic-{split}")
 
 
-def load_split(dataset: str, split: str = "train", root: str | os.PathLike | None = None) -> SkeletonSplit:
+VALIDATION_SPLITS = ("val", "validation")
+
+
+def load_split(dataset: str, split: str = "train", root: str | os.PathLike | None = None,
+               val_fraction: float = DEFAULT_VAL_FRACTION, val_seed: int = DEFAULT_VAL_SEED) -> SkeletonSplit:
     """Load one split of a data set by name (see the module docstring for the names).
 
     root overrides where the data set lives: the NW-UCLA json folder, the MediaPipe .npz, or the built
     NTU directory (default runs/data/ntu120, else runs/data/ntu60, or $LAST_DATA/...).
+    split 'val' (or 'validation') is the data set's own validation split where it has one, else the fixed
+    stratified slice (`val_fraction` of every class, `val_seed`) of its training split; either way its
+    `info["validation"]` says which.
     """
+    if split not in VALIDATION_SPLITS:
+        return _load(dataset, split, root)
+    try:
+        val = _load(dataset, "val", root)
+        val.info["validation"] = validation_info(f"{val.name} (the data set's own)", val.names, None, None)
+        return val
+    except (KeyError, ValueError):  # no validation split of its own: a slice of the training split
+        pass
+    train = _load(dataset, "train", root)
+    _, index = validation_indices(train.names, train.labels, val_fraction, val_seed)
+    base = train.name[:-len("-train")] if train.name.endswith("-train") else train.name
+    val = train.subset(index, name=f"{base}-val")
+    val.info["validation"] = validation_info(f"slice of {train.name}", val.names, val_fraction, val_seed)
+    return val
+
+
+def _load(dataset: str, split: str, root: str | os.PathLike | None) -> SkeletonSplit:
     key = dataset.strip()
     low = key.lower().replace("-", "_")
     if low in ("nw_ucla", "nwucla", "ucla"):
@@ -59,4 +89,4 @@ def load_split(dataset: str, split: str = "train", root: str | os.PathLike | Non
     raise ValueError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
 
 
-__all__ = ["SkeletonSplit", "load_split", "DATASETS", "NTU_BENCHMARKS"]
+__all__ = ["SkeletonSplit", "load_split", "DATASETS", "NTU_BENCHMARKS", "VALIDATION_SPLITS"]

@@ -118,8 +118,8 @@ def is_train(name: str, benchmark: str) -> bool:
 
 def split_indices(names: list[str], benchmark: str, split: str) -> np.ndarray:
     """Indices of `names` in the benchmark's train/test split (NTU-60 benchmarks keep only NTU-60 samples)."""
-    if split not in ("train", "test", "val"):
-        raise ValueError(f"unknown NTU split {split!r}; choose train or test")
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown NTU split {split!r}; choose train or test (val: a slice of train)")
     want_train = split == "train"
     keep = []
     for i, n in enumerate(names):
@@ -617,8 +617,7 @@ def load_ntu(benchmark: str, split: str = "train", root: str | Path | None = Non
         raise ValueError(f"{root} holds {manifest.get('benchmarks')} but not {benchmark} (built from NTU-60 "
                          f"files only?)")
     names = (root / "names.txt").read_text(encoding="utf-8").splitlines()
-    split_name = "test" if split == "val" else split
-    index = split_indices(names, benchmark, split_name)
+    index = split_indices(names, benchmark, split)
     out = load_prepared(root, index=index, name=f"{benchmark}-{split}")
     if benchmark.startswith("ntu60"):
         out.class_names = list(NTU120_CLASSES[:60])
