@@ -25,7 +25,8 @@ from typing import Any, Callable
 import numpy as np
 
 from converters import formats
-from converters.calib import load_calibration, load_data_split, make_calibration_file, parse_data_arg, stratified_indices
+from converters.calib import load_calibration, load_data_split, make_calibration_file, parse_data_arg
+from core.data.splits import stratified_indices
 from converters.common import (BackendMissing, ExportResult, InputError, artifact_size, cpu_count, default_out_dir,
                                format_size, setup_logging, write_json)
 from converters.formats import FORMATS
@@ -35,12 +36,14 @@ from core.cli import ArgumentParser, run_cli
 from core.evaluation import check_split_matches, evaluate_logits, predict_split
 from core.runtime import load_runtime, runtime_kind
 from core.markdown import table_head
+from core.stats import PairedDifference, paired_difference, verdict
 from core.timing import interleaved
 
 log = logging.getLogger("converters")
 
 PROG = "python -m converters"
 ALL_FORMATS = tuple(FORMATS)
+ACCURACY_TOLERANCE = 1.0  # points: "holds" when the whole 95 % interval of Δ top-1 lies above -1
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Row:
     delta_top1: float | None = None  # points vs PyTorch fp32
     max_logit_diff: float | None = None
     latency_ms: float | None = None
+    paired: PairedDifference | None = None  # vs PyTorch fp32 on the same clips: discordant counts, 95 % interval
     scored_with: str = ""
     message: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +70,8 @@ class Row:
         d = {k: getattr(self, k) for k in ("format", "precision", "status", "size_bytes", "top1", "delta_top1",
                                            "max_logit_diff", "latency_ms", "scored_with", "message")}
         d["path"] = str(self.path) if self.path else None
+        d["paired"] = self.paired.to_dict() if self.paired else None
+        d["verdict"] = verdict(self.paired, ACCURACY_TOLERANCE) if self.paired else None
         return d
 
 
@@ -136,12 +142,15 @@ def _fmt(v: Any, spec: str = "") -> str:
 
 
 def markdown_table(rows: list[Row], title: str = "") -> str:
-    head = ["format", "precision", "status", "size", "top-1 %", "Δ top-1 (pts)", "max logit diff", "CPU latency ms",
-            "scored with"]
+    head = ["format", "precision", "status", "size", "top-1 %", "Δ top-1 [95 % CI] (pts)", "fixed / broken",
+            f"accuracy (±{ACCURACY_TOLERANCE:g})", "max logit diff", "CPU latency ms", "scored with"]
     lines = ([f"{title}", ""] if title else []) + table_head(head)
     for r in rows:
+        p = r.paired
+        delta = f"{p.delta:+.2f} [{p.low:+.2f}, {p.high:+.2f}]" if p else _fmt(r.delta_top1, "+.2f")
         cells = [r.format, r.precision, r.status, format_size(r.size_bytes),
-                 _fmt(None if r.top1 is None else 100 * r.top1, ".2f"), _fmt(r.delta_top1, "+.2f"),
+                 _fmt(None if r.top1 is None else 100 * r.top1, ".2f"), delta,
+                 f"+{p.fixed} / -{p.broken}" if p else "-", verdict(p, ACCURACY_TOLERANCE) if p else "-",
                  _fmt(r.max_logit_diff, ".3g"), _fmt(r.latency_ms, ".2f"), r.scored_with or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- **{r.format} {r.precision}** ({r.status}): {r.message.replace(chr(10), ' ')}" for r in rows
@@ -323,6 +332,8 @@ def run(args: argparse.Namespace) -> tuple[list[Row], Path]:
             if ref_logits is not None:
                 row.delta_top1 = 100 * (row.top1 - rows[0].top1)
                 row.max_logit_diff = float(np.abs(logits - ref_logits).max())
+                if i > 0:
+                    row.paired = paired_difference(split.labels, ref_logits, logits)
         if runner != "numpy MIL evaluator":  # its speed says nothing about CoreML's
             predictors[str(i)] = predict
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from converters.common import InputError, input_shape, setup_logging
 from core.checkpoint import load_checkpoint
+from core.data.splits import names_digest, stratified_indices
 from core.cli import ArgumentParser, run_cli
 from core.evaluation import load_data_split as _load_data_split
 from core.evaluation import parse_data_arg as _parse_data_arg
@@ -54,30 +55,6 @@ def load_data_split(data: str, layout: str | None = None):
         return _load_data_split(data, layout=layout, default_split="train")
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(str(exc)) from exc
-
-
-def stratified_indices(labels: np.ndarray, num: int, seed: int = 0) -> np.ndarray:
-    """`num` indices whose class proportions follow `labels` (largest remainder), at least one per class
-    when num allows; deterministic for a seed."""
-    labels = np.asarray(labels)
-    n = len(labels)
-    if num >= n:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    quota = counts / n * num
-    take = np.floor(quota).astype(int)
-    if num >= len(classes):
-        take = np.maximum(take, 1)
-    # hand out what is left by largest remainder, never above a class's count
-    while take.sum() < num:
-        room = take < counts
-        remainder = np.where(room, quota - take, -np.inf)
-        take[int(np.argmax(remainder))] += 1
-    while take.sum() > num:  # the at-least-one rule can overshoot by a few
-        take[int(np.argmax(take))] -= 1
-    chosen = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take) if k]
-    return np.sort(np.concatenate(chosen))
 
 
 def build_calibration(ckpt: dict[str, Any], split, num: int = DEFAULT_NUM, seed: int = 0) -> dict[str, Any]:
@@ -194,28 +171,74 @@ class QuantizationClips:
 def quantization_clips(path: str | Path, ckpt: dict[str, Any], holdout: float = DEFAULT_HOLDOUT,
                        eval_data: str | None = None, eval_num: int | None = None, seed: int = 0
                        ) -> QuantizationClips:
-    """Calibration clips and verification clips the quantizer never sees.
+    """Calibration clips and verification clips the quantizer never sees: the clips every INT8 choice (quantizer,
+    range, placement) is made on.
 
     eval_data ('<dataset>:<split>'): calibrate on the whole calibration file, verify on that split (a
-    stratified eval_num of it when given). Otherwise hold back `holdout` of the calibration file, stratified
-    by class."""
+    stratified eval_num of it when given). Otherwise the checkpoint's validation slice (the clips its epoch was
+    chosen on; calibration clips among them are left out of calibration), or, where the checkpoint names none or
+    its data set is not here, `holdout` of the calibration file held back, stratified by class."""
     x = load_calibration(path, ckpt)
     arrays = load_calibration_set(path)
     labels = arrays.get("labels")
     names = [str(n) for n in arrays["names"]] if "names" in arrays else [f"#{i}" for i in range(len(x))]
     if eval_data:
+        if parse_data_arg(eval_data)[1] == "test":
+            log.warning("--eval-data %s: INT8 choices (--quantizer auto, verification) are made on the test split; "
+                        "use <dataset>:val to keep the test split for scoring", eval_data)
         vx, vy, vnames = prepare_split_clips(eval_data, ckpt, eval_num, seed)
         overlap = set(vnames) & set(names)
         if overlap and parse_data_arg(eval_data)[0] != "synthetic":
             log.warning("--eval-data %s shares %d clips with the calibration set %s", eval_data, len(overlap),
                         Path(path).name)
         return QuantizationClips(x, vx, vy, f"{len(vx)} clips of {eval_data} (--eval-data)", names, vnames)
+    val = validation_clips(ckpt, eval_num, seed)
+    if val is not None:
+        vx, vy, vnames, source = val
+        held = set(vnames)
+        cal = np.array([i for i, n in enumerate(names) if n not in held], dtype=np.int64)
+        if len(cal):
+            left_out = len(names) - len(cal)
+            return QuantizationClips(
+                x[cal], vx, vy, f"{len(vx)} clips of {source}, the checkpoint's validation split (calibrated on "
+                f"{len(cal)} other clips" + (f"; {left_out} validation clips left out of calibration" if left_out
+                                             else "") + ")", [names[i] for i in cal], vnames)
     strata = labels if labels is not None and len(labels) == len(x) else np.zeros(len(x), np.int64)
     cal, held = holdout_split(strata, holdout, seed)
     return QuantizationClips(x[cal], x[held], None if labels is None else labels[held],
                              f"{len(held)} held-out clips of {Path(path).name} (stratified {holdout:.0%}, "
                              f"not used for calibration; calibrated on the other {len(cal)})",
                              [names[i] for i in cal], [names[i] for i in held])
+
+
+def validation_clips(ckpt: dict[str, Any], num: int | None = None, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray, list[str], str] | None:
+    """(x, labels, names, '<data>:val') of the validation split a checkpoint was trained with, or None when the
+    checkpoint names none (older or self-supervised runs), its data set is not here, or the slice drawn here
+    differs from the one it was trained with."""
+    train = ckpt.get("train") or {}
+    info, data = train.get("validation") or {}, train.get("data")
+    if not info or not data or not info.get("split"):
+        return None
+    source = f"{data}:{info['split']}"
+    if info["split"] == "test":
+        log.warning("%s: the checkpoint was validated on the test split; INT8 verifies on held-out calibration "
+                    "clips instead", source)
+        return None
+    try:
+        split = _load_data_split(source, layout=ckpt["layout"], ckpt=ckpt)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        log.info("validation split %s not available here (%s); verifying on held-out calibration clips", source,
+                 str(exc).splitlines()[0][:200])
+        return None
+    if names_digest(split.names) != info.get("digest"):
+        log.warning("%s drawn here (digest %s) is not the one the checkpoint was trained with (%s); verifying on "
+                    "held-out calibration clips", source, names_digest(split.names), info.get("digest"))
+        return None
+    spec = InputSpec.from_dict(ckpt["input_spec"])
+    idx = stratified_indices(split.labels, num, seed) if num else np.arange(len(split))
+    vx = np.stack([prepare_clip(split.sample(int(i)), spec) for i in idx]).astype(np.float32)
+    return vx, split.labels[idx].astype(np.int64), [split.names[i] for i in idx], source
 
 
 def prepare_split_clips(data: str, ckpt: dict[str, Any], num: int | None = None, seed: int = 0

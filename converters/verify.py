@@ -20,6 +20,7 @@ from core.checkpoint import input_spec
 from core.evaluation import check_split_matches, load_data_split, predict_split, torch_logits
 from core.preprocess import prepare_clip
 from core.spec import InputSpec
+from core.stats import paired_difference
 from core.synthetic import make_synthetic_split
 
 TOLERANCES: dict[tuple[str, str], tuple[float | None, float]] = {
@@ -129,10 +130,13 @@ def score_on_split(predict: Callable[[np.ndarray], np.ndarray], model, ck: dict[
     return {"eval_data": data, "eval_clips": int(len(labels)),
             "top1_fp32": float((reference.argmax(1) == labels).mean()),
             "top1": float((got.argmax(1) == labels).mean()),
-            "eval_agreement": stats["top1_agreement"], "eval_max_abs_diff": stats["max_abs_diff"]}
+            "eval_agreement": stats["top1_agreement"], "eval_max_abs_diff": stats["max_abs_diff"],
+            "eval_paired": paired_difference(labels, reference, got).to_dict()}
 
 
 def split_message(s: dict[str, Any]) -> str:
+    p = s["eval_paired"]
     return (f"on {s['eval_data']} ({s['eval_clips']} clips): top-1 {100 * s['top1']:.2f} vs PyTorch fp32 "
-            f"{100 * s['top1_fp32']:.2f} ({100 * (s['top1'] - s['top1_fp32']):+.2f} points), agreement "
-            f"{s['eval_agreement']:.3f}, max |logit diff| {s['eval_max_abs_diff']:.3g}")
+            f"{100 * s['top1_fp32']:.2f} ({p['delta']:+.2f} points, 95 % interval [{p['low']:+.2f}, {p['high']:+.2f}], "
+            f"+{p['fixed']}/-{p['broken']} clips), agreement {s['eval_agreement']:.3f}, max |logit diff| "
+            f"{s['eval_max_abs_diff']:.3g}")
