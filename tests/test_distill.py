@@ -18,7 +18,8 @@ from train.config import ConfigError, load_config
 from train.distill import (Connector, Projector, TeacherError, TeacherFile, feature_mimicry_loss, kd_loss,
                            logit_distill_loss, projector_loss)
 from train.pretrain import maskclr_mask, nt_xent
-from train.trainer import FitError, ModelEma, stratified_subset
+from core.data.splits import stratified_fraction
+from train.trainer import FitError, ModelEma
 
 TINY = ["data.name=synthetic", "data.frames=24", "data.num_workers=0", "model.variant=last_nano",
         "optim.batch_size=16", "schedule.warmup_epochs=0", "schedule.name=cosine", "train.threads=1",
@@ -148,7 +149,7 @@ def write_npz(path: Path, names: list[str], dim: int = 6, classes: int = 8) -> P
     return path
 
 
-def test_teacher_file_missing_and_extra_names_give_clear_error(tmp_path):
+def test_teacher_file_missing_names_give_clear_error_extra_names_are_unused(tmp_path):
     names = [f"clip_{i:03d}" for i in range(10)]
     tf = TeacherFile(write_npz(tmp_path / "t.npz", names[2:] + ["stranger_a", "stranger_b", "stranger_c"]))
     with pytest.raises(TeacherError) as err:
@@ -156,9 +157,8 @@ def test_teacher_file_missing_and_extra_names_give_clear_error(tmp_path):
     msg = str(err.value)
     assert "holds 11 samples" in msg and "the nw_ucla train split 10" in msg
     assert "2 sample(s) of the nw_ucla train split missing" in msg and "clip_000" in msg
-    assert "3 name(s) in the file not in the nw_ucla train split" in msg and "stranger_a" in msg
-    rows = TeacherFile(write_npz(tmp_path / "ok.npz", names[::-1])).rows_for(names)
-    assert rows.tolist() == list(range(9, -1, -1))
+    rows = TeacherFile(write_npz(tmp_path / "ok.npz", names[::-1] + ["validation_clip"])).rows_for(names)
+    assert rows.tolist() == list(range(9, -1, -1))  # a file written for more clips (the validation slice) is fine
 
 
 def test_teacher_file_reads_cross_modal_layouts(tmp_path):
@@ -251,10 +251,11 @@ def test_offline_teacher_file_round_trip(tmp_path):
     assert summary["finished"]
     best = load_checkpoint(out / "best.pt")
     assert set(best["state_dict"]) == plain_keys(best)
-    # the same file for a 10% subset of the training labels has extra names
-    with pytest.raises(TeacherError, match=r"name\(s\) in the file not in the synthetic train split"):
-        run(load_config(None, TINY + [f"output_dir={tmp_path / 'low'}", f"distill.teacher_file={npz}",
-                                      "data.label_fraction=0.1"]))
+    # with 10 % of the labels the file's targets cover every training clip: all of them are distilled
+    low = run(load_config(None, TINY + [f"output_dir={tmp_path / 'low'}", f"distill.teacher_file={npz}",
+                                        "data.label_fraction=0.1"]))
+    assert low["train_clips"] == len(split)
+    assert f"{len(split) - 16} unlabelled clips distilled" in (tmp_path / "low" / "train.log").read_text()
 
 
 def test_pretrained_checkpoint_initialises_a_fine_tune(tmp_path):
@@ -263,7 +264,7 @@ def test_pretrained_checkpoint_initialises_a_fine_tune(tmp_path):
 
     out = tmp_path / "pre"
     summary = pretrain_run(load_config(None, TINY + [f"output_dir={out}"]))
-    assert summary["finished"] and summary["best_top1"] is None  # no validation split, no labels
+    assert summary["finished"] and summary["val_top1"] is None  # no validation split, no labels
     pre = load_checkpoint(out / "best.pt")
     assert set(pre["state_dict"]) == plain_keys(pre), "decoder / projection head leaked into the encoder"
     lines = (out / "train.log").read_text()
@@ -280,10 +281,10 @@ def test_pretrained_checkpoint_initialises_a_fine_tune(tmp_path):
 
 def test_low_label_subset_is_stratified_and_fixed():
     labels = np.repeat(np.arange(5), [10, 20, 30, 40, 50])
-    keep = stratified_subset(labels, 0.1, seed=0)
+    keep = stratified_fraction(labels, 0.1, seed=0)
     assert np.bincount(labels[keep]).tolist() == [1, 2, 3, 4, 5]
-    assert keep.tolist() == stratified_subset(labels, 0.1, seed=0).tolist()
-    assert keep.tolist() != stratified_subset(labels, 0.1, seed=1).tolist()
+    assert keep.tolist() == stratified_fraction(labels, 0.1, seed=0).tolist()
+    assert keep.tolist() != stratified_fraction(labels, 0.1, seed=1).tolist()
 
 
 def test_config_base_inheritance(tmp_path):
@@ -423,3 +424,108 @@ def test_cross_modal_teacher_file_drives_a_student_projector(shared_dir, tmp_pat
         optim.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# consistent teachers: the cache of a live teacher's outputs per augmentation draw, ensembles, unlabelled clips
+
+
+def test_teacher_cache_gives_the_teacher_the_students_exact_input(tmp_path):
+    """The cache is filled by a live run and replayed by a second one; every replayed entry was computed from the
+    very tensor the student gets (checked by fingerprint), and equals the live teacher's output on it."""
+    import train.distill as distill
+    from train.distill import DistillTrainer, LiveTeacher, input_fingerprint, run
+    from train.trainer import Dist
+
+    teacher = synthetic_teacher(tmp_path / "teacher.pt")
+    cache = tmp_path / "cache"
+    base = TINY + ["schedule.epochs=2", f"distill.teacher={teacher}", f"distill.teacher_cache={cache}"]
+    first = run(load_config(None, base + [f"output_dir={tmp_path / 'a'}"]))
+    assert first["finished"] and sorted(p.name for p in cache.glob("epoch_*.npz")) == ["epoch_0000.npz",
+                                                                                        "epoch_0001.npz"]
+    calls = []
+    original = LiveTeacher.forward
+
+    def counting(self, x, indices=None):
+        calls.append(len(x))
+        return original(self, x, indices)
+
+    seen = []
+    original_lookup = distill.TeacherCache.lookup
+
+    def checking(self, idx, x):
+        got = original_lookup(self, idx, x)
+        if got is not None:  # the replayed logits are the teacher's on this very input
+            live = original(trainer.teacher, x)[0]
+            torch.testing.assert_close(got, live, rtol=1e-4, atol=1e-4)
+            seen.append(len(x))
+        return got
+
+    LiveTeacher.forward, distill.TeacherCache.lookup = counting, checking
+    try:
+        cfg = load_config(None, base + [f"output_dir={tmp_path / 'b'}", "distill.alpha=0.7", "distill.tau=2"])
+        trainer = DistillTrainer(cfg, Dist("cpu"))
+        trainer.fit()
+    finally:
+        LiveTeacher.forward, distill.TeacherCache.lookup = original, original_lookup
+    assert sum(seen) > 0 and calls == [], "a cached run must not run the teacher"
+    assert trainer.cache.hits > 0 and trainer.cache.misses == 0
+
+    # another seed draws other augmentations: the cache refuses it instead of serving another input
+    with pytest.raises(TeacherError, match="written for another run.*seed"):
+        run(load_config(None, base + [f"output_dir={tmp_path / 'c'}", "train.seed=5"]))
+    # a tampered input fingerprint is caught
+    z = dict(np.load(cache / "epoch_0000.npz"))
+    z["fingerprint"] = z["fingerprint"] + 1.0
+    np.savez(cache / "epoch_0000.npz", **z)
+    with pytest.raises(TeacherError, match="scored another input"):
+        run(load_config(None, base + [f"output_dir={tmp_path / 'd'}"]))
+    assert input_fingerprint(torch.ones(2, 3, 4, 5, 1)).tolist() == [[60.0, 60.0], [60.0, 60.0]]
+
+
+def test_teacher_ensemble_averages_logits(tmp_path):
+    from train.distill import EnsembleTeacher, LiveTeacher, run
+
+    a = synthetic_teacher(tmp_path / "a.pt")
+    torch.manual_seed(7)
+    classes = list(load_split("synthetic", "train").class_names)
+    other = create_model("last_nano", num_classes=8, layout="ntu25", streams=("joint",)).eval()
+    b = save_checkpoint(tmp_path / "b.pt", other, InputSpec(layout="ntu25", frames=24, streams=("joint",)), classes)
+    spec = InputSpec(layout="ntu25", frames=24)
+    members = [LiveTeacher(p, "ntu25", classes, "student", spec) for p in (a, b)]
+    ensemble = EnsembleTeacher(members)
+    x = torch.randn(3, 3, 24, 25, 1)
+    want = (members[0](x)[0] + members[1](x)[0]) / 2
+    torch.testing.assert_close(ensemble(x)[0], want)
+    summary = run(load_config(None, TINY + [f"output_dir={tmp_path / 'run'}", f"distill.teacher={a}",
+                                            f"distill.teacher_ensemble=[{b}]"]))
+    assert summary["finished"]
+    assert "last_small+last_nano" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_kd_with_a_label_fraction_trains_on_the_unlabelled_clips(tmp_path):
+    from train.distill import DistillTrainer
+    from train.trainer import Dist
+
+    teacher = synthetic_teacher(tmp_path / "teacher.pt")
+    cfg = load_config(None, TINY + [f"output_dir={tmp_path / 'run'}", f"distill.teacher={teacher}",
+                                    "data.label_fraction=0.25"])
+    trainer = DistillTrainer(cfg, Dist("cpu"))
+    summary = trainer.fit()
+    train = load_split("synthetic", "train")
+    assert summary["train_clips"] == len(train) and int(trainer.labelled.sum()) == 8 * 5  # 25 % of 20 per class
+    labels = [trainer.train_ds[i][1] for i in range(len(trainer.train_ds))]
+    assert labels.count(-1) == len(train) - 40 and all(l >= 0 for l, k in zip(labels, trainer.labelled) if k)
+    # without distill.unlabelled only the labelled clips are seen
+    cfg2 = load_config(None, TINY + [f"output_dir={tmp_path / 'run2'}", f"distill.teacher={teacher}",
+                                     "data.label_fraction=0.25", "distill.unlabelled=false"])
+    assert DistillTrainer(cfg2, Dist("cpu")).fit()["train_clips"] == 40
+
+
+def test_masked_cross_entropy_ignores_unlabelled_rows():
+    from train.distill import masked_cross_entropy
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]])
+    full = masked_cross_entropy(logits[:2], torch.tensor([0, 1]))
+    assert float(masked_cross_entropy(logits, torch.tensor([0, 1, -1]))) == pytest.approx(float(full))
+    assert float(masked_cross_entropy(logits, torch.tensor([-1, -1, -1]))) == 0.0

@@ -1,13 +1,24 @@
 """Knowledge distillation into a LAST student: logit KD, per-stage feature mimicry, feature projectors.
 
-    python -m train.teacher --ckpt runs/nw_ucla/last_base_jvb/best.pt --data nw_ucla:train --out teacher.npz
-    python -m train.distill --config configs/nw_ucla_distill_nano.yaml                      # offline teacher file
-    python -m train.distill --config configs/nw_ucla_distill_nano.yaml distill.teacher=T.pt distill.teacher_file=null
-    python -m train.distill --config configs/nw_ucla_distill_nano.yaml model.init=runs/pretrain/nano/best.pt
+    python -m train.distill --config configs/nw_ucla_distill.yaml                  # live teacher, cached per draw
+    python -m train.distill --config configs/nw_ucla_distill.yaml distill.teacher_ensemble=[B.pt,C.pt]
+    python -m train.distill --config configs/nw_ucla_distill.yaml model.init=runs/pretrain/nano/best.pt
+    python -m train.teacher --ckpt T.pt --data nw_ucla:train --out teacher.npz       # the un-augmented file ...
+    python -m train.distill --config configs/nw_ucla_distill.yaml distill.teacher=null distill.teacher_file=teacher.npz
 
-Teachers: a live LAST checkpoint run frozen (`distill.teacher`; other streams and another variant allowed, the
-layout and class list must match), or an offline file (`distill.teacher_file`: per sample name the logits and
-pooled features from `python -m train.teacher`, or features of another width, e.g. a cross-modal RGB teacher).
+Consistent by default: the teacher scores exactly the augmented clip the student trains on (Beyer et al. 2022,
+"a good teacher is patient and consistent"). A live LAST checkpoint (`distill.teacher`, other streams and another
+variant allowed, the layout and class list must match), optionally averaged with more checkpoints
+(`distill.teacher_ensemble`: their logits averaged, one teacher). `distill.teacher_cache` keeps the teacher's
+logits per (epoch, clip) of a run's augmentation draws, with a fingerprint of each input, so a later run with the
+same seed, data and augmentation (another student, alpha or tau) replays them without running the teacher; a
+cached entry is used only when the student's input matches its fingerprint.
+An offline file (`distill.teacher_file`: per sample name the logits and pooled features from
+`python -m train.teacher`, or features of another width, e.g. a cross-modal RGB teacher) describes the whole,
+un-augmented clip while the student sees an augmented crop: an explicit, inconsistent choice, kept for comparison
+and for cross-modal features.
+With `data.label_fraction` < 1 the student trains on every training clip: cross-entropy on the labelled ones,
+the teacher's targets on all (`distill.unlabelled`).
 
 Losses (every weight in the `distill` config section):
     loss = alpha * CE(student, y) + (1 - alpha) * tau^2 * KL(softmax(teacher / tau) || softmax(student / tau))
@@ -47,11 +58,21 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: flo
     return F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True) * tau * tau
 
 
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy over the labelled rows (label >= 0); 0 for a batch without one."""
+    known = labels >= 0
+    if bool(known.all()):
+        return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+    if not bool(known.any()):
+        return logits.float().sum() * 0.0
+    return F.cross_entropy(logits[known].float(), labels[known], label_smoothing=label_smoothing)
+
+
 def logit_distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                        alpha: float, tau: float, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor,
                                                                                           torch.Tensor]:
-    """(alpha * CE + (1 - alpha) * KD, CE, KD)."""
-    ce = F.cross_entropy(student_logits.float(), labels, label_smoothing=label_smoothing)
+    """(alpha * CE + (1 - alpha) * KD, CE, KD); CE over the labelled rows only (label -1: unlabelled)."""
+    ce = masked_cross_entropy(student_logits, labels, label_smoothing)
     kd = kd_loss(student_logits, teacher_logits, tau)
     return alpha * ce + (1.0 - alpha) * kd, ce, kd
 
@@ -160,6 +181,120 @@ class LiveTeacher(nn.Module):
         return self.model.forward_head(final), self.model.forward_head(final, pre_logits=True), feats
 
 
+class EnsembleTeacher(nn.Module):
+    """Several frozen LAST checkpoints as one teacher: the mean of their logits (and of their pooled features when
+    they have the same width). Per-stage maps come from the first."""
+
+    def __init__(self, members: list[LiveTeacher]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        first = members[0]
+        self.path = "+".join(m.path for m in members)
+        self.variant = "+".join(m.variant for m in members)
+        self.streams = first.streams
+        self.stage_channels, self.num_features = first.stage_channels, first.num_features
+        self.same_width = all(m.num_features == first.num_features for m in members)
+
+    def train(self, mode: bool = True) -> "EnsembleTeacher":
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, indices: list[int] | None = None):
+        outs = [m(x, indices if i == 0 else []) for i, m in enumerate(self.members)]
+        logits = torch.stack([o[0] for o in outs]).mean(0)
+        pooled = torch.stack([o[1] for o in outs]).mean(0) if self.same_width else outs[0][1]
+        return logits, pooled, outs[0][2]
+
+
+def file_digest(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def input_fingerprint(x: torch.Tensor) -> torch.Tensor:
+    """(N, 2) float64 per-sample sum and sum of |x|: what a cached teacher output was computed from."""
+    flat = x.detach().reshape(len(x), -1).double()
+    return torch.stack([flat.sum(1), flat.abs().sum(1)], dim=1).cpu()
+
+
+class TeacherCache:
+    """Teacher logits per (epoch, clip) of one run's augmentation draws, in a folder: meta.json (what the draws
+    depend on) and epoch_<e>.npz (logits, input fingerprints, which clips are filled). A run whose key differs
+    stops with the difference; an entry whose fingerprint differs from the student's input is an error."""
+
+    RTOL = 1e-5  # float32 augmentation arithmetic may differ in the last bits between CPUs
+
+    def __init__(self, folder: str | Path, key: dict[str, Any], num_clips: int, num_classes: int):
+        import json
+
+        self.folder, self.key = Path(folder), key
+        self.num_clips, self.num_classes = num_clips, num_classes
+        self.folder.mkdir(parents=True, exist_ok=True)
+        meta = self.folder / "meta.json"
+        if meta.is_file():
+            saved = json.loads(meta.read_text())
+            differ = sorted(k for k in set(saved) | set(key) if saved.get(k) != key.get(k))
+            if differ:
+                raise TeacherError(f"distill.teacher_cache {self.folder} was written for another run ("
+                                   + "; ".join(f"{k}: {saved.get(k)!r} there, {key.get(k)!r} here" for k in differ[:3])
+                                   + "); use another folder")
+        else:
+            meta.write_text(json.dumps(key, indent=1))
+        self.epoch: int | None = None
+        self.hits = self.misses = 0
+
+    def path(self, epoch: int) -> Path:
+        return self.folder / f"epoch_{epoch:04d}.npz"
+
+    def open_epoch(self, epoch: int) -> None:
+        self.epoch, self.dirty = epoch, False
+        p = self.path(epoch)
+        if p.is_file():
+            with np.load(p, allow_pickle=False) as z:
+                self.logits, self.fp, self.filled = (torch.from_numpy(z["logits"]), torch.from_numpy(z["fingerprint"]),
+                                                     torch.from_numpy(z["filled"]))
+        else:
+            self.logits = torch.zeros(self.num_clips, self.num_classes)
+            self.fp = torch.zeros(self.num_clips, 2, dtype=torch.float64)
+            self.filled = torch.zeros(self.num_clips, dtype=torch.bool)
+
+    def lookup(self, idx: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """The cached logits of these clips, or None when one of them is not cached yet."""
+        idx = idx.cpu()
+        if not bool(self.filled[idx].all()):
+            self.misses += 1
+            return None
+        got, want = input_fingerprint(x), self.fp[idx]
+        if not torch.allclose(got, want, rtol=self.RTOL, atol=1e-6):
+            bad = int((~torch.isclose(got, want, rtol=self.RTOL, atol=1e-6).all(1)).nonzero()[0])
+            raise TeacherError(f"distill.teacher_cache {self.folder}: epoch {self.epoch + 1}, clip {int(idx[bad])}: "
+                               f"the cached teacher scored another input (fingerprint {want[bad].tolist()} vs the "
+                               f"student's {got[bad].tolist()}); the augmentation differs from the cached run's")
+        self.hits += 1
+        return self.logits[idx]
+
+    def store(self, idx: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> None:
+        idx = idx.cpu()
+        self.logits[idx] = logits.detach().float().cpu()
+        self.fp[idx] = input_fingerprint(x)
+        self.filled[idx] = True
+        self.dirty = True
+
+    def flush(self) -> None:
+        if self.epoch is None or not self.dirty:
+            return
+        p = self.path(self.epoch)
+        tmp = p.with_name(f".{p.name}.tmp.npz")
+        np.savez(tmp, logits=self.logits.numpy(), fingerprint=self.fp.numpy(), filled=self.filled.numpy())
+        tmp.replace(p)
+        self.dirty = False
+
+
 class TeacherFile:
     """Per-sample teacher outputs from an .npz, read generically:
 
@@ -219,21 +354,15 @@ class TeacherFile:
         return None if self.features is None else int(self.features.shape[1])
 
     def rows_for(self, names: list[str], what: str = "training split") -> np.ndarray:
-        """Row of every name; a missing or extra name stops with the counts and a few examples."""
+        """Row of every name; a name missing from the file stops with the counts and a few examples (names the
+        file has beyond the split, e.g. the validation slice, are not used)."""
         index = {n: i for i, n in enumerate(self.names)}
         missing = [n for n in names if n not in index]
-        wanted = set(names)
-        extra = [n for n in self.names if n not in wanted]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"{len(missing)} sample(s) of the {what} missing from the file (e.g. "
-                             f"{', '.join(missing[:3])})")
-            if extra:
-                parts.append(f"{len(extra)} name(s) in the file not in the {what} (e.g. {', '.join(extra[:3])})")
+        if missing:
             raise TeacherError(f"distill.teacher_file: {self.path} holds {len(self.names)} samples, the {what} "
-                               f"{len(names)}: " + "; ".join(parts) + ". Write the file for the same data and "
-                               f"split with python -m train.teacher")
+                               f"{len(names)}: {len(missing)} sample(s) of the {what} missing from the file (e.g. "
+                               f"{', '.join(missing[:3])}). Write the file for the same data and split with "
+                               f"python -m train.teacher")
         return np.array([index[n] for n in names], dtype=np.int64)
 
 
@@ -241,8 +370,27 @@ class TeacherFile:
 # Trainer
 
 
+class MaskedLabels(torch.utils.data.Dataset):
+    """(x, label or -1 for an unlabelled clip, index) over an IndexedDataset."""
+
+    def __init__(self, base: Any, labelled: np.ndarray):
+        self.base, self.labelled = base, labelled
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        x, y, idx = self.base[i]
+        return x, (y if self.labelled[i] else -1), idx
+
+    def set_epoch(self, epoch: int) -> None:
+        self.base.set_epoch(epoch)
+
+
 class DistillTrainer(Trainer):
     loss_fields = ["ce", "kd", "feat", "proj"]
+    cache: TeacherCache | None = None
+    labelled: np.ndarray | None = None
 
     def resolve_alpha(self) -> float:
         k = self.cfg["distill"]
@@ -265,9 +413,19 @@ class DistillTrainer(Trainer):
         self.teacher_rows = self.teacher_logits = self.teacher_features = None
         extras = nn.ModuleDict()
         self.stages = [int(i) for i in k["feature_stages"]] if float(k["feature_weight"]) > 0 else []
+        if k["teacher_ensemble"] and not k["teacher"]:
+            raise TeacherError("distill.teacher_ensemble needs distill.teacher (the first member)")
         if k["teacher"]:
-            self.teacher = LiveTeacher(k["teacher"], self.spec.layout, self.class_names, student, self.spec)
+            members = [LiveTeacher(path, self.spec.layout, self.class_names, student, self.spec)
+                       for path in [k["teacher"], *k["teacher_ensemble"]]]
+            self.teacher = members[0] if len(members) == 1 else EnsembleTeacher(members)
             self.teacher.to(self.ddp.device)
+            if k["teacher_cache"]:
+                if self.stages or float(k["projector_weight"]) > 0:
+                    raise TeacherError("distill.teacher_cache holds logits only: it cannot serve feature mimicry "
+                                       "(distill.feature_weight) or the projector loss (distill.projector_weight)")
+                self.cache = TeacherCache(k["teacher_cache"], self.cache_key(members), len(self.train_ds),
+                                          len(self.class_names))
             teacher_dim = self.teacher.num_features
             if self.stages:
                 n = len(self.model.stages)
@@ -301,20 +459,73 @@ class DistillTrainer(Trainer):
                                f"to learn from its features")
         return extras if len(extras) else None
 
+    def cache_key(self, members: list[LiveTeacher]) -> dict[str, Any]:
+        """Everything a cached teacher output depends on: the teachers, the clips in order, the seed and the
+        training-time preprocessing and augmentation."""
+        from core.data.splits import names_digest
+
+        c = self.cfg
+        return {"teachers": [f"{Path(m.path).name}:{file_digest(m.path)}" for m in members],
+                "data": c["data"]["name"], "clips": len(self.train_ds),
+                "names": names_digest([f"{i}:{n}" for i, n in enumerate(self.train_ds_split.names)]),
+                "seed": int(c["train"]["seed"]), "augment": c["augment"], "crop_ratio": c["data"]["crop_ratio"],
+                "input_spec": self.spec.to_dict()}
+
     def describe(self) -> str:
         k = self.cfg["distill"]
         if self.teacher is not None:
             src = f"live teacher {self.teacher.variant} ({'+'.join(self.teacher.streams)}) {self.teacher.path}"
+            if self.cache is not None:
+                src += f", cached in {self.cache.folder}"
         else:
-            src = f"teacher file {k['teacher_file']}"
+            src = f"teacher file {k['teacher_file']} (un-augmented clips: not the student's input)"
         alpha = f"{self.alpha0:g}" + (f"->{self.alpha1:g}" if self.alpha1 != self.alpha0 else "")
+        unlabelled = (f"; {len(self.train_ds) - int(self.labelled.sum())} unlabelled clips distilled"
+                      if self.labelled is not None else "")
         return (f"; distilling from {src}: alpha {alpha}, tau {self.tau:g}, feature_weight {k['feature_weight']}, "
-                f"projector_weight {k['projector_weight']}")
+                f"projector_weight {k['projector_weight']}{unlabelled}")
 
     def current_alpha(self) -> float:
         total = max(self.steps_per_epoch * int(self.cfg["schedule"]["epochs"]), 1)
         progress = min(self.scheduler.last_epoch / total, 1.0)
         return self.alpha0 + (self.alpha1 - self.alpha0) * progress
+
+    # -- training on unlabelled clips too (data.label_fraction < 1) -------------------------------------
+
+    def build_train_dataset(self):
+        """Every training clip when a fraction of the labels is used and distill.unlabelled: the unlabelled ones
+        carry label -1 (no cross-entropy, the teacher's targets only)."""
+        self.labelled = None
+        k = self.cfg["distill"]
+        if self.unlabelled_split is not None and bool(k["unlabelled"]):
+            labelled_names = set(self.train_split.names)
+            self.labelled = np.array([n in labelled_names for n in self.unlabelled_split.names])
+            self.train_split = self.unlabelled_split
+        self.train_ds_split = self.train_split
+        ds = super().build_train_dataset()
+        return MaskedLabels(ds, self.labelled) if self.labelled is not None else ds
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        self.epoch_index = epoch
+        if self.cache is not None:
+            self.cache.open_epoch(epoch)
+        try:
+            return super().train_epoch(epoch)
+        finally:
+            if self.cache is not None:
+                self.cache.flush()
+
+    def teacher_logits_for(self, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                list[torch.Tensor]]:
+        """(logits, pooled, stage maps) of the live teacher on exactly this batch, from the cache when it has them."""
+        if self.cache is not None:
+            hit = self.cache.lookup(idx, x)
+            if hit is not None:
+                return hit.to(x.device), None, []
+        t_logits, t_pooled, t_feats = self.teacher(x, self.stages)
+        if self.cache is not None:
+            self.cache.store(idx, x, t_logits)
+        return t_logits, t_pooled, t_feats
 
     def compute_loss(self, model, extras, batch):
         x, y, idx = batch
@@ -326,14 +537,14 @@ class DistillTrainer(Trainer):
         smoothing = float(self.cfg["optim"]["label_smoothing"])
         t_feats: list[torch.Tensor] = []
         if self.teacher is not None:
-            t_logits, t_pooled, t_feats = self.teacher(x, self.stages)
+            t_logits, t_pooled, t_feats = self.teacher_logits_for(x, idx)
         else:
             t_logits = self.teacher_logits[idx] if self.teacher_logits is not None else None
             t_pooled = self.teacher_features[idx] if self.teacher_features is not None else None
         if t_logits is not None:
             loss, parts["ce"], parts["kd"] = logit_distill_loss(logits, t_logits, y, alpha, self.tau, smoothing)
         else:
-            loss = parts["ce"] = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
+            loss = parts["ce"] = masked_cross_entropy(logits, y, smoothing)
         if self.stages:
             parts["feat"] = feature_mimicry_loss(feats, t_feats, extras["connectors"])
             loss = loss + float(k["feature_weight"]) * parts["feat"]
