@@ -201,3 +201,48 @@ def test_paired_difference_counts_and_interval():
 def test_seed_summary():
     s = seed_summary([80.0, 82.0, 84.0])
     assert s["mean"] == pytest.approx(82.0) and s["std"] == pytest.approx(2.0) and s["values"] == [80.0, 82.0, 84.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# what chooses INT8 settings and the QAT epoch reads only validation clips
+
+
+def test_int8_verifies_and_chooses_on_the_checkpoints_validation_clips(tmp_path):
+    from converters.calib import build_calibration, quantization_clips, save_calibration
+    from core.checkpoint import load_checkpoint
+
+    trainer, summary, _ = _fit(tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    train, val, test = (load_split("synthetic", s) for s in ("train", "val", "test"))
+    calib = save_calibration(tmp_path / "calib.npz", build_calibration(ckpt, train, num=100))
+    clips = quantization_clips(calib, ckpt)  # what every INT8 choice (auto, verification) is made on
+    assert clips.verify_names == list(val.names) and "validation split" in clips.verified_on
+    assert not set(clips.verify_names) & set(test.names) and not set(clips.calibrate_names) & set(val.names)
+    # a checkpoint whose data set cannot be loaded here falls back to held-out calibration clips
+    ckpt["train"]["data"] = "no_such_data_set"
+    fallback = quantization_clips(calib, ckpt)
+    assert set(fallback.verify_names) <= set(train.names) and "held-out" in fallback.verified_on
+
+
+def test_qat_chooses_its_epoch_on_validation_clips(tmp_path):
+    import train.trainer as trainer_module
+    from train.qat import main as qat_main
+
+    _fit(tmp_path / "fp32")
+    seen: list[list[str]] = []
+    original = trainer_module.evaluate_model
+
+    def spy(model, split, *args, **kwargs):
+        seen.append(list(split.names))
+        return original(model, split, *args, **kwargs)
+
+    trainer_module.evaluate_model = spy
+    try:
+        summary = qat_main(["--ckpt", str(tmp_path / "fp32" / "best.pt"), "--out", str(tmp_path / "qat"),
+                            "schedule.epochs=2"])
+    finally:
+        trainer_module.evaluate_model = original
+    val, test = load_split("synthetic", "val"), load_split("synthetic", "test")
+    assert summary["chosen_on"] == "val"
+    assert seen[:2] == [val.names, val.names]  # every epoch: validation clips only
+    assert seen[2:] == [test.names, test.names]  # the test split: scored once at the end

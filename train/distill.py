@@ -28,6 +28,7 @@ Connectors (1x1 conv + BN) and projectors exist only in training: best.pt / last
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -289,7 +290,7 @@ class TeacherCache:
         if self.epoch is None or not self.dirty:
             return
         p = self.path(self.epoch)
-        tmp = p.with_name(f".{p.name}.tmp.npz")
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.npz")  # runs sharing a cache never share a temp file
         np.savez(tmp, logits=self.logits.numpy(), fingerprint=self.fp.numpy(), filled=self.filled.numpy())
         tmp.replace(p)
         self.dirty = False
