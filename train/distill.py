@@ -28,6 +28,8 @@ Connectors (1x1 conv + BN) and projectors exist only in training: best.pt / last
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -40,6 +42,7 @@ from torch import nn
 
 from core.checkpoint import CheckpointError, input_spec, load_model
 from core.cli import run_cli
+from core.data.splits import names_digest
 from core.models.last import LAST
 from train.trainer import FitError, Trainer, run_trainer, trainer_main
 
@@ -208,8 +211,6 @@ class EnsembleTeacher(nn.Module):
 
 
 def file_digest(path: str | Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -231,8 +232,6 @@ class TeacherCache:
     RTOL = 1e-5  # float32 augmentation arithmetic may differ in the last bits between CPUs
 
     def __init__(self, folder: str | Path, key: dict[str, Any], num_clips: int, num_classes: int):
-        import json
-
         self.folder, self.key = Path(folder), key
         self.num_clips, self.num_classes = num_clips, num_classes
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -329,8 +328,6 @@ class TeacherFile:
                 self.class_names = [str(c) for c in data["class_names"]]
             for key in ("meta_json", "meta"):
                 if key in keys:
-                    import json
-
                     self.meta = json.loads(str(data[key]))
                     break
         else:  # one array per sample
@@ -463,8 +460,6 @@ class DistillTrainer(Trainer):
     def cache_key(self, members: list[LiveTeacher]) -> dict[str, Any]:
         """Everything a cached teacher output depends on: the teachers, the clips in order, the seed and the
         training-time preprocessing and augmentation."""
-        from core.data.splits import names_digest
-
         c = self.cfg
         return {"teachers": [f"{Path(m.path).name}:{file_digest(m.path)}" for m in members],
                 "data": c["data"]["name"], "clips": len(self.train_ds),

@@ -1,0 +1,167 @@
+"""Choose the INT8 defaults on validation clips, then score the chosen defaults once on the test split.
+
+    python experiments/int8_defaults.py --ckpts runs/nw_ucla/*/best.pt --out runs/int8_defaults \
+        --json docs/results/int8_defaults.json --doc docs/converters.md
+
+1. For every checkpoint, every candidate setting (onnxruntime Q/DQ: activation percentile x placement; LiteRT
+   INT8 method) is quantized with the same calibration clips (500 training clips, the validation slice left out)
+   and scored on the checkpoint's validation slice. The default is the candidate with the best mean validation
+   top-1 over the checkpoints (ties: the higher agreement with fp32). The test split plays no part.
+2. The chosen defaults are then scored on the test split against PyTorch fp32 with the paired statistics of
+   core.stats: Δ top-1, clips fixed / broken, the exact 95 % interval, and the verdict at ±1 point.
+Results go to the JSON (every candidate's validation numbers, the choice, the test rows) and, with --doc, a table
+between the `<!-- int8:defaults -->` markers of that page.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from converters import formats  # noqa: E402
+from converters.calib import make_calibration_file, quantization_clips  # noqa: E402
+from core.checkpoint import input_spec, load_model  # noqa: E402
+from core.evaluation import load_data_split, predict_split, torch_predict_fn  # noqa: E402
+from core.markdown import table_head  # noqa: E402
+from core.runtime import load_runtime  # noqa: E402
+from core.stats import paired_difference, verdict  # noqa: E402
+
+ORT_CANDIDATES = [{"quantizer": "ort", "percentile": p, "ort_placement": pl}
+                  for p in (99.9, 99.99, 99.999) for pl in ("compute", "all")]
+LITERT_CANDIDATES = [{"int8_method": m} for m in ("aeq-compute", "pt2e", "aeq-w8a8")]
+
+
+def label(fmt: str, opts: dict) -> str:
+    return f"{fmt} " + " ".join(f"{k}={v}" for k, v in opts.items() if k != "quantizer" or v != "ort")
+
+
+def predict(path: Path, split, spec) -> np.ndarray:
+    with load_runtime(path, threads=1) as rt:
+        return predict_split(rt.predict, split, spec, batch_size=1 if path.suffix == ".tflite" else 32,
+                             progress=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python experiments/int8_defaults.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--ckpts", nargs="+", required=True, type=Path)
+    p.add_argument("--out", type=Path, default=Path("runs/int8_defaults"))
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--doc", type=Path, default=None)
+    p.add_argument("--no-litert", action="store_true", help="onnxruntime candidates only")
+    p.add_argument("--calib-num", type=int, default=500)
+    args = p.parse_args(argv)
+    candidates = [("int8", c) for c in ORT_CANDIDATES] + ([] if args.no_litert else
+                                                           [("tflite", c) for c in LITERT_CANDIDATES])
+    results: dict = {"command": "python experiments/int8_defaults.py " + " ".join(sys.argv[1:] if argv is None
+                                                                                  else argv),
+                     "date": time.strftime("%Y-%m-%d"), "checkpoints": {}}
+    for ckpt in args.ckpts:
+        name = ckpt.parent.name
+        model, ck = load_model(ckpt)
+        spec = input_spec(ck)
+        data = ck["train"]["data"]
+        out = args.out / name
+        calib = make_calibration_file(ckpt, f"{data}:train", args.calib_num,
+                                      out / f"calib_{args.calib_num}.npz")
+        clips = quantization_clips(calib, ck)
+        val = load_data_split(f"{data}:val", layout=ck["layout"], ckpt=ck)
+        test = load_data_split(f"{data}:test", layout=ck["layout"], ckpt=ck)
+        assert list(val.names) == clips.verify_names, "validation clips differ from the quantizer's"
+        ref = {"val": predict_split(torch_predict_fn(model), val, spec, progress=False),
+               "test": predict_split(torch_predict_fn(model), test, spec, progress=False)}
+        entry = {"fp32_val_top1": 100 * float((ref["val"].argmax(1) == val.labels).mean()),
+                 "fp32_test_top1": 100 * float((ref["test"].argmax(1) == test.labels).mean()),
+                 "validation_clips": len(val), "test_clips": len(test), "candidates": {}}
+        for fmt, opts in candidates:
+            key = label(fmt, opts)
+            folder = out / key.replace(" ", "_").replace("=", "-")
+            print(f"[{name}] {key}", flush=True)
+            try:
+                result = formats.export(fmt, ckpt, folder, "int8", calib=calib, batch=None if fmt == "int8" else 1,
+                                        **({"clips": clips} if fmt == "int8" else {}), **opts)
+            except Exception as exc:  # a candidate that cannot be built is a row, not the end of the study
+                entry["candidates"][key] = {"status": f"failed: {type(exc).__name__}: {str(exc)[:200]}"}
+                continue
+            if result.path is None or not Path(result.path).exists():
+                entry["candidates"][key] = {"status": f"{result.status}: {result.message[:200]}"}
+                continue
+            logits = predict(Path(result.path), val, spec)
+            d = paired_difference(val.labels, ref["val"], logits)
+            entry["candidates"][key] = {"status": result.status, "path": str(result.path),
+                                        "val_top1": d.candidate_top1, "val_delta": d.delta,
+                                        "val_agreement": float((logits.argmax(1) == ref["val"].argmax(1)).mean()),
+                                        "val_paired": d.to_dict()}
+        results["checkpoints"][name] = entry
+        results["checkpoints"][name]["_ref"] = ref  # dropped before saving
+        results["checkpoints"][name]["_splits"] = (val, test, spec, ckpt)
+
+    chosen = {}
+    for fmt in sorted({f for f, _ in candidates}):
+        keys = [label(f, o) for f, o in candidates if f == fmt]
+        score = {}
+        for key in keys:
+            rows = [e["candidates"].get(key, {}) for e in results["checkpoints"].values()]
+            if all("val_top1" in r for r in rows):
+                score[key] = (float(np.mean([r["val_delta"] for r in rows])),
+                              float(np.mean([r["val_agreement"] for r in rows])))
+        if score:
+            chosen[fmt] = max(score, key=lambda k: score[k])
+            results.setdefault("validation_ranking", {})[fmt] = sorted(
+                ([k, s[0], s[1]] for k, s in score.items()), key=lambda r: (r[1], r[2]), reverse=True)
+    results["chosen"] = chosen
+
+    test_rows = []
+    for name, entry in results["checkpoints"].items():
+        val, test, spec, ckpt = entry.pop("_splits")
+        ref = entry.pop("_ref")
+        for fmt, key in chosen.items():
+            c = entry["candidates"].get(key, {})
+            if "path" not in c:
+                continue
+            logits = predict(Path(c["path"]), test, spec)
+            d = paired_difference(test.labels, ref["test"], logits)
+            c["test_paired"] = d.to_dict()
+            test_rows.append({"checkpoint": name, "format": fmt, "setting": key, "fp32_test_top1": d.reference_top1,
+                              "int8_test_top1": d.candidate_top1, "val_delta": c["val_delta"],
+                              "val_paired": c["val_paired"], "test_paired": d.to_dict(),
+                              "verdict_test": verdict(d, 1.0)})
+    results["test_rows"] = test_rows
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    table = markdown(results)
+    print(table)
+    if args.doc:
+        from train.grid import replace_section
+
+        replace_section(args.doc, "int8:defaults", table)
+    return 0
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Chosen on the validation slices (mean Δ top-1 over {len(results['checkpoints'])} checkpoints): "
+             + "; ".join(f"**{fmt}: {key}**" for fmt, key in results["chosen"].items()) + ".", ""]
+    for fmt, ranking in results.get("validation_ranking", {}).items():
+        lines.append(f"- {fmt} candidates on validation (mean Δ top-1 / agreement): "
+                     + ", ".join(f"{k} {d:+.2f} / {a:.3f}" for k, d, a in ranking))
+    lines += ["", "Scored once on the test split with the chosen settings (Δ against the checkpoint's own PyTorch "
+                  "fp32 on the same clips; interval: exact 95 %; verdict at ±1 point):", ""]
+    lines += table_head(["checkpoint", "format", "fp32 test top-1", "INT8 test top-1", "Δ test [95 % CI]",
+                         "fixed / broken (test)", "Δ validation [95 % CI]", "verdict (test)"])
+    for r in results["test_rows"]:
+        t, v = r["test_paired"], r["val_paired"]
+        lines.append(f"| {r['checkpoint']} | {r['format']} | {r['fp32_test_top1']:.2f} | {r['int8_test_top1']:.2f} | "
+                     f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] | +{t['fixed']} / -{t['broken']} | "
+                     f"{v['delta']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] | {r['verdict_test']} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
