@@ -246,3 +246,13 @@ def test_qat_chooses_its_epoch_on_validation_clips(tmp_path):
     assert summary["chosen_on"] == "val"
     assert seen[:2] == [val.names, val.names]  # every epoch: validation clips only
     assert seen[2:] == [test.names, test.names]  # the test split: scored once at the end
+
+
+def test_every_epochs_validation_logits_are_kept_and_loss_selection(tmp_path):
+    _, summary, _ = _fit(tmp_path / "a", "schedule.epochs=3", "train.select=loss")
+    z = np.load(tmp_path / "a" / "val_predictions.npz")
+    val = load_split("synthetic", "val")
+    assert z["epochs"].tolist() == [1, 2, 3] and z["logits"].shape == (3, len(val), 8)
+    assert list(z["names"]) == list(val.names)
+    rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert summary["best_epoch"] == 1 + int(np.argmin([r["val_loss"] for r in rows]))

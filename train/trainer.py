@@ -710,12 +710,38 @@ class Trainer:
         last_epoch = epoch + 1 == int(self.cfg["schedule"]["epochs"])
         if self.val_split is None or not ((epoch + 1) % int(self.cfg["train"]["eval_every"]) == 0 or last_epoch):
             return None
-        metrics = evaluate_model(self.model, self.val_split, self.spec, self.ddp, self.batch)
+        metrics = evaluate_model(self.model, self.val_split, self.spec, self.ddp, self.batch, return_logits=True)
+        self.save_val_logits(epoch, metrics.pop("logits"))
         row.update(val_loss=metrics["loss"], val_top1=metrics["top1"], val_top5=metrics["top5"],
                    val_mean_class=metrics["mean_class_accuracy"])
         if self.ema is not None:
             row["ema_top1"] = evaluate_model(self.ema.module, self.val_split, self.spec, self.ddp, self.batch)["top1"]
         return metrics
+
+    def save_val_logits(self, epoch: int, logits: np.ndarray) -> None:
+        """Every evaluated epoch's validation logits (val_predictions.npz): what a rule for choosing the epoch can
+        be studied on without the test split (e.g. split-half: choose on one half, score on the other)."""
+        if not self.ddp.main:
+            return
+        path = self.out / "val_predictions.npz"
+        epochs, stack = [], []
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                keep = z["epochs"] <= epoch  # a resumed run overwrites what it trains again
+                epochs, stack = list(z["epochs"][keep]), list(z["logits"][keep])
+        epochs.append(epoch + 1)
+        stack.append(logits.astype(np.float32))
+        tmp = path.with_name(".val_predictions.tmp.npz")
+        np.savez_compressed(tmp, epochs=np.array(epochs), logits=np.stack(stack), labels=self.val_split.labels,
+                            names=np.array(self.val_split.names))
+        tmp.replace(path)
+
+    def improved(self, metrics: dict[str, Any]) -> bool:
+        """Whether this epoch's validation beats the best so far, by train.select: top1 (ties go to the lower
+        loss) or loss."""
+        if self.cfg["train"]["select"] == "loss":
+            return metrics["loss"] < self.best.get("loss", float("inf"))
+        return (metrics["top1"], -metrics["loss"]) > (self.best["top1"], -self.best.get("loss", float("inf")))
 
     def train_info(self, epoch: int) -> dict[str, Any]:
         cfg = self.cfg
@@ -729,9 +755,7 @@ class Trainer:
     def save(self, epoch: int, row: dict[str, Any], metrics: dict[str, Any] | None) -> None:
         """best.pt when improved (or every epoch without validation), ema.pt, last.pt with the resume state."""
         ddp = self.ddp
-        # ties on validation top-1 (a few hundred clips tie often) go to the lower validation loss
-        improved = metrics is not None and (metrics["top1"], -metrics["loss"]) > (
-            self.best["top1"], -self.best.get("loss", float("inf")))
+        improved = metrics is not None and self.improved(metrics)
         if improved:
             self.best = {"top1": metrics["top1"], "top5": metrics["top5"], "epoch": epoch + 1,
                          "mean_class_accuracy": metrics["mean_class_accuracy"], "loss": metrics["loss"]}
@@ -877,7 +901,7 @@ class Trainer:
                 patience = int(self.cfg["train"]["early_stop_patience"])
                 if patience and metrics is not None and epoch + 1 - self.best["epoch"] >= patience:
                     self.stopped_early = True
-                    self.log.info(f"early stop: no better validation top-1 for {patience} epochs (best at epoch "
+                    self.log.info(f"early stop: no better validation score for {patience} epochs (best at epoch "
                                   f"{self.best['epoch']})")
                     break
             return self.summary()
