@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from torch import nn
 
-from core.checkpoint import CheckpointError, load_checkpoint
+from core.checkpoint import CheckpointError, load_checkpoint, load_model
 from core.cli import ArgumentParser, run_cli
 from core.models.last import LAST
 from core.models.quant import QMAX, QMIN, QuantSim
@@ -70,6 +70,14 @@ class QATTrainer(DistillTrainer):
     def compute_loss(self, model, extras, batch):
         loss, logits, parts = super().compute_loss(model, extras, batch)
         return loss, logits, {k: parts[k] for k in self.loss_fields}
+
+    def load_best(self) -> nn.Module:
+        """best.pt with its trained ranges simulated: the INT8 model the validation chose, scored on the test split."""
+        model, ckpt = load_model(self.best_path)
+        sim = QuantSim(model)
+        sim.load_ranges(ckpt["quantization"]["activation_amax"])
+        sim.observe(False)
+        return model
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"quantization": {

@@ -503,6 +503,10 @@ class Trainer:
         logits = model(x)
         return self.criterion(logits.float(), y), logits, {}
 
+    def load_best(self) -> nn.Module:
+        """best.pt as the model that was validated (train.qat: with its INT8 simulation)."""
+        return load_model(self.best_path)[0]
+
     def describe(self) -> str:
         """Extra words for the first log line."""
         return ""
@@ -852,7 +856,7 @@ class Trainer:
         """The test split, scored once: the validation-chosen best.pt (1 clip and train.test_clips clips) and the
         last epoch's weights; per-clip logits saved to test_predictions.npz for paired comparisons."""
         ddp, split, clips = self.ddp, self.test_split, int(self.cfg["train"]["test_clips"])
-        best_model = load_model(self.best_path)[0].to(ddp.device)
+        best_model = self.load_best().to(ddp.device)
         at_best = evaluate_model(best_model, split, self.spec, ddp, self.batch, return_logits=True)
         at_last = evaluate_model(self.model, split, self.spec, ddp, self.batch, return_logits=True)
         out = {"test_split": self.cfg["data"]["test_split"], "test_clips_scored": len(split),
