@@ -4,7 +4,8 @@ random half of a run's validation clips, score the chosen epoch on the other hal
     python experiments/selection_rule.py runs/nw_ucla/* runs/grids/nw_ucla_kd/* --json docs/results/selection_rule.json
 
 Rules: `top1` (best validation top-1, ties to the lower loss: the trainer's train.select=top1), `loss` (lowest
-validation loss: train.select=loss), `last` (the last epoch). Every run that wrote val_predictions.npz (the
+validation loss: train.select=loss), `last` (the last epoch), `significant` (the last epoch, unless the top-1 epoch
+beats it on the choosing clips by an exact McNemar test at p < 0.05: train.select=significant). Every run that wrote val_predictions.npz (the
 trainer saves each evaluated epoch's validation logits) takes part; the test split is never read.
 """
 from __future__ import annotations
@@ -16,13 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
-RULES = ("top1", "loss", "last")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core.stats import mcnemar_exact_p  # noqa: E402
+
+RULES = ("top1", "loss", "last", "significant")
 
 
 def choose(logits: np.ndarray, labels: np.ndarray, rule: str) -> int:
     """Index of the epoch a rule picks from (E, N, K) logits of the clips it may look at."""
     if rule == "last":
         return len(logits) - 1
+    if rule == "significant":
+        best = choose(logits, labels, "top1")
+        right = logits.argmax(2) == labels[None]
+        fixed = int(np.sum(right[best] & ~right[-1]))
+        broken = int(np.sum(~right[best] & right[-1]))
+        return best if fixed > broken and mcnemar_exact_p(fixed, broken) < 0.05 else len(logits) - 1
     shifted = logits - logits.max(axis=2, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
     loss = -logp[:, np.arange(len(labels)), labels].mean(axis=1)

@@ -256,3 +256,19 @@ def test_every_epochs_validation_logits_are_kept_and_loss_selection(tmp_path):
     assert list(z["names"]) == list(val.names)
     rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert summary["best_epoch"] == 1 + int(np.argmin([r["val_loss"] for r in rows]))
+
+
+def test_significant_selection_keeps_the_last_epoch_unless_beaten_on_validation(tmp_path):
+    from core.checkpoint import load_checkpoint
+
+    _, summary, _ = _fit(tmp_path / "s", "schedule.epochs=3", "train.select=significant")
+    sel = summary["selection"]
+    z = np.load(tmp_path / "s" / "val_predictions.npz")
+    right = z["logits"].argmax(2) == z["labels"][None]
+    if sel["best_top1_epoch"] != 3:
+        b, l = right[sel["best_top1_epoch"] - 1], right[2]
+        assert (sel["best_right_last_wrong"], sel["best_wrong_last_right"]) == (int(np.sum(b & ~l)),
+                                                                               int(np.sum(~b & l)))
+    assert summary["best_epoch"] == sel["kept"] == load_checkpoint(tmp_path / "s" / "best.pt")["train"]["epoch"]
+    if sel["kept"] == 3:
+        assert summary["test_top1_at_val_epoch"] == summary["test_top1_last_epoch"]

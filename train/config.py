@@ -104,7 +104,8 @@ class RunConfig:  # the `train:` section
     log_every: int = 20  # steps between TensorBoard scalars
     ema_decay: float = 0.0  # > 0: keep a weight EMA (timm ModelEmaV3 style), evaluate it and save ema.pt
     early_stop_patience: int = 0  # > 0: stop after this many epochs without a better validation score
-    select: str = "top1"  # the epoch kept as best.pt: best validation top1 (ties: lower loss) | lowest validation loss
+    select: str = "top1"  # best.pt: best validation top1 (ties: lower loss) | loss (lowest validation loss) |
+    # significant (the last epoch unless the top1 epoch beats it on validation, exact McNemar p < 0.05)
 
 
 @dataclass
@@ -334,7 +335,8 @@ def validate(cfg: dict[str, Any]) -> None:
     need(int(t["test_clips"]) >= 1, f"train.test_clips must be >= 1, got {t['test_clips']}")
     need(0 <= float(t["ema_decay"]) < 1, f"train.ema_decay must be in [0, 1), got {t['ema_decay']}")
     need(0 < float(d["val_fraction"]) < 1, f"data.val_fraction must be in (0, 1), got {d['val_fraction']}")
-    need(t["select"] in ("top1", "loss"), f"train.select must be top1 or loss, got {t['select']!r}")
+    need(t["select"] in ("top1", "loss", "significant"),
+         f"train.select must be top1, loss or significant, got {t['select']!r}")
     need(int(t["early_stop_patience"]) >= 0, f"train.early_stop_patience must be >= 0, got {t['early_stop_patience']}")
     need(0 < float(d["label_fraction"]) <= 1, f"data.label_fraction must be in (0, 1], got {d['label_fraction']}")
     k, p = cfg["distill"], cfg["pretrain"]

@@ -33,6 +33,7 @@ import yaml
 from core.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from core.data.dataset import SkeletonDataset
 from core.data.splits import shared_clip_count, stratified_fraction, validation_info
+from core.stats import mcnemar_exact_p
 from core.models.last import LAST, create_model
 from core.spec import InputSpec
 from core.cli import ArgumentParser
@@ -740,6 +741,32 @@ class Trainer:
                             names=np.array(self.val_split.names))
         tmp.replace(path)
 
+    def keep_last_unless_significant(self) -> dict[str, Any]:
+        """train.select=significant: the last epoch, unless the best-top-1 epoch beats it on the validation clips by
+        an exact McNemar test at p < 0.05 (on a few hundred clips the argmax of noisy epochs is mostly luck)."""
+        last = self.history[-1]["epoch"]
+        decision = {"rule": "significant", "best_top1_epoch": self.best["epoch"], "last_epoch": last}
+        if self.best["epoch"] == last:
+            return {**decision, "kept": last}
+        with np.load(self.out / "val_predictions.npz", allow_pickle=False) as z:
+            epochs, logits, labels = list(z["epochs"]), z["logits"], z["labels"]
+        right = logits.argmax(2) == labels[None]
+        b, l = right[epochs.index(self.best["epoch"])], right[epochs.index(last)]
+        fixed, broken = int(np.sum(b & ~l)), int(np.sum(~b & l))
+        p = mcnemar_exact_p(fixed, broken)
+        decision.update(best_right_last_wrong=fixed, best_wrong_last_right=broken, p_value=p)
+        if fixed > broken and p < 0.05:
+            return {**decision, "kept": self.best["epoch"]}
+        row = self.history[-1]
+        self.best = {"top1": row["val_top1"], "top5": row["val_top5"], "epoch": last,
+                     "mean_class_accuracy": row["val_mean_class"], "loss": row["val_loss"]}
+        if self.ddp.main:
+            save_checkpoint(self.best_path, self.model, self.spec, self.class_names,
+                            train=self.train_info(last - 1), metrics=dict(self.best), extra=self.checkpoint_extra())
+            self.log.info(f"selection: the last epoch {last} (epoch {decision['best_top1_epoch']}'s better validation "
+                          f"top-1 is {fixed}:{broken} clips, McNemar p = {p:.2f}: not significant)")
+        return {**decision, "kept": last}
+
     def improved(self, metrics: dict[str, Any]) -> bool:
         """Whether this epoch's validation beats the best so far, by train.select: top1 (ties go to the lower
         loss) or loss."""
@@ -831,6 +858,9 @@ class Trainer:
                    "best_checkpoint": str(self.best_path), "last_checkpoint": str(self.last_path)}
         if self.ema is not None:
             summary["ema_checkpoint"] = str(self.ema_path)
+        if finished and has_val and self.cfg["train"]["select"] == "significant":
+            summary["selection"] = self.keep_last_unless_significant()
+            summary.update(val_top1=self.best["top1"], val_top5=self.best.get("top5"), best_epoch=self.best["epoch"])
         if finished and self.test_split is not None and has_val and self.best_path.exists():
             summary.update(self.score_test())
         if finished and ddp.main:
