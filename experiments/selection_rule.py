@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for run in args.runs:
         f = run / "val_predictions.npz"
-        if not f.is_file():
-            continue
+        summary = run / "summary.json"
+        if not f.is_file() or not summary.is_file() or not json.loads(summary.read_text()).get("finished"):
+            continue  # a finished run's every epoch, not a run in progress
         with np.load(f, allow_pickle=False) as z:
             logits, labels = z["logits"], z["labels"]
         if len(logits) < 2:
