@@ -88,9 +88,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this toolkit supports "
                               f"({FORMAT_VERSION}); upgrade the toolkit")
-    for key in ("model", "state_dict", "input_spec", "class_names"):
+    for key, kind in (("model", dict), ("state_dict", dict), ("input_spec", dict), ("class_names", list)):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+        if not isinstance(ckpt[key], kind):
+            raise CheckpointError(f"{path}: {key!r} is a {type(ckpt[key]).__name__}, expected a {kind.__name__}")
+    if not all(isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()):
+        raise CheckpointError(f"{path}: 'state_dict' holds values that are not tensors")
+    if not all(isinstance(c, str) for c in ckpt["class_names"]):
+        raise CheckpointError(f"{path}: 'class_names' must be a list of names")
+    try:
+        InputSpec.from_dict(ckpt["input_spec"])
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: invalid 'input_spec': {exc}") from exc
     variant = ckpt["model"].get("variant")
     if variant not in list_variants() and variant != "custom":
         raise CheckpointError(f"{path}: unknown model variant {variant!r}; this toolkit knows "
@@ -104,7 +114,7 @@ def build_model(ckpt: dict[str, Any], path: str | Path = "<checkpoint>") -> LAST
         model = LAST(cfg)
         model.variant = ckpt["model"]["variant"]
         model.load_state_dict(ckpt["state_dict"])
-    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+    except (ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError, OverflowError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from exc
     return model.eval()
 
