@@ -526,9 +526,10 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
             results = pool.imap_unordered(_work_chunk, chunks) if pool else map(_work_chunk, chunks)
             for k, chunk_results in enumerate(results):
                 for i, arr, length, error in chunk_results:
-                    if arr is None:
+                    if arr is None:  # the reason reaches the log before the row is marked: a kill between
+                        skipped_log.write(f"{names[i]}\t{' '.join(error.split())}\n")  # the two re-parses it
+                        skipped_log.flush()
                         status[i] = -2
-                        skipped_log.write(f"{names[i]}\t{' '.join(error.split())}\n")
                     else:
                         data[i] = arr
                         status[i] = length
