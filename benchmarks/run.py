@@ -15,6 +15,7 @@ Writes <out>/result.json (with tool versions) and <out>/report.md with plots (be
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -122,6 +123,26 @@ def tool_versions() -> dict[str, Any]:
     return versions
 
 
+# the x86 vector extensions whose kernels give different (each within its documented accuracy) results
+SIMD_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
+              "amx_int8")
+
+
+def cpu_features() -> list[str]:
+    """The SIMD extensions of SIMD_FLAGS this CPU reports (/proc/cpuinfo; empty where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [f for f in SIMD_FLAGS if f in flags]
+
+
+def stable_hash(text: str, digits: int = 6) -> int:
+    """A short hash that is the same in every process (the built-in hash() of a str is salted per process)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % 10**digits
+
+
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor()
     try:
@@ -133,7 +154,7 @@ def machine_info() -> dict[str, Any]:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu, "cores": cores,
-            "hostname_hash": abs(hash(platform.node())) % 10**6}
+            "cpu_features": cpu_features(), "hostname_hash": stable_hash(platform.node())}
 
 
 def backend_available(kind: str) -> tuple[bool, str]:

@@ -128,7 +128,13 @@ def load_calibration(path: str | Path, ckpt: dict[str, Any] | None = None) -> np
             raise InputError(f"{path}: calibration clips have shape {tuple(x.shape[1:])} (C, T, V, M) but the "
                              f"checkpoint expects {want[1:]}; rebuild it for this checkpoint")
         if "input_spec" in arrays:
-            saved = json.loads(str(arrays["input_spec"]))
+            try:
+                saved = json.loads(str(arrays["input_spec"]))
+            except ValueError:
+                saved = None
+            if not isinstance(saved, dict):
+                raise InputError(f"{path}: 'input_spec' is not the JSON object converters.calib writes; rebuild the "
+                                 "calibration set for this checkpoint")
             want_spec = ckpt["input_spec"]
             differ = [k for k in ("layout", "frames", "persons", "center", "align", "scale", "sampling", "coordinates")
                       if saved.get(k) != want_spec.get(k)]

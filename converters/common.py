@@ -18,10 +18,15 @@ Exit status of every `python -m converters.<fmt>` command (see EXIT_CODES):
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
+import inspect
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -159,6 +164,108 @@ def add_verification_args(parser: argparse.ArgumentParser, verify_samples: int, 
 def verification_opts(args: argparse.Namespace) -> dict[str, Any]:
     return {"calib_samples": args.calib_samples, "verify_samples": args.verify_samples, "quiet": not args.verbose,
             "eval_data": args.eval_data}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Staged writes: an export builds in a hidden folder inside --out and moves its files in only when it ends, so a
+# full disk, a crash or a kill never leaves half an artifact that a later run would take for a good one.
+
+STAGE_PREFIX = ".export-"
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def staged_export(fmt: str, reuse: tuple[str, ...] = ()
+                  ) -> Callable[[Callable[..., ExportResult]], Callable[..., ExportResult]]:
+    """Decorator for a format's export(ckpt, out_dir, precision, ...): runs it in a staging folder on the same
+    file system and publishes its files into out_dir with os.replace (artifacts first, sidecars last). Writing
+    fails (disk full, file too large, quota): a 'failed' result naming out_dir and the reason, and nothing of
+    this export in out_dir (an earlier good artifact there stays as it was). `reuse`: glob patterns of files in
+    out_dir the export may read back (e.g. a calibration cache), hard-linked (or copied) into the stage."""
+    def wrap(export_fn: Callable[..., ExportResult]) -> Callable[..., ExportResult]:
+        signature = inspect.signature(export_fn)
+
+        @functools.wraps(export_fn)
+        def staged(ckpt: str | Path, out_dir: str | Path, *args: Any, **kwargs: Any) -> ExportResult:
+            out_dir = Path(out_dir)
+            precision = signature.bind(ckpt, out_dir, *args, **kwargs).arguments.get(
+                "precision", signature.parameters["precision"].default)
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                remove_dead_stages(out_dir)
+                stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=out_dir))
+                for pattern in reuse:
+                    for old in out_dir.glob(pattern):
+                        try:
+                            os.link(old, stage / old.name)
+                        except OSError:
+                            shutil.copy2(old, stage / old.name)
+            except OSError as exc:
+                return write_failed(fmt, precision, out_dir, exc)
+            try:
+                result = export_fn(ckpt, stage, *args, **kwargs)
+                publish(stage, out_dir)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL:
+                    raise
+                return write_failed(fmt, precision, out_dir, exc)
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+            return relocated(result, stage, out_dir)
+        return staged
+    return wrap
+
+
+def reraise_if_disk_full(exc: BaseException) -> None:
+    """In an exporter's catch-all: a write that failed for lack of space is not a conversion failure (whose
+    files may be kept for inspection); re-raise it so staged_export discards everything written."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        raise exc
+
+
+def write_failed(fmt: str, precision: str, out_dir: Path, exc: OSError) -> ExportResult:
+    return ExportResult(fmt, precision, None, "failed", f"cannot write to {out_dir}: {exc.strerror or exc} "
+                        f"(nothing of this export was left there)")
+
+
+def publish(stage: Path, out_dir: Path) -> None:
+    """Move every entry of `stage` into out_dir, replacing what is there (folders such as .mlpackage too)."""
+    entries = sorted(p for p in stage.iterdir() if not p.name.startswith(STAGE_PREFIX))
+    for entry in sorted(entries, key=lambda p: p.name.endswith(".json")):  # sidecars last
+        target = out_dir / entry.name
+        if entry.is_dir() and target.is_dir():
+            old = stage / f"{STAGE_PREFIX}replaced-{entry.name}"
+            os.replace(target, old)
+        os.replace(entry, target)
+
+
+def relocated(result: ExportResult, stage: Path, out_dir: Path) -> ExportResult:
+    """The result with the staging folder replaced by out_dir in its path, message and extra strings."""
+    def fix(value: Any) -> Any:
+        if isinstance(value, Path):
+            return out_dir / value.relative_to(stage) if value.is_relative_to(stage) else value
+        return value.replace(str(stage), str(out_dir)) if isinstance(value, str) else value
+    result.path = fix(result.path) if result.path is not None else None
+    result.message = fix(result.message)
+    result.extra = {k: fix(v) for k, v in result.extra.items()}
+    return result
+
+
+def remove_dead_stages(out_dir: Path) -> None:
+    """Staging folders of exports that were killed (their process is gone)."""
+    for stage in out_dir.glob(f"{STAGE_PREFIX}*-*"):
+        pid = stage.name[len(STAGE_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else, or the platform cannot tell
+        return True
+    return True
 
 
 def setup_logging(quiet: bool = False) -> None:

@@ -49,7 +49,8 @@ from typing import Any, Callable
 import numpy as np
 
 from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
-                               export_main, load_export_model, missing_backend, require, verification_opts)
+                               export_main, load_export_model, missing_backend, require, reraise_if_disk_full,
+                               staged_export, verification_opts)
 from converters.verify import (compare_logits, judge, quantized_inputs, score_on_split, split_message,
                               verification_inputs)
 from core import mil_eval
@@ -208,6 +209,7 @@ def predict_fn(path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     return load_runtime(path).predict  # core.runtime picks CoreML on macOS, the MIL evaluator elsewhere
 
 
+@staged_export(FORMAT)
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib: str | Path | None = None,
            batch: int | None = 1, frontend: str = "auto", target: str | None = None, verify_samples: int = 32,
            calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None
@@ -253,6 +255,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
     except InputError:
         raise
     except Exception as exc:
+        reraise_if_disk_full(exc)
         return ExportResult(FORMAT, precision, None, "failed", f"coremltools conversion failed: {exc}")
     notes.append(f"frontend {'jit.trace' if used == 'trace' else 'torch.export'}"
                  + (f" ({front_notes[0]})" if front_notes else ""))
@@ -268,6 +271,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
                                  "re-run on a Mac for w8a8")
             mlmodel = quantize_weights(mlmodel, quiet)
     except Exception as exc:
+        reraise_if_disk_full(exc)
         return ExportResult(FORMAT, precision, None, "failed",
                             f"coremltools quantization failed: {type(exc).__name__}: {exc}")
     export_seconds = time.perf_counter() - start

@@ -57,8 +57,8 @@ import numpy as np
 
 from converters import onnx as onnx_export
 from converters.calib import DEFAULT_HOLDOUT, QuantizationClips, quantization_clips
-from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main,
-                               load_export_model, missing_backend, require)
+from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main, load_export_model,
+                               missing_backend, require, reraise_if_disk_full, staged_export)
 from converters.verify import compare_logits, judge
 from core.artifact import INPUT_NAME
 from core.evaluation import torch_logits
@@ -319,6 +319,7 @@ def qdq_counts(path: str | Path) -> dict[str, int]:
             "DequantizeLinear": sum(n.op_type == "DequantizeLinear" for n in nodes)}
 
 
+@staged_export("int8")
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib: str | Path | None = None,
            batch: int | None = None, keep_float: str = "fragile", quantizer: str = "auto",
            calibration_method: str = "percentile", per_channel: bool = True, opset: int | None = None,
@@ -399,6 +400,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
     except InputError:
         raise
     except Exception as exc:
+        reraise_if_disk_full(exc)
         return ExportResult("int8", precision, None, "failed", f"{quantizer} quantization failed: "
                             f"{type(exc).__name__}: {str(exc)[:300]}")
     info.update(qdq_counts(path))
@@ -407,6 +409,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
     try:
         onnx_export.finalize(path, ck, precision, batch, **info, fp32_onnx=Path(fp32_onnx).name)
     except Exception as exc:
+        reraise_if_disk_full(exc)
         return ExportResult("int8", precision, path, "failed", f"Q/DQ ONNX check failed: {type(exc).__name__}: {exc}")
     ref = torch_logits(model, clips.verify)
     with load_runtime(path) as rt:

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from converters.common import ExportResult, InputError, artifact_stem, export_main, input_shape, load_export_model
+from converters.common import (ExportResult, InputError, artifact_stem, export_main, input_shape, load_export_model,
+                               reraise_if_disk_full, staged_export)
 from converters.verify import judge, verification_inputs, verify_predictor
 from core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, artifact_metadata, write_sidecar
 from core.runtime import load_runtime
@@ -111,6 +112,7 @@ def verify(path: Path, model, x: np.ndarray, threads: int | None = None) -> dict
     return stats
 
 
+@staged_export("onnx")
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = None, opset: int = DEFAULT_OPSET, simplify_graph: bool = True,
            verify_samples: int = 32) -> ExportResult:
@@ -126,6 +128,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     try:
         torch_to_onnx(model, ck, path, batch, opset)
     except Exception as exc:
+        reraise_if_disk_full(exc)
         return ExportResult("onnx", precision, None, "failed", f"torch.onnx.export failed: {type(exc).__name__}: {exc}")
     notes = []
     if simplify_graph:
@@ -134,6 +137,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     try:
         finalize(path, ck, precision, batch, exporter="torch.onnx (TorchScript)", simplified=bool(simplify_graph))
     except Exception as exc:
+        reraise_if_disk_full(exc)
         return ExportResult("onnx", precision, path, "failed", f"ONNX check failed: {type(exc).__name__}: {exc}")
     export_seconds = time.perf_counter() - start
     stats = verify(path, model, x)

@@ -48,7 +48,8 @@ import numpy as np
 import torch
 
 from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
-                               export_main, load_export_model, missing_backend, require, verification_opts)
+                               export_main, load_export_model, missing_backend, require, reraise_if_disk_full,
+                               staged_export, verification_opts)
 from converters.verify import (compare_logits, judge, quantized_inputs, score_on_split, split_message,
                               verification_inputs)
 from core.artifact import artifact_metadata, write_sidecar
@@ -240,6 +241,7 @@ def verify(path: Path, model, x: np.ndarray, threads: int | None = None) -> dict
     return stats
 
 
+@staged_export(FORMAT)
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = 1, int8_method: str = DEFAULT_INT8_METHOD, verify_samples: int = 64,
            calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None
@@ -300,6 +302,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     except BackendMissing as exc:
         return missing_backend(FORMAT, precision, exc)
     except Exception as exc:  # a conversion failure is a result row, not a crash
+        reraise_if_disk_full(exc)
         log.debug("tflite conversion failed", exc_info=True)
         return ExportResult(FORMAT, precision, None, "failed",
                             f"litert-torch conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")

@@ -38,7 +38,7 @@ from converters import int8 as int8_export
 from converters import onnx as onnx_export
 from converters.calib import load_calibration
 from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main, input_shape,
-                               load_export_model, require, write_json)
+                               load_export_model, require, reraise_if_disk_full, staged_export, write_json)
 from converters.verify import compare_logits, judge, verification_inputs
 from core.artifact import INPUT_NAME, artifact_metadata, write_sidecar
 from core.runtime import load_runtime
@@ -290,6 +290,7 @@ def write_build_report(path: Path, report: dict[str, Any]) -> Path:
 
 # ----------------------------------------------------------------------------------------------------------
 
+@staged_export("trt", reuse=("calib_*.cache",))
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = 1, dynamic: tuple[int, int, int] | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
            int8_mode: str = "explicit", profile: str | None = None, keep_float: str = "fragile",
@@ -384,6 +385,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     except InputError:
         raise
     except Exception as exc:
+        reraise_if_disk_full(exc)
         return ExportResult("trt", precision, None, "failed", f"engine build failed: {type(exc).__name__}: {exc}",
                             extra={"plan": str(plan_path)})
     meta = artifact_metadata(ck, "tensorrt", precision, batch=plan.batch, int8_mode=build_plan["int8_mode"],

@@ -4,6 +4,7 @@ A checkpoint is a plain dict of tensors, strings, numbers, lists and dicts, save
 loaded with torch.load(weights_only=True)."""
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 import time
@@ -52,18 +53,41 @@ def checkpoint_dict(model: LAST, spec: InputSpec, class_names: list[str] | None 
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    """Write to a temporary file in the same folder, flush it to the disk, then rename: a crash or a kill at any
+    moment leaves either the previous file or the new one, never half a file (os.replace is atomic on POSIX and
+    Windows; the fsyncs make the rename survive a power cut). Temporaries an earlier killed write left behind
+    are removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def fsync_dir(folder: Path) -> None:
+    """Persist a rename in `folder` (POSIX; a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(path: str | Path, model: LAST, spec: InputSpec, class_names: list[str] | None = None,
@@ -88,9 +112,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this toolkit supports "
                               f"({FORMAT_VERSION}); upgrade the toolkit")
-    for key in ("model", "state_dict", "input_spec", "class_names"):
+    for key, kind in (("model", dict), ("state_dict", dict), ("input_spec", dict), ("class_names", list)):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+        if not isinstance(ckpt[key], kind):
+            raise CheckpointError(f"{path}: {key!r} is a {type(ckpt[key]).__name__}, expected a {kind.__name__}")
+    if not all(isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()):
+        raise CheckpointError(f"{path}: 'state_dict' holds values that are not tensors")
+    if not all(isinstance(c, str) for c in ckpt["class_names"]):
+        raise CheckpointError(f"{path}: 'class_names' must be a list of names")
+    try:
+        InputSpec.from_dict(ckpt["input_spec"])
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: invalid 'input_spec': {exc}") from exc
     variant = ckpt["model"].get("variant")
     if variant not in list_variants() and variant != "custom":
         raise CheckpointError(f"{path}: unknown model variant {variant!r}; this toolkit knows "
@@ -104,7 +138,7 @@ def build_model(ckpt: dict[str, Any], path: str | Path = "<checkpoint>") -> LAST
         model = LAST(cfg)
         model.variant = ckpt["model"]["variant"]
         model.load_state_dict(ckpt["state_dict"])
-    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+    except (ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError, OverflowError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from exc
     return model.eval()
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from core.cli import EXIT_BAD_INPUT, EXIT_FAILED, ArgumentParser
 from core.data.custom import save_sample
+from core.data.paths import unsafe_path_part
 from core.mapping import mediapipe_world_to_camera
 from edge.errors import EdgeError
 from edge.tracking import SkeletonTracker
@@ -55,7 +56,11 @@ def find_videos(root: Path, labels_csv: Path | None) -> list[tuple[Path, str]]:
                     continue
                 if len(row) < 2 or not row[1].strip():
                     raise EdgeError(f"--labels {labels_csv}:{number}: expected 'file,label', got {','.join(row)!r}")
-                table[row[0].strip()] = row[1].strip()
+                label = row[1].strip()
+                why = unsafe_path_part(label)
+                if why:  # the label becomes a folder under --out
+                    raise EdgeError(f"--labels {labels_csv}:{number}: label {label!r} {why}")
+                table[row[0].strip()] = label
         pairs = []
         for v in videos:
             rel = v.relative_to(root).as_posix()

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core.cli import EXIT_BACKEND_MISSING, EXIT_BAD_INPUT, EXIT_FAILED, ArgumentParser
+from core.data.paths import unsafe_path_part
 from edge.errors import EdgeError, SourceError, native_stderr_silenced
 
 PROG = "python -m edge.record"
@@ -50,6 +51,9 @@ def record_clips(capture: Any, out_dir: Path, label: str, clips: int, seconds: f
     """Record `clips` clips of `seconds` from an opened cv2.VideoCapture-like object (read(), get(), release()).
     show(frame) displays an overlay frame and returns True to stop. Returns the clip paths written."""
     import cv2
+    why = unsafe_path_part(label)
+    if why:
+        raise EdgeError(f"label {label!r} {why}")
     fps = fps or float(capture.get(cv2.CAP_PROP_FPS) or 0)
     fps = fps if 1 <= fps <= 240 else 30.0
     folder = Path(out_dir) / label
@@ -110,9 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="my_videos", help="folder of label sub-folders (my_videos)")
     p.add_argument("--headless", action="store_true", help="no window: print the countdown")
     args = p.parse_args(argv)
-    if args.clips < 1 or args.seconds <= 0 or args.countdown < 0 or not args.label.strip() or "/" in args.label:
-        print(f"{PROG}: error: --clips >= 1, --seconds > 0, --countdown >= 0 and a --label without '/'",
-              file=sys.stderr)
+    if args.clips < 1 or args.seconds <= 0 or args.countdown < 0:
+        print(f"{PROG}: error: --clips >= 1, --seconds > 0, --countdown >= 0", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    why = unsafe_path_part(args.label.strip())
+    if why:  # the label is the folder the clips go to, inside --out
+        print(f"{PROG}: error: --label {args.label!r} {why}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         import cv2

@@ -23,8 +23,26 @@ from core.spec import InputSpec
 from core.synthetic import SYNTHETIC_ACTIONS, make_synthetic_split
 
 REPO = Path(__file__).resolve().parents[1]
+
+try:  # property-based tests (tests/test_hostile_input.py): a few hundred cases per target in CI, thousands with
+    # HYPOTHESIS_PROFILE=thorough; the deadline catches a parser that hangs (generous: the CI machine is shared)
+    from hypothesis import settings as _hypothesis_settings
+    _hypothesis_settings.register_profile("ci", max_examples=150, deadline=10_000, database=None, print_blob=True)
+    _hypothesis_settings.register_profile("thorough", max_examples=1000, deadline=20_000, database=None,
+                                          print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:
+    pass
 SHARED = Path(os.environ.get("LAST_SHARED", REPO.parent / "shared")).resolve()
 TINY_FRAMES = 16  # T of the tiny checkpoint
+
+
+def pytest_report_header(config) -> list[str]:
+    """Which CPU kernels the numbers of this run came from (tolerances are derived for any x86-64 CPU)."""
+    from benchmarks.run import cpu_features
+    forced = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
+    return [f"cpu features: {' '.join(cpu_features()) or 'unknown'}; torch dispatch: "
+            f"{torch.backends.cpu.get_cpu_capability()}" + (f"; forced {forced}" if forced else "")]
 
 
 @pytest.fixture(scope="session")

@@ -261,3 +261,16 @@ def test_calibrate_command_on_a_run(x86_run, tmp_path, capsys):
     fitted = load_profile(profile).estimate
     assert fitted["calibrated"].startswith("yes: pytorch fp32 p50 at 3 points")
     assert 0 < fitted["compute_efficiency"] <= 1
+
+
+def test_machine_info_is_the_same_in_every_process():
+    """hostname_hash identifies a machine across result files, so it cannot depend on the per-process str-hash
+    salt (PYTHONHASHSEED); the SIMD features that decide which kernels ran are recorded with it."""
+    import os
+    import subprocess
+    import sys
+    code = "import json; from benchmarks.run import machine_info; print(json.dumps(machine_info()))"
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                                      env={**os.environ, "PYTHONHASHSEED": seed}).stdout) for seed in ("1", "2")]
+    assert runs[0]["hostname_hash"] == runs[1]["hostname_hash"] == bench.machine_info()["hostname_hash"]
+    assert set(runs[0]["cpu_features"]) <= set(bench.SIMD_FLAGS)

@@ -19,6 +19,7 @@ from core.checkpoint import load_checkpoint, load_model
 from core.runtime import load_runtime
 from core.synthetic import make_synthetic_split
 from backend_checker import backend_checker
+from tolerances import float32_logit_tolerance
 
 pytestmark = backend_checker("onnxruntime")
 
@@ -42,8 +43,9 @@ def test_onnx_dynamic_batch_matches_pytorch_and_carries_metadata(tiny_checkpoint
     model, _ = load_model(tiny_checkpoint["ckpt"])
     x, _ = held_out()
     rt = load_runtime(result.path)
-    stats = compare_logits(torch_logits(model, x), rt.predict(x))  # 48 real clips in one dynamic batch
-    assert stats["max_abs_diff"] < 1e-4
+    ref = torch_logits(model, x)
+    stats = compare_logits(ref, rt.predict(x))  # 48 real clips in one dynamic batch
+    assert stats["max_abs_diff"] <= float32_logit_tolerance(model, x.shape[2], ref)
     assert stats["top1_agreement"] == 1.0
     assert rt.predict(x[:3]).shape == (3, len(ckpt["class_names"]))
 
@@ -57,7 +59,8 @@ def test_onnx_fixed_batch(tiny_checkpoint, tmp_path, held_out):
     x, _ = held_out(per_class=1)
     # 8 clips through a batch-2 graph: served in chunks, identical to PyTorch
     model, _ = load_model(tiny_checkpoint["ckpt"])
-    assert np.abs(rt.predict(x[:5]) - torch_logits(model, x[:5])).max() < 1e-4
+    ref = torch_logits(model, x[:5])
+    assert np.abs(rt.predict(x[:5]) - ref).max() <= float32_logit_tolerance(model, x.shape[2], ref)
 
 
 def test_corrupt_checkpoint_gives_clear_error(tmp_path, capsys):

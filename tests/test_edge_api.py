@@ -293,3 +293,41 @@ def test_record_writes_clips_after_a_countdown_overlay(tmp_path):
     assert any("in 1..." in line for line in lines) and sum("saved" in line for line in lines) == 2
     from edge.record import main
     assert main(["--camera", "97", "--label", "wave", "--out", str(tmp_path), "--headless"]) == 2
+
+
+TRAVERSING_LABELS = ["..", "../outside", "/tmp/abs", "a/b", "a\\b", ".", ""]
+
+
+@pytest.mark.parametrize("label", TRAVERSING_LABELS)
+def test_labels_cannot_write_outside_the_output_folder(label, tmp_path, capsys):
+    """A label becomes a folder under --out (edge.extract's CSV, edge.record's --label): '..', an absolute path
+    or a separator would write elsewhere, so it is bad input named in one line, before anything is written."""
+    from edge.errors import EdgeError
+    from edge.extract import find_videos
+    from edge.record import main as record_main
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(b"not decoded: the labels are checked first")
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text(f"file,label\na.mp4,{label}\n")
+    if label:  # an empty label is the CSV's own 'expected file,label' error
+        with pytest.raises(EdgeError, match=r"labels\.csv:2: label"):
+            find_videos(videos, csv_file)
+    else:
+        with pytest.raises(EdgeError, match=r"labels\.csv:2"):
+            find_videos(videos, csv_file)
+    out = tmp_path / "out" / "inner"
+    assert record_main(["--camera", "97", "--label", label, "--out", str(out), "--headless"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m edge.record: error: --label")
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv", "videos"]
+
+
+@backend_checker("opencv")
+@pytest.mark.parametrize("label", TRAVERSING_LABELS)
+def test_record_clips_refuses_a_traversing_label(label, tmp_path):
+    from edge.errors import EdgeError
+    from edge.record import record_clips
+    with pytest.raises(EdgeError, match="label"):
+        record_clips(FakeCapture(), tmp_path / "out", label, clips=1, seconds=0.1, countdown_s=0)
+    assert not (tmp_path / "out").exists()

@@ -169,3 +169,30 @@ def test_folded_inference_weights_follow_weight_changes():
     with torch.inference_mode():
         built_inside = create_model("last_nano", num_classes=3).eval()
         assert torch.isfinite(built_inside(x[:, :, :16])).all()
+
+
+@pytest.mark.parametrize("edit", ["param.data", "numpy view", "inference_mode"])
+def test_folded_inference_weights_follow_edits_that_bypass_version_counters(edit):
+    """Edits through `param.data` or a numpy view of a parameter bump no version counter (pruning and
+    fine-tuning code often writes them that way); eval inference must still run the edited weights."""
+    model, x = build("last_small", torch.float32)
+    with torch.no_grad():
+        before = model(x)
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                target = m.running_var if edit == "numpy view" else m.weight
+                if edit == "param.data":
+                    target.data.mul_(0.5)
+                elif edit == "numpy view":
+                    target.numpy()[:] *= 1.7
+                else:
+                    with torch.inference_mode():
+                        target.data.mul_(0.5)
+        after = model(x)
+        model.train()
+        uncached = model.eval().forward_head(model.forward_features(x))
+        fresh = create_model("last_small", num_classes=NUM_CLASSES, dropout=0.0)
+        fresh.load_state_dict(model.state_dict())
+        expected = fresh.eval()(x)
+    assert (after - before).abs().max() > 1e-3  # the edit changes the logits
+    assert torch.allclose(after, expected, atol=1e-5) and torch.allclose(uncached, expected, atol=1e-5)

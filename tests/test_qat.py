@@ -9,7 +9,7 @@ import torch
 
 from core.checkpoint import load_checkpoint, load_model
 from core.models.last import create_model
-from core.models.quant import QuantSim, onnx_scope_key, quantize_weight
+from core.models.quant import HALF_RANGE, QuantSim, onnx_scope_key, quantize_weight
 from backend_checker import backend_checker
 from conftest import tiny_clips
 
@@ -98,8 +98,33 @@ def test_qat_checkpoint_exports_the_trained_qdq_model(tmp_path):
         simulated = model.eval()(torch.from_numpy(x)).numpy()
     with load_runtime(result.path) as rt:
         runtime = rt.predict(x)
-    assert float(np.mean(simulated.argmax(1) == runtime.argmax(1))) >= 0.95
-    assert np.abs(simulated - runtime).max() < 0.1 * np.abs(simulated).max()
+    exact = run_qdq_op_by_op(result.path, x)
+    # Tolerances in INT8 steps, not in logits (an untrained model's logits are near 0): the logits are the
+    # classifier's linear map of its INT8-quantized input, so k steps of that input in every feature move a
+    # logit by at most k * step * max_i sum_j |W_ij|.
+    fc_step = ranges["fc"] / HALF_RANGE
+    one_step = fc_step * float(model.fc.weight.abs().sum(1).max())
+    # op by op (no integer kernels) the Q/DQ graph is the simulation's arithmetic up to float summation order
+    # and the int32 bias rounding; measured 0.13 step here
+    assert float(np.mean(simulated.argmax(1) == exact.argmax(1))) >= 0.95
+    assert np.abs(simulated - exact).max() <= one_step
+    # the fused integer kernels: exact int32 sums with VNNI (AVX512-VNNI / AVX-VNNI / AMX; measured 1e-7 here),
+    # but on x86 CPUs without VNNI onnxruntime documents that its u8s8 kernels (VPMADDUBSW) may saturate their
+    # int16 pair sums, which has no arithmetic bound: under an emulated AVX2 EPYC-Rome they moved the logits by
+    # 0.98 step (docs/reliability.md), so this bound (2 steps) is a measured one with a margin
+    assert float(np.mean(runtime.argmax(1) == exact.argmax(1))) >= 0.95
+    assert np.abs(runtime - exact).max() <= 2 * one_step, (np.abs(runtime - exact).max(), one_step)
+
+
+def run_qdq_op_by_op(path, x: np.ndarray) -> np.ndarray:
+    """The Q/DQ model with onnxruntime's QDQ fusions off: QuantizeLinear / DequantizeLinear run as ops and every
+    Conv / Gemm in float, so no CPU-specific integer kernel is involved."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
 @backend_checker("onnxruntime")

@@ -10,6 +10,7 @@ from converters import onnx as onnx_export
 from core.mil_eval import MILEvalError
 from core.runtime import BackendMissing, MILEvalRuntime, TFLiteRuntime, load_runtime, runtime_class, runtime_kind
 from backend_checker import backend_available
+from tolerances import float32_logit_tolerance
 
 
 
@@ -21,7 +22,8 @@ def test_checkpoint_and_onnx_runtimes_agree(tiny_checkpoint, tmp_path, held_out)
     assert pt.class_names == ort.class_names and len(pt.class_names) == 8
     assert pt.spec == ort.spec and pt.spec.frames == 16
     x, _ = held_out(per_class=1)
-    assert np.abs(pt.predict(x) - ort.predict(x)).max() < 1e-4
+    ref = pt.predict(x)
+    assert np.abs(ref - ort.predict(x)).max() <= float32_logit_tolerance(pt.model, x.shape[2], ref)
     assert pt.predict(x[0]).shape == (1, 8)  # a single (C, T, V, M) clip
     with pytest.raises(ValueError, match=r"\(N, C, T, V, M\)"):
         ort.predict(x[:, :, :8])

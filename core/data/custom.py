@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from core.cli import ArgumentParser, run_cli
+from core.cli import ArgumentParser, error_message, run_cli
 from core.data.checks import DEFAULT_MAX_MISSING, clip_problem, implausible_bones, missing_frames, skipped_report
 from core.data.prepared import SkeletonSplit
 from core.layouts import get_layout, joint_order_index, list_layouts
@@ -84,10 +84,20 @@ def _read_file(path: Path) -> dict[str, Any]:
             raise CustomFormatError(f"{path}: cannot read without pickle ({e}); store plain numeric arrays") from e
         except (OSError, EOFError) as e:
             raise CustomFormatError(f"{path}: not a readable .npz: {e}") from e
+    d = read_json(path)
+    if not isinstance(d, dict):
+        raise CustomFormatError(f"{path}: expected a JSON object with 'keypoint', got {type(d).__name__}")
+    return d
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; CustomFormatError naming the file (and line) when it is not UTF-8 JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise CustomFormatError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+    except UnicodeDecodeError as e:
+        raise CustomFormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
 
 
 def read_sample(path: str | Path, layout: str, label: int | None = None, split: str | None = None,
@@ -136,8 +146,11 @@ def read_sample(path: str | Path, layout: str, label: int | None = None, split: 
             raise CustomFormatError(f"{path}: no 'label' in the file or the manifest")
         label = d["label"]
     try:
-        label = int(np.asarray(label).item())
-    except (TypeError, ValueError) as e:
+        value = np.asarray(label).item()
+        label = int(value)
+        if label != value:
+            raise ValueError("not whole")
+    except (TypeError, ValueError, OverflowError) as e:
         raise CustomFormatError(f"{path}: label {label!r} is not an integer") from e
     name = str(np.asarray(d["frame_dir"]).item()) if "frame_dir" in d else path.stem
     return Sample(name, kp, label, split, missing)
@@ -158,34 +171,48 @@ def read_folder(src: str | Path, layout: str | None = None, class_names: list[st
     if not src.is_dir():
         raise FileNotFoundError(f"custom data folder not found: {src}")
     manifest: dict[str, Any] = {}
-    if (src / "manifest.json").is_file():
-        try:
-            manifest = json.loads((src / "manifest.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise CustomFormatError(f"{src / 'manifest.json'}:{e.lineno}: invalid JSON: {e.msg}") from e
+    manifest_file = src / "manifest.json"
+    if manifest_file.is_file():
+        manifest = read_json(manifest_file)
+        if not isinstance(manifest, dict):
+            raise CustomFormatError(f"{manifest_file}: expected a JSON object, got {type(manifest).__name__}")
     layout = layout or manifest.get("layout")
     if not layout:
         raise CustomFormatError(f"{src}: say which skeleton layout the keypoints use (manifest.json 'layout' or "
                                 f"--layout; known: {', '.join(list_layouts())})")
-    get_layout(layout)  # unknown layouts fail here with the list of known ones
+    if not isinstance(layout, str) or layout not in list_layouts():
+        raise CustomFormatError(f"{src}: unknown skeleton layout {layout!r}; known: {', '.join(list_layouts())}")
     joint_order = joint_order if joint_order is not None else manifest.get("joint_order")
     try:
         order_index = joint_order_index(layout, joint_order) if joint_order is not None else None
-    except ValueError as e:
-        raise CustomFormatError(f"{src}: {e}") from None
-    max_missing = float(max_missing if max_missing is not None else manifest.get("max_missing", DEFAULT_MAX_MISSING))
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        raise CustomFormatError(f"{src}: joint_order: {error_message(e)}") from None
+    try:
+        max_missing = float(max_missing if max_missing is not None
+                            else manifest.get("max_missing", DEFAULT_MAX_MISSING))
+    except (TypeError, ValueError):
+        raise CustomFormatError(f"{manifest_file}: max_missing {manifest.get('max_missing')!r} is not a number") from None
     if not 0 <= max_missing <= 1:
         raise CustomFormatError(f"{src}: max_missing {max_missing:g} must be a fraction in 0..1")
     entries = manifest.get("samples")
     if entries is None:
         entries = [{"file": f.name} for f in sorted(src.iterdir())
                    if f.suffix in SAMPLE_SUFFIXES and f.name != "manifest.json"]
+    if not isinstance(entries, list):
+        raise CustomFormatError(f"{manifest_file}: 'samples' must be a list of {{'file': ...}} entries")
     if not entries:
         raise CustomFormatError(f"{src}: no samples (*.npz / *.json files, or 'samples' in manifest.json)")
+    class_names = class_names or manifest.get("class_names")
+    if class_names is not None and (not isinstance(class_names, list)
+                                    or not all(isinstance(c, str) for c in class_names)):
+        raise CustomFormatError(f"{manifest_file}: 'class_names' must be a list of names")
     samples, skipped = [], []
     for k, e in enumerate(entries):
-        if not isinstance(e, dict) or "file" not in e:
-            skipped.append(f"{src / 'manifest.json'}: samples[{k}] needs a 'file' entry")
+        if not isinstance(e, dict) or not isinstance(e.get("file"), str) or not e["file"]:
+            skipped.append(f"{manifest_file}: samples[{k}] needs a 'file' entry (a path in {src})")
+            continue
+        if not isinstance(e.get("split"), (str, type(None))):
+            skipped.append(f"{manifest_file}: samples[{k}]: 'split' must be a name, got {e['split']!r}")
             continue
         try:
             samples.append(read_sample(src / e["file"], layout, e.get("label"), e.get("split"), score_threshold,
@@ -201,7 +228,7 @@ def read_folder(src: str | Path, layout: str | None = None, class_names: list[st
     if len(channels) > 1:
         raise CustomFormatError(f"{src}: samples mix {sorted(channels)} channels; use one coordinate format")
     labels = np.array([s.label for s in samples])
-    class_names = class_names or manifest.get("class_names") or [f"class_{i}" for i in range(labels.max() + 1)]
+    class_names = class_names or [f"class_{i}" for i in range(labels.max() + 1)]
     bad = [s.name for s in samples if not 0 <= s.label < len(class_names)]
     if bad:
         raise CustomFormatError(f"{src}: labels outside 0..{len(class_names) - 1} in {bad[:5]} "

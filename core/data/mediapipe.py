@@ -34,6 +34,39 @@ def stratified_split(labels: np.ndarray, test_ratio: float = 0.2, seed: int = 0)
     return {"train": np.sort(np.asarray(train, np.int64)), "test": np.sort(np.asarray(test, np.int64))}
 
 
+def _checked_arrays(arrays: dict[str, np.ndarray], path: Path
+                    ) -> tuple[np.ndarray, np.ndarray, list[str], list[str], np.ndarray]:
+    """(pose, labels, class names, sample names, lengths) of a recording file, each checked against the others;
+    ValueError naming the file and the array otherwise."""
+    for key in ("pose", "label"):
+        if key not in arrays:
+            raise ValueError(f"{path}: missing array {key!r} (found {sorted(arrays)})")
+    pose, labels = arrays["pose"], arrays["label"]
+    if pose.dtype.kind not in "fiu" or pose.ndim != 4 or pose.shape[2] != 33 or pose.shape[3] < 3 \
+            or 0 in pose.shape[:2]:
+        raise ValueError(f"{path}: 'pose' has shape {pose.shape} ({pose.dtype}), expected numbers (N>0, T>0, 33, "
+                         f"3 or 4)")
+    pose = pose.astype(np.float32)
+    if not np.isfinite(pose[..., :3]).all():
+        raise ValueError(f"{path}: 'pose' contains NaN or inf (mark a missing landmark with 0)")
+    n, t = pose.shape[:2]
+    if labels.dtype.kind not in "iu" or labels.shape != (n,) or (labels < 0).any():
+        raise ValueError(f"{path}: 'label' must be {n} integers >= 0 (one per recording), got {labels.dtype} "
+                         f"{labels.shape}")
+    labels = labels.astype(np.int64)
+    classes = [str(c) for c in np.ravel(arrays["classes"])] if "classes" in arrays else \
+        [f"class_{i}" for i in range(int(labels.max()) + 1)]
+    if int(labels.max()) >= len(classes):
+        raise ValueError(f"{path}: label {int(labels.max())} but only {len(classes)} 'classes'")
+    if "names" in arrays and arrays["names"].shape != (n,):
+        raise ValueError(f"{path}: 'names' must hold {n} names, got shape {arrays['names'].shape}")
+    names = [str(s) for s in arrays["names"]] if "names" in arrays else [f"{path.stem}_{i:05d}" for i in range(n)]
+    lengths = arrays["lengths"] if "lengths" in arrays else np.full(n, t, np.int64)
+    if lengths.dtype.kind not in "iu" or lengths.shape != (n,) or (lengths < 1).any() or (lengths > t).any():
+        raise ValueError(f"{path}: 'lengths' must be {n} integers in 1..{t}, got {lengths.dtype} {lengths.shape}")
+    return pose, labels, classes, names, lengths.astype(np.int64)
+
+
 def load_mediapipe(split: str = "train", path: str | Path | None = None, layout: str = "mediapipe33",
                    test_ratio: float = 0.2, seed: int = 0, coordinates: str = "image") -> SkeletonSplit:
     """One split ('train', 'test' or 'all') of a MediaPipe recording file as a SkeletonSplit (C = x, y, z)."""
@@ -46,18 +79,8 @@ def load_mediapipe(split: str = "train", path: str | Path | None = None, layout:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable pickle-free .npz: {e}") from e
-    for key in ("pose", "label"):
-        if key not in arrays:
-            raise ValueError(f"{path}: missing array {key!r} (found {sorted(arrays)})")
-    pose = arrays["pose"].astype(np.float32)
-    if pose.ndim != 4 or pose.shape[2] != 33 or pose.shape[3] < 3:
-        raise ValueError(f"{path}: 'pose' has shape {pose.shape}, expected (N, T, 33, 3 or 4)")
-    labels = arrays["label"].astype(np.int64)
+    pose, labels, classes, names, lengths = _checked_arrays(arrays, path)
     n = len(pose)
-    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else \
-        [f"class_{i}" for i in range(int(labels.max()) + 1)]
-    names = [str(s) for s in arrays["names"]] if "names" in arrays else [f"{path.stem}_{i:05d}" for i in range(n)]
-    lengths = arrays["lengths"].astype(np.int64) if "lengths" in arrays else np.full(n, pose.shape[1], np.int64)
     data = pose[:, None, :, :, :3]  # (N, M=1, T, 33, 3); visibility is not a model input
     if layout != "mediapipe33":
         data = convert_layout(data, "mediapipe33", layout)

@@ -163,6 +163,7 @@ class RawSkeleton:
     bodies: dict[str, Body]
     valid_frames: int  # frames with at least one body
     bodies_per_frame: list[int]
+    path: str = ""  # the file, for error messages
 
 
 _ALLOWED = b"0123456789eE+-. \t\r\n"
@@ -248,20 +249,24 @@ def parse_skeleton_text(text: str | bytes, path: str = "<text>") -> RawSkeleton:
     joint_lines = _check_joint_lines(lines, block_starts, path)
     try:  # only x, y, z are used
         xyz = np.array([line.split(" ", 3)[:3] for line in joint_lines], dtype=np.float32)
-    except ValueError:
+    except ValueError:  # find the line: a malformed number, or odd spacing that hid a missing value
         for s in block_starts:
             for k in range(s, s + NUM_JOINTS):
+                tokens = lines[k].split()
+                if len(tokens) != VALUES_PER_JOINT:
+                    raise SkeletonFormatError(f"{path}:{k + 1}: joint line has {len(tokens)} values, expected "
+                                              f"{VALUES_PER_JOINT}") from None
                 try:
-                    np.array(lines[k].split()[:3], dtype=np.float32)
+                    np.array(tokens[:3], dtype=np.float32)
                 except ValueError:
                     raise SkeletonFormatError(f"{path}:{k + 1}: malformed number in {lines[k].strip()!r}") from None
-        raise
+        raise SkeletonFormatError(f"{path}: malformed joint values") from None
     xyz = xyz.reshape(-1, NUM_JOINTS, 3)
     for (body_id, frame), joints in zip(appearances, xyz):
         body = bodies.setdefault(body_id, Body(body_id))
         body.frames.append(frame)
         body.joints.append(joints)
-    return RawSkeleton(Path(path).stem, num_frames, bodies, valid, per_frame)
+    return RawSkeleton(Path(path).stem, num_frames, bodies, valid, per_frame, str(path))
 
 
 def read_skeleton(path: str | Path) -> RawSkeleton:
@@ -289,7 +294,7 @@ def _spread_frames(joints: np.ndarray) -> np.ndarray:
 def denoise(raw: RawSkeleton, max_persons: int = 2) -> tuple[np.ndarray, dict[str, object]]:
     """RawSkeleton -> ((M=max_persons, T, 25, 3) float32, info). T = frames where an actor remains."""
     if raw.valid_frames == 0 or not raw.bodies:
-        raise SkeletonFormatError(f"{raw.name}: no body in any of the {raw.num_frames} frames")
+        raise SkeletonFormatError(f"{raw.path or raw.name}: no body in any of the {raw.num_frames} frames")
     info: dict[str, object] = {"bodies": len(raw.bodies), "dropped_frames_no_body": raw.num_frames - raw.valid_frames}
     bodies = list(raw.bodies.values())
     if len(bodies) > 1:
@@ -521,9 +526,10 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
             results = pool.imap_unordered(_work_chunk, chunks) if pool else map(_work_chunk, chunks)
             for k, chunk_results in enumerate(results):
                 for i, arr, length, error in chunk_results:
-                    if arr is None:
+                    if arr is None:  # the reason reaches the log before the row is marked: a kill between
+                        skipped_log.write(f"{names[i]}\t{' '.join(error.split())}\n")  # the two re-parses it
+                        skipped_log.flush()
                         status[i] = -2
-                        skipped_log.write(f"{names[i]}\t{' '.join(error.split())}\n")
                     else:
                         data[i] = arr
                         status[i] = length

@@ -55,6 +55,8 @@ def read_sample(path: str | Path) -> tuple[str, np.ndarray, int]:
             d = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise NWUCLAError(f"{path}: cannot read json: {e}") from e
+    if not isinstance(d, dict):
+        raise NWUCLAError(f"{path}: expected a JSON object with 'skeletons' and 'label', got {type(d).__name__}")
     missing = {"skeletons", "label"} - set(d)
     if missing:
         raise NWUCLAError(f"{path}: missing keys {sorted(missing)}")
@@ -64,10 +66,13 @@ def read_sample(path: str | Path) -> tuple[str, np.ndarray, int]:
         raise NWUCLAError(f"{path}: 'skeletons' is not a numeric T x 20 x 3 array: {e}") from e
     if skel.ndim != 3 or skel.shape[1:] != (20, 3) or len(skel) == 0:
         raise NWUCLAError(f"{path}: 'skeletons' has shape {skel.shape}, expected (T>0, 20, 3)")
-    label = int(d["label"]) - 1
+    if not np.isfinite(skel).all():
+        raise NWUCLAError(f"{path}: 'skeletons' contains NaN or inf")
+    label = d["label"] - 1 if isinstance(d["label"], int) and not isinstance(d["label"], bool) else -1
     if not 0 <= label < len(CLASS_NAMES):
         raise NWUCLAError(f"{path}: label {d['label']} outside 1..{len(CLASS_NAMES)}")
-    return str(d.get("file_name", path.stem)), skel, label
+    name = d.get("file_name", path.stem)
+    return name if isinstance(name, str) else path.stem, skel, label
 
 
 def _fingerprint(files: list[Path]) -> str:
