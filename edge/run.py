@@ -134,7 +134,7 @@ class EdgeRunner:
                 result.label_counts[p.label] = result.label_counts.get(p.label, 0) + 1
         if res.persons:
             result.persons_seen = max(result.persons_seen, max(p.person_id for p in res.persons) + 1)
-        stages = {"capture": frame.capture_ms, **res.latency_ms}
+        stages = {"capture": frame.capture_ms, **res.latency_ms} if frame.image is not None else dict(res.latency_ms)
         if draw_ms is not None:
             stages["draw"] = draw_ms
         self.latency.frame(frame.captured_at, res.times_s, stages, pipelined, event_at,
