@@ -257,3 +257,17 @@ def test_recognizer_threads_end_with_close(edge_ckpt):
     assert threading.active_count() == before + 2
     rec.close()
     assert threading.active_count() == before
+
+
+def test_decision_latency_and_flicker_are_scored_against_the_true_boundaries():
+    from benchmarks.decision import GAP_S, Replay, _join, score
+    clip = np.ones((30, 33, 3), np.float32)
+    replay = _join([("a", clip), ("b", clip), ("a", clip)], "test", "mediapipe33")
+    assert [(s[0], s[1]) for s in replay.segments] == [("a", 0.0), ("b", 1.0), ("a", 2.0 + GAP_S)]
+    assert len(replay.frames) == 90 + int(GAP_S * 30)
+    starts = [(0.8, "a"), (1.3, "a"), (1.6, "b"), (1.7, "a"), (1.8, "b")]  # b at 0.6 s, one flicker a->b
+    s = score(replay, starts)
+    assert s["detected"] == 2 and s["missed"] == 1  # the second "a" segment never starts
+    assert s["latency_s"][:2] == [pytest.approx(0.8), pytest.approx(0.6)]
+    assert s["extra_starts"] == 3 and s["wrong_starts"] == 2  # a at 1.3 and 1.7 are in b's segment
+    assert s["flicker_per_min"] == pytest.approx(3 / (len(replay.frames) / 30 / 60))
