@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,7 +82,7 @@ def bench_one(video: Path, model: Path, pose_model: Path, threads: int = 1, stri
            "classifications": result.classifications, "events": writer.count, "wall_s": wall,
            "fps_wall": result.frames / wall if wall else 0.0, "latency": result.latency, "stats": result.stats,
            "rss_start_mb": rss0, "rss_end_mb": result.rss_end_mb, "labels": sorted(set(sequence)),
-           "label_sequence": sequence, "error": result.error}
+           "label_sequence": sequence, "error": result.error, "load_avg_1min": os.getloadavg()[0]}
     if timeline and frames:
         base = frames[0][1]
         row["timeline"] = [[i] + [round((x - base) * 1e3, 3) if x == x else None for x in rest]
@@ -218,7 +219,8 @@ def pose_speed(videos: list[Path], pose_model: str | None, frames: int | None) -
                     found += bool(people)
             source.close()
         s = summarize(times[10:] or times, keep_samples=False)
-        rows.append({"variant": variant, "status": "ok", "path": str(path), "verified": verify_pose_model(path, variant),
+        rows.append({"variant": variant, "status": "ok", "path": str(path),
+                     "verified": verify_pose_model(path, variant),
                      "frames": len(times), "frames_with_person": found, "p50_ms": s.p50_ms, "p90_ms": s.p90_ms,
                      "p99_ms": s.p99_ms, "mean_ms": s.mean_ms})
     return rows

@@ -152,7 +152,7 @@ class LatencyMeter:
         summ = self.summary()
         lines = [f"{'stage':<16}{'runs':>7}{'mean':>9}{'p50':>9}{'p90':>9}{'p99':>9}   (ms)"]
         rows = [(k, v) for k, v in summ.items() if k not in ("frame", "busy")]
-        rows += [(f"busy/frame", summ["busy"])] if "busy" in summ else []
+        rows += [("busy/frame", summ["busy"])] if "busy" in summ else []
         rows += [(f"capture->{m}", self._stats(v, len(v))) for m, v in self.milestones.items() if v]
         for name, row in rows:
             lines.append(f"{name:<16}{row['count']:>7d}{row['mean_ms']:>9.2f}{row['p50_ms']:>9.2f}"

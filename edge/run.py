@@ -423,6 +423,7 @@ def write_stats(path: str | os.PathLike, result: RunResult, runner: EdgeRunner, 
               "loop": "pipelined" if rec.pipelined else "synchronous", "stride_s": rec.stride / rec.model_fps,
               "window_s": rec.window_size / rec.model_fps, "frames_with_person": result.frames_with_person,
               "error": result.error, "rss_start_mb": result.rss_start_mb, "rss_end_mb": result.rss_end_mb,
+              "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
               **result.stats}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(record, indent=1))

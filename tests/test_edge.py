@@ -481,7 +481,8 @@ def test_backend_failure_mid_run_ends_cleanly_with_valid_events(edge_ckpt, repla
     runtime.predict = failing_predict
     path = tmp_path / "ev.jsonl"
     with EventWriter(path) as writer:
-        rec = ActionRecognizer(ActionRecognizerOptions(BaseOptions(runtime=runtime), running_mode=RunningMode.SKELETONS))
+        rec = ActionRecognizer(ActionRecognizerOptions(BaseOptions(runtime=runtime),
+                                                       running_mode=RunningMode.SKELETONS))
         result = EdgeRunner(rec, events=writer).run(SkeletonReplaySource(load_skeleton_sequence(replay_file)))
     assert result.error is not None and result.error.endswith("RuntimeError: device lost")
     assert result.classifications == 2

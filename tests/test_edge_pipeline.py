@@ -260,7 +260,7 @@ def test_recognizer_threads_end_with_close(edge_ckpt):
 
 
 def test_decision_latency_and_flicker_are_scored_against_the_true_boundaries():
-    from benchmarks.decision import GAP_S, Replay, _join, score
+    from benchmarks.decision import GAP_S, _join, score
     clip = np.ones((30, 33, 3), np.float32)
     replay = _join([("a", clip), ("b", clip), ("a", clip)], "test", "mediapipe33")
     assert [(s[0], s[1]) for s in replay.segments] == [("a", 0.0), ("b", 1.0), ("a", 2.0 + GAP_S)]
