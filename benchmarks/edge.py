@@ -65,7 +65,8 @@ def bench_one(video: Path, model: Path, pose_model: Path, threads: int = 1, stri
         runner, recognizer = make_runner(options, writer, pipelined)
         with recognizer:
             VideoFileSource(video).close()  # one clear line for a bad file before the camera-like reader starts
-            source = CameraSource(str(video), max_frames) if realtime else VideoFileSource(video, max_frames)
+            source = (CameraSource(str(video), max_frames, end_is_eof=True) if realtime
+                      else VideoFileSource(video, max_frames))
             sink = VideoSink(out_video, source.fps, source.size) if out_video else None
             rss0 = rss_mb()
             started = time.perf_counter()

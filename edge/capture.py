@@ -88,12 +88,13 @@ class CameraSource:
 
     def __init__(self, device: int | str, max_frames: int | None = None, open_timeout_s: float = 5.0,
                  disconnect_after: int = 30, width: int | None = None, height: int | None = None,
-                 speed: float = 1.0):
+                 speed: float = 1.0, end_is_eof: bool = False):
         cv2 = _cv2()
         self.device = device
         # a video file given as the device plays at its frame rate, like a camera (demos, tests)
         self.simulated = isinstance(device, str) and Path(device).is_file()
         self.speed = speed  # a simulated camera plays this many times faster than its frame rate
+        self.end_is_eof = end_is_eof  # a simulated camera's last frame ends the stream (else: a disconnect)
         with native_stderr_silenced():  # OpenCV prints a dozen V4L2/FFMPEG lines for a missing camera
             self.cap = cv2.VideoCapture(device)
         if width:
@@ -143,6 +144,8 @@ class CameraSource:
             ok, image = self.cap.read()
             if not ok or image is None:
                 failures += 1
+                if self.simulated and self.end_is_eof:
+                    break  # a video file played in real time: its end is the end of the stream
                 if failures >= self.disconnect_after:
                     self.error = (f"--camera {self.device}: disconnected after {self.read_count} frames "
                                   f"({failures} failed reads in a row)")

@@ -528,7 +528,7 @@ def _main(args: argparse.Namespace, display: bool) -> int:
                 source = VideoFileSource(args.video, args.max_frames)
             else:  # a camera, or a video file played like one (its own reader thread, at its frame rate)
                 device = int(args.camera) if str(args.camera).lstrip("-").isdigit() else (args.camera or args.video)
-                source = CameraSource(device, args.max_frames, speed=args.speed)
+                source = CameraSource(device, args.max_frames, speed=args.speed, end_is_eof=bool(args.video))
         if args.out_video:
             from edge.overlay import VideoSink
             size = (canvas.size, canvas.size) if canvas is not None else source.size
