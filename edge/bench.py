@@ -2,5 +2,5 @@
 import sys
 
 if __name__ == "__main__":
-    print("python -m edge.bench: moved; use python -m benchmarks.edge (the same options)", file=sys.stderr)
+    print("python -m edge.bench: error: moved; use python -m benchmarks.edge (the same options)", file=sys.stderr)
     sys.exit(2)
