@@ -262,7 +262,8 @@ class EdgeRunner:
                 frame, res = self._to_draw.popleft()
             quit_, draw_ms = self._draw(frame, res, canvas, source, sink, display)
             if draw_ms is not None:
-                self.latency.add("draw", draw_ms)
+                with self._lock:
+                    self.latency.add("draw", draw_ms)
             if quit_:
                 return True
 
@@ -292,9 +293,12 @@ class EdgeRunner:
         if status == "warming":
             filled = rec.subjects[main.person_id].window.filled if main.person_id in rec.subjects else 0
             label = f"buffering {filled}/{rec.window_size}"
-        stages = {k: self.latency.last(k) for k in ("capture", "pose", "preprocess", "classify", "smoothing", "draw")}
-        draw_hud(image, OverlayText(label, main.confidence if main is not None else None, status,
-                                    self.latency.fps(), stages, dropped, frame.time_s))
+        with self._lock:  # the recognizer's thread records into the meter meanwhile (pipelined)
+            stages = {k: self.latency.last(k) for k in ("capture", "pose", "preprocess", "classify", "smoothing",
+                                                        "draw")}
+            fps = self.latency.fps()
+        draw_hud(image, OverlayText(label, main.confidence if main is not None else None, status, fps, stages,
+                                    dropped, frame.time_s))
         return image
 
     def _show(self, image: np.ndarray) -> bool:
