@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.edge import markdown as edge_markdown
 from benchmarks.verdict import Verdict
 from core.markdown import table_head
 
@@ -78,26 +79,10 @@ def checkpoint_table(cks: list[dict]) -> str:
 
 
 def e2e_table(e2e: list[dict]) -> str:
+    """The edge loop on each video (benchmarks.edge's table: per-frame busy time and latency, drops, FPS)."""
     if not e2e:
         return ""
-    head = ["video", "model", "classifier", "frames (dropped)", "FPS", "windows classified", "pose p50 / p90 ms",
-            "classify p50 / p90 ms", "busy/frame p50 / p90 / p99 ms", "capture→event p50 / p90 / p99 ms"]
-    lines = table_head(head)
-    for r in e2e:
-        s = r.get("stats") or {}
-
-        def pp(d: dict | None, p99: bool = False) -> str:
-            if not d:
-                return "-"
-            return f"{d['p50_ms']:.1f} / {d['p90_ms']:.1f}" + (f" / {d['p99_ms']:.1f}" if p99 else "")
-        stages = s.get("stages_ms", {})
-        share = s.get("classified_share")
-        lines.append(f"| {r['video']} | {r['model']} | {r['format']} {r['precision']} ({r.get('loop', '-')}) | "
-                     f"{s.get('captured', r['frames'])} ({s.get('dropped', 0)}) | {_f(s.get('fps'), '.1f')} | "
-                     f"{'-' if share is None else f'{share:.0%}'} | {pp(stages.get('pose'))} | "
-                     f"{pp(stages.get('classify'))} | {pp(s.get('busy_ms'), True)} | "
-                     f"{pp(s.get('latency_ms', {}).get('event'), True)} |")
-    return "\n".join(lines)
+    return edge_markdown([{**r, "model": f"{r['model']} {r['format']} {r['precision']}"} for r in e2e])
 
 
 def estimate_table(est: list[dict]) -> str:
