@@ -1,5 +1,5 @@
 """Measure the edge loop on video files (headless), frame by frame: for every video x model, the FPS sustained,
-dropped frames, the share of due windows classified, and p50/p90/p99 of each frame's busy time and of its latency
+dropped frames, the share of frames classified (of those with a window due), and p50/p90/p99 of each frame's busy time and of its latency
 from capture to pose done, to classified and to its events; written as a markdown table, a JSON file and plots
 (per-stage time per frame, and the stage timeline of one video).
 
@@ -77,7 +77,7 @@ def bench_one(video: Path, model: Path, pose_model: Path, threads: int = 1, stri
         for closable in (source, writer, sink):
             if closable is not None:
                 closable.close()
-    row = {"video": video.name, "model": model.name, "runtime": runtime.name, "loop":
+    row = {"video": video.name, "model": f"{model.parent.name}/{model.name}", "runtime": runtime.name, "loop":
            "pipelined" if pipelined else "synchronous", "realtime": realtime, "fps_source": fps_source,
            "frames": result.frames, "frames_with_person": result.frames_with_person,
            "classifications": result.classifications, "events": writer.count, "wall_s": wall,
@@ -101,7 +101,7 @@ def _pct(row: dict, path: tuple[str, ...]) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| video | model (runtime) | loop | frames (dropped) | FPS | windows classified | busy p50/p90/p99 ms | "
+    head = ("| video | model (runtime) | loop | frames (dropped) | FPS | frames classified | busy p50/p90/p99 ms | "
             "capture→pose p50/p90/p99 | capture→classified p50/p90/p99 | capture→event p50/p90/p99 | "
             "pose p50/p90/p99 | classify p50/p90/p99 |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]

@@ -87,7 +87,7 @@ def judge(classifier_ms: float | None, frame_ms: float, pose_ms: float, size_mb:
         per_frame = float(busy["p90_ms"])
         dropped = float(loop.get("dropped_share") or 0.0)
         share = loop.get("classified_share")
-        share_text = f", {share:.0%} of the due windows classified" if share is not None else ""
+        share_text = f", classified on {share:.0%} of the frames with a window due" if share is not None else ""
         if per_frame <= frame_ms and dropped <= MAX_DROPPED:
             status, stride, fps = "meets", 1, 1000.0 / frame_ms
             reasons.append(f"the pipelined loop, measured frame by frame: busy time p90 {per_frame:.1f} ms <= "

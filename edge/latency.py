@@ -52,7 +52,8 @@ class LatencyMeter:
         self.frames = 0
         self.dropped = 0
         self.classified = 0  # frames whose classification ran
-        self.classifications_dropped = 0
+        self.classifications_dropped = 0  # windows skipped because a newer one was waiting
+        self.due = 0  # frames with at least one window due (classified, or skipped)
         self._first_end: float | None = None
         self._last_frame_end: float | None = None
         self._started = time.perf_counter()
@@ -85,6 +86,7 @@ class LatencyMeter:
             if at is not None:
                 self.milestones[name].append((at - captured_at) * 1e3)
         self.classified += "classified" in times
+        self.due += "classified" in times or classifications_dropped > 0
         self.classifications_dropped += classifications_dropped
         self.busy.append(busy_ms(stages, pipelined))
         self.frame_done(event_at)
@@ -134,13 +136,12 @@ class LatencyMeter:
         per-stage and per-frame p50/p90/p99."""
         stages = self.summary()
         captured = self.frames + self.dropped
-        due = self.classified + self.classifications_dropped
         wall = (self._last_frame_end - self._first_end) if self.frames > 1 else 0.0
         return {
             "frames": self.frames, "captured": captured, "dropped": self.dropped,
             "dropped_share": self.dropped / captured if captured else 0.0,
             "classified_frames": self.classified, "classifications_dropped": self.classifications_dropped,
-            "classified_share": self.classified / due if due else None,
+            "classified_share": self.classified / self.due if self.due else None,  # of frames with a window due
             "fps": (self.frames - 1) / wall if wall > 0 else None,
             "stages_ms": {k: v for k, v in stages.items() if k not in ("frame", "busy")},
             "frame_interval_ms": stages.get("frame"), "busy_ms": stages.get("busy"),
@@ -160,7 +161,7 @@ class LatencyMeter:
         if "frame" in summ:
             wall = time.perf_counter() - self._started
             s = self.stats()
-            share = f", classified {s['classified_share']:.0%} of the windows due" \
+            share = f", classified on {s['classified_share']:.0%} of the frames with a window due" \
                 if s["classified_share"] is not None else ""
             lines.append(f"end-to-end: {s['fps'] or 0:.1f} FPS over {self.frames} frames ({self.frames / wall:.1f} "
                          f"FPS including start-up, {wall:.1f} s wall), {self.dropped} dropped "
