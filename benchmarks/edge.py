@@ -1,6 +1,6 @@
 """Measure the edge loop on video files (headless), frame by frame: for every video x model, the FPS sustained,
-dropped frames, the share of frames classified (of those with a window due), and p50/p90/p99 of each frame's busy time and of its latency
-from capture to pose done, to classified and to its events; written as a markdown table, a JSON file and plots
+dropped frames, the share of frames classified (of those with a window due), and p50/p90/p99 of each frame's busy
+time and of its latency from capture to pose done, to classified and to its events; a markdown table, JSON, plots
 (per-stage time per frame, and the stage timeline of one video).
 
     python -m benchmarks.edge --videos ../shared/data/video/*.mp4 --model runs/edge/export/best_fp32.onnx \\
