@@ -523,15 +523,17 @@ def _main(args: argparse.Namespace, display: bool) -> int:
             LayoutMapper(POSE_LAYOUT, spec.layout)  # fail on a layout mismatch before opening anything
             options.base_options.pose_model_path = resolve_pose_model(args.pose_model, args.pose_variant)
             from edge.capture import CameraSource, VideoFileSource
+            device = int(args.camera) if str(args.camera).lstrip("-").isdigit() else (args.camera or args.video)
             if args.video:
                 VideoFileSource(args.video).close()  # a missing / unreadable file: one line before anything loads
+            else:
+                CameraSource(device).close()  # a camera that does not open: one line before anything loads
             options.running_mode = RunningMode.LIVE_STREAM if pipelined else RunningMode.VIDEO
         runner, recognizer = make_runner(options, events, pipelined)
         if source is None:  # opened once the loop is ready: a camera's frames start flowing now
             if args.video and not args.realtime:
                 source = VideoFileSource(args.video, args.max_frames)
             else:  # a camera, or a video file played like one (its own reader thread, at its frame rate)
-                device = int(args.camera) if str(args.camera).lstrip("-").isdigit() else (args.camera or args.video)
                 source = CameraSource(device, args.max_frames, speed=args.speed, end_is_eof=bool(args.video))
         if args.out_video:
             from edge.overlay import VideoSink

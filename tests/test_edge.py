@@ -428,6 +428,7 @@ def test_missing_pose_model_says_where_to_put_it(edge_ckpt, tmp_path, monkeypatc
 
 def test_pose_model_resolution_order_and_sha256(tmp_path, monkeypatch):
     import edge.pose as pose
+    assert "/latest/" not in pose.POSE_MODEL_URL and f"/{pose.POSE_MODEL_VERSION}/" in pose.POSE_MODEL_URL
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     env_model = tmp_path / "env.task"
     env_model.write_bytes(b"env")
@@ -455,7 +456,6 @@ def test_pose_model_resolution_order_and_sha256(tmp_path, monkeypatch):
     with pytest.raises(pose.PoseModelError, match="sha256"):
         pose.resolve_pose_model(variant="lite")
     assert set(pose.POSE_MODEL_SHA256) == set(pose.POSE_VARIANTS)
-    assert "/latest/" not in pose.POSE_MODEL_URL and f"/{pose.POSE_MODEL_VERSION}/" in pose.POSE_MODEL_URL
     # a file whose sha256 is the pinned one is kept in the cache
     monkeypatch.setitem(pose.POSE_MODEL_SHA256, "lite", (hashlib.sha256(b"lite").hexdigest(),))
     got = pose.resolve_pose_model(variant="lite")
@@ -483,6 +483,7 @@ def test_backend_failure_mid_run_ends_cleanly_with_valid_events(edge_ckpt, repla
     with EventWriter(path) as writer:
         rec = ActionRecognizer(ActionRecognizerOptions(BaseOptions(runtime=runtime),
                                                        running_mode=RunningMode.SKELETONS))
+        calls.clear()  # the recognizer's warm-up inference
         result = EdgeRunner(rec, events=writer).run(SkeletonReplaySource(load_skeleton_sequence(replay_file)))
     assert result.error is not None and result.error.endswith("RuntimeError: device lost")
     assert result.classifications == 2
