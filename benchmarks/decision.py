@@ -5,8 +5,9 @@ per window / stride / smoothing setting, so a user can choose them from numbers.
     python -m benchmarks.decision --model runs/edge/pose33_export/best_fp32.onnx --replay mediapipe
 
 Replays (one person, SKELETONS mode, the loop's own ActionRecognizer):
-- synthetic: the procedural actions the model was trained on, 3 s each, one after the other; every second change
-  of action has 0.5 s with nobody in view between the two (a person stepping out and back in).
+- synthetic: the procedural actions the model was trained on, ~3 s each (one 32-frame clip, the training length,
+  three times), one after the other; every second change of action has 0.5 s with nobody in view between the two
+  (a person stepping out and back in).
 - mediapipe: the real MediaPipe recordings of the held-out test clips (core.data.mediapipe's seeded split), two
   clips of one sign back to back (2 s), then the next sign; every second change has 0.5 s with nobody between.
   Upper-body recordings: the body check is off (min_body_visibility 0); the window is 1 s (the clips are 1 s).
@@ -35,6 +36,7 @@ from edge.recognizer import (ActionRecognizer, ActionRecognizerOptions, BaseOpti
 PROG = "python -m benchmarks.decision"
 FPS = 30.0
 GAP_S = 0.5
+CLIP_FRAMES = 32  # the synthetic training clips' length (configs/synthetic.yaml data.frames)
 
 
 @dataclass
@@ -72,8 +74,11 @@ def synthetic_replay(classes: list[str], layout: str, seconds: float = 3.0, roun
         if order and round_[0] == order[-1]:
             round_ = round_[1:] + round_[:1]
         order += round_
-    n = int(round(seconds * FPS))
-    parts = [(a, synthetic_clip(a, layout, n, seed=seed * 1000 + i)[0]) for i, a in enumerate(order)]
+    # a clip's motion spans 1.5-3 cycles whatever its length, so the segment repeats one clip of the training
+    # length (its speed is the training clips' speed; one seed: the body stays where it is)
+    repeats = max(1, int(round(seconds * FPS / CLIP_FRAMES)))
+    parts = [(a, np.tile(synthetic_clip(a, layout, CLIP_FRAMES, seed=seed * 1000 + i)[0], (repeats, 1, 1)))
+             for i, a in enumerate(order)]
     return _join(parts, "synthetic", layout)
 
 
