@@ -224,7 +224,9 @@ def test_stats_file_and_shutdown_mid_stream_leave_valid_files(edge_ckpt, replay_
         procs[sig] = events, subprocess.Popen(
             [sys.executable, "-m", "edge.run", "--skeletons", str(replay_file), "--repeat", "500", "--model",
              str(edge_ckpt), "--headless", "--loop", "pipelined", "--realtime", "--speed", "4", "--events",
-             str(events), "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             str(events), "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # a shell's background job inherits SIGINT ignored; the child gets the default, as from a terminal
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for sig, (events, proc) in procs.items():
         deadline = time.time() + 180  # a loaded 2-core machine can take a minute to import torch and start
         while time.time() < deadline:  # wait until the loop is in its stream
