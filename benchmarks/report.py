@@ -121,7 +121,8 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
                 f"(profile: {pose['profile_ms']:g} ms, {pose['profile_source']})"
                 if pose["measured_p90_ms"] is not None else f"{pose_used:g} ms ({pose['profile_source']})")
              + (f"; pose and classifier run side by side (units: pose {units.get('pose', 'cpu')}, classifier "
-                f"{units.get('classifier', '-')}), so each frame costs max(pose, classifier) ≤ **{b['frame_ms']:g} ms**"
+                f"{units.get('classifier', '-')}), so each frame costs max(pose, classifier) "
+                f"≤ **{b['frame_ms']:g} ms**"
                 if parallel else f"; pose and classifier share one unit, so each frame costs pose + classifier: "
                 f"classifier budget = {b['frame_ms']:g} − {pose_used:.1f} = **{b['frame_ms'] - pose_used:.1f} ms**")
              + f"; model ≤ {b['model_size_mb']:g} MB; RAM ≤ {b['ram_mb']:g} MB. Verdicts use p90s, and a measured "
