@@ -31,7 +31,7 @@ import numpy as np
 from core.data import load_split
 from core.data.paths import shared_root
 from edge.events import read_events
-from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, BaseOptions, PoseOptions, RunningMode
 
 PY = sys.executable
 
@@ -121,8 +121,8 @@ def part_b(out: Path, epochs: int, log: Path) -> dict:
     test = load_split("mediapipe", "test")
     right = right_raw = 0
     confusion = np.zeros((len(test.class_names),) * 2, int)
-    options = ActionRecognizerOptions(model_path=model, running_mode=RunningMode.SKELETONS, window_s=1.0,
-                                      min_body_visibility=0.0)  # upper-body recordings: hips are guesses
+    options = ActionRecognizerOptions(base_options=BaseOptions(model_path=model), running_mode=RunningMode.SKELETONS,
+                                      window_s=1.0, pose_options=PoseOptions(min_body_visibility=0.0))  # upper body
     started = time.perf_counter()
     for i in range(len(test)):
         clip = test.sample(i)  # (M, T, 33, C)

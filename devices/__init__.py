@@ -21,6 +21,7 @@ RUNTIMES = ("tensorrt", "tflite", "coreml", "onnxruntime")
 PRECISIONS = ("fp32", "fp16", "int8")
 FORMATS = ("pytorch", "onnx", "int8", "trt", "tflite", "coreml")
 DEFAULT_FRAME_MS = 1000 / 30
+DEFAULT_CLASSIFIER_UNIT = {"tensorrt": "gpu", "coreml": "ane", "tflite": "cpu", "onnxruntime": "cpu"}
 
 
 class ProfileError(ValueError):
@@ -42,6 +43,9 @@ SCHEMA: dict[str, Any] = {
     "memory": ({"size_gb": (_NUM, True), "bandwidth_gbs": (_NUM, True), "source": (str, False)}, True),
     "runtime": ({"name": (str, True), "version": (str, True), "provider": (str, True), "threads": (int, False),
                  "software": (str, False)}, True),
+    # where pose and the classifier run (cpu, gpu, npu, ane, dsp...): two different units, or the CPU with two or
+    # more cores, run them at the same time (the pipelined loop's budget is then their max, else their sum)
+    "units": ({"pose": (str, True), "classifier": (str, True), "source": (str, False)}, False),
     "precisions": (["precision"], True),
     "precision": ("precision", True),
     "fast_int8": (bool, True),
@@ -153,6 +157,7 @@ class DeviceProfile:
     budgets: dict[str, Any]
     estimate: dict[str, Any]
     accelerators: tuple[dict[str, Any], ...] = ()
+    units: dict[str, Any] = field(default_factory=dict)  # {pose, classifier}: where each runs
     sources: tuple[str, ...] = ()
     notes: str = ""
     path: Path | None = None
@@ -190,6 +195,20 @@ class DeviceProfile:
                 best, unit = float(value), acc["name"]
         return best, unit
 
+    @property
+    def pose_unit(self) -> str:
+        return str(self.units.get("pose", "cpu"))
+
+    @property
+    def classifier_unit(self) -> str:
+        """The profile's `units.classifier`, else the runtime's usual unit (TensorRT: gpu, CoreML: ane, else cpu)."""
+        return str(self.units.get("classifier") or DEFAULT_CLASSIFIER_UNIT.get(self.runtime, "cpu"))
+
+    @property
+    def parallel_units(self) -> bool:
+        """Pose and classifier run at the same time: different units, or two CPU cores or more."""
+        return self.pose_unit != self.classifier_unit or (self.pose_unit == "cpu" and int(self.cpu["cores"]) >= 2)
+
     def classifier_budget_ms(self, pose_ms: float | None = None) -> float:
         """What the classifier may take per frame: the explicit budget, else frame - pose (may be <= 0)."""
         if self.budgets.get("classifier_ms") is not None:
@@ -211,6 +230,7 @@ def profile_from_dict(data: dict[str, Any], source: str = "<profile>", path: Pat
         formats=tuple(data["formats"]), onnx=dict(data["onnx"]) if data.get("onnx") else None,
         budgets=dict(data["budgets"]),
         estimate=dict(data["estimate"]), accelerators=tuple(dict(a) for a in data.get("accelerators") or ()),
+        units=dict(data.get("units") or {}),
         sources=tuple(data.get("sources") or ()), notes=data.get("notes") or "", path=path, raw=data)
 
 

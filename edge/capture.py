@@ -26,6 +26,8 @@ class Frame:
     time_s: float  # stream time of the frame
     image: np.ndarray | None = None  # BGR
     people: list[np.ndarray] | None = None  # replay: (V, C) per person present in this frame
+    captured_at: float = 0.0  # time.perf_counter() when it was read (the start of its per-frame latency)
+    capture_ms: float = 0.0  # time spent reading / decoding it
 
 
 def _cv2():
@@ -61,12 +63,14 @@ class VideoFileSource:
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         while self.max_frames is None or index < self.max_frames:
+            started = time.perf_counter()
             ok, image = self.cap.read()
             if not ok or image is None:
                 if index == 0:
                     self.error = f"--video {self.path}: no frame could be decoded (unreadable or empty video)"
                 break
-            yield Frame(index, index / self.fps, image)
+            now = time.perf_counter()
+            yield Frame(index, index / self.fps, image, captured_at=now, capture_ms=(now - started) * 1e3)
             index += 1
 
     def close(self) -> None:
@@ -83,11 +87,14 @@ class CameraSource:
     kind = "camera"
 
     def __init__(self, device: int | str, max_frames: int | None = None, open_timeout_s: float = 5.0,
-                 disconnect_after: int = 30, width: int | None = None, height: int | None = None):
+                 disconnect_after: int = 30, width: int | None = None, height: int | None = None,
+                 speed: float = 1.0, end_is_eof: bool = False):
         cv2 = _cv2()
         self.device = device
         # a video file given as the device plays at its frame rate, like a camera (demos, tests)
         self.simulated = isinstance(device, str) and Path(device).is_file()
+        self.speed = speed  # a simulated camera plays this many times faster than its frame rate
+        self.end_is_eof = end_is_eof  # a simulated camera's last frame ends the stream (else: a disconnect)
         with native_stderr_silenced():  # OpenCV prints a dozen V4L2/FFMPEG lines for a missing camera
             self.cap = cv2.VideoCapture(device)
         if width:
@@ -105,7 +112,7 @@ class CameraSource:
         self.read_count = 0  # frames the capture thread got from the device
         self.delivered = 0  # frames handed to the loop
         self.error: str | None = None
-        self._latest: tuple[int, float, np.ndarray] | None = None
+        self._latest: Frame | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._finished = False
@@ -118,7 +125,7 @@ class CameraSource:
             self.close()
             raise SourceError(self.error or f"--camera {device}: opened but delivered no frame within "
                                             f"{open_timeout_s:.0f} s")
-        h, w = self._latest[2].shape[:2]
+        h, w = self._latest.image.shape[:2]
         self.size = (w, h)
 
     @property
@@ -130,12 +137,15 @@ class CameraSource:
         failures = 0
         while not self._stop.is_set():
             if self.simulated:
-                delay = self._t0 + self.read_count / self.fps - time.monotonic()
+                delay = self._t0 + self.read_count / (self.fps * self.speed) - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+            started = time.perf_counter()
             ok, image = self.cap.read()
             if not ok or image is None:
                 failures += 1
+                if self.simulated and self.end_is_eof:
+                    break  # a video file played in real time: its end is the end of the stream
                 if failures >= self.disconnect_after:
                     self.error = (f"--camera {self.device}: disconnected after {self.read_count} frames "
                                   f"({failures} failed reads in a row)")
@@ -143,8 +153,12 @@ class CameraSource:
                 time.sleep(0.01)
                 continue
             failures = 0
+            now = time.perf_counter()
+            # a file played like a camera keeps its own time line; a camera's is the time of the read
+            t = self.read_count / self.fps if self.simulated else time.monotonic() - self._t0
             with self._cond:
-                self._latest = (self.read_count, time.monotonic() - self._t0, image)  # overwrite: newest wins
+                self._latest = Frame(self.read_count, t, image, captured_at=now,
+                                     capture_ms=(now - started) * 1e3)  # overwrite: newest wins
                 self.read_count += 1
                 self._cond.notify_all()
         with self._cond:
@@ -157,10 +171,9 @@ class CameraSource:
                 self._cond.wait_for(lambda: self._latest is not None or self._finished)
                 if self._latest is None:
                     return  # reader ended (disconnect or close) and nothing new is waiting
-                index, t, image = self._latest
-                self._latest = None
+                frame, self._latest = self._latest, None
             self.delivered += 1
-            yield Frame(index, t, image)
+            yield frame
 
     def close(self) -> None:
         self._stop.set()
@@ -275,18 +288,19 @@ def load_skeleton_sequence(path: str | Path, index: int = 0, layout: str | None 
 
 
 class SkeletonReplaySource:
-    """A recorded sequence replayed frame by frame (repeated `repeat` times), at the file's fps for timestamps
-    (not slowed down: replay runs as fast as the loop can go)."""
+    """A recorded sequence replayed frame by frame (repeated `repeat` times), at the file's fps for timestamps;
+    as fast as the loop can go, or paced at `speed` times real time (like a camera)."""
 
     kind = "skeletons"
 
     def __init__(self, sequence: SkeletonSequence, repeat: int = 1, fps: float | None = None,
-                 max_frames: int | None = None, path: str | Path | None = None):
+                 max_frames: int | None = None, path: str | Path | None = None, speed: float | None = None):
         self.sequence = sequence
         self.repeat = max(1, int(repeat))
         self.fps = float(fps or sequence.fps or 30.0)
         self.max_frames = max_frames
         self.path = path
+        self.speed = speed  # None: as fast as the loop goes; F: paced at F times the file's frame rate
         self.dropped = 0
         self.error: str | None = None
 
@@ -298,10 +312,15 @@ class SkeletonReplaySource:
     def __iter__(self) -> Iterator[Frame]:
         data = self.sequence.data
         length = data.shape[1]
+        start = time.perf_counter()
         for index in range(self.frame_count):
+            if self.speed:
+                delay = start + index / (self.fps * self.speed) - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
             frame = data[:, index % length]  # (M, V, C)
             people = [p for p in frame if np.abs(p).sum() > 0]
-            yield Frame(index, index / self.fps, None, people)
+            yield Frame(index, index / self.fps, None, people, captured_at=time.perf_counter())
 
     def close(self) -> None:
         pass

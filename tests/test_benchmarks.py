@@ -19,21 +19,39 @@ from conftest import build_tiny_checkpoint
 # ---------------------------------------------------------------------------------------------------------
 # verdict
 
-def test_verdict_meets_when_pose_plus_classifier_fit_the_frame():
-    v = judge(10.0, 33.3, 20.0)
+def test_verdict_parallel_units_budget_is_the_max_shared_is_the_sum():
+    v = judge(10.0, 33.3, 20.0, parallel=False)  # one unit: pose + classifier = 30 ms fits
     assert v.status == "meets" and v.ok and v.stride == 1 and v.classifier_budget_ms == pytest.approx(13.3)
+    v = judge(25.0, 33.3, 28.0, parallel=True)  # pipelined on two units: max(28, 25) fits, the sum would not
+    assert v.status == "meets" and v.ok and v.per_frame_ms == pytest.approx(28.0)
+    v = judge(25.0, 33.3, 28.0, parallel=False)  # the same stages on one unit: late every time it classifies
+    assert v.status == "fits only on average" and not v.ok and v.per_frame_ms == pytest.approx(53.0)
 
 
-def test_verdict_stride_when_classifier_alone_does_not_fit():
-    v = judge(30.0, 33.3, 20.0)  # 13.3 ms left: 30 / 13.3 -> every 3rd frame
-    assert v.status == "meets at stride" and v.ok and v.stride == 3 and "--stride 3" in v.reasons[0]
+def test_verdict_stride_passes_only_when_the_classifier_never_holds_a_frame_up():
+    v = judge(30.0, 33.3, 20.0, parallel=False)  # 13.3 ms left: every 3rd frame, which is then 50 ms late
+    assert v.status == "fits only on average" and not v.ok and v.stride == 3 and "every 3rd frame" in v.reasons[0]
+    assert "fits only on average" in v.short() and v.short().startswith("✘")
+    v = judge(70.0, 33.3, 20.0, parallel=True)  # the classifier on its own unit: pose keeps every frame
+    assert v.status == "meets at stride" and v.ok and v.stride == 3
+
+
+def test_verdict_from_the_measured_loop_p90_not_the_average():
+    def loop(p90, mean, dropped=0.0):
+        return {"busy_ms": {"p90_ms": p90, "mean_ms": mean}, "dropped_share": dropped, "classified_share": 1.0}
+    assert judge(5.0, 33.3, 20.0, loop=loop(31.0, 25.0)).status == "meets"
+    v = judge(5.0, 33.3, 20.0, loop=loop(36.0, 29.0))  # fits on average only: not passing
+    assert v.status == "fits only on average" and not v.ok and v.basis == "loop"
+    assert judge(5.0, 33.3, 20.0, loop=loop(31.0, 25.0, dropped=0.05)).status == "fits only on average"
+    assert judge(5.0, 33.3, 20.0, loop=loop(50.0, 40.0)).status == "misses"
 
 
 def test_verdict_pose_bound_recommends_every_kth_frame():
-    v = judge(5.0, 33.3, 164.0)
+    v = judge(5.0, 33.3, 164.0, parallel=False)
     assert v.status == "pose-bound" and not v.ok
     assert v.stride == math.ceil(169 / 33.3) == 6 and v.fps == pytest.approx(1000 / (33.3 * 6))
     assert "pose alone takes 164.0 ms" in v.reasons[0] and "every 6th frame" in v.reasons[0]
+    assert judge(5.0, 33.3, 164.0, parallel=True).stride == math.ceil(164 / 33.3) == 5  # the classifier beside it
 
 
 def test_verdict_size_and_ram_budgets_fail_it():
@@ -43,10 +61,15 @@ def test_verdict_size_and_ram_budgets_fail_it():
     assert judge(None, 33.3, 10.0).status == "no timing"
 
 
-def test_verdict_uses_the_profile_budgets():
+def test_verdict_uses_the_profile_budgets_and_units():
     p = load_profile("raspberry_pi_5")
     assert judge_for_profile(p, 1.0).status == "pose-bound"  # 164 ms published pose on a Pi 5
     assert judge_for_profile(p, 1.0, pose_ms=12.0).status == "meets"  # a measured pose replaces it
+    # the iPhone runs pose and classifier on its Neural Engine (one unit, they add up); a Jetson on CPU and GPU
+    iphone, jetson = load_profile("iphone"), load_profile("jetson_orin_nano")
+    assert not iphone.parallel_units and jetson.parallel_units and load_profile("x86_cpu").parallel_units
+    assert judge_for_profile(iphone, 25.0, pose_ms=12.0).status == "fits only on average"
+    assert judge_for_profile(jetson, 25.0, pose_ms=12.0).status == "meets"
 
 
 # ---------------------------------------------------------------------------------------------------------

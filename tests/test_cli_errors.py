@@ -41,12 +41,17 @@ CASES = [
     ("converters.coreml", ["--ckpt", f"{MISSING}.pt"], "x.pt"),
     ("edge.run", ["--skeletons", f"{MISSING}.npz", "--model", f"{MISSING}.pt", "--headless"], "/nonexistent/x"),
     ("edge.run", ["--skeletons", f"{MISSING}.npz", "--model", f"{MISSING}.pt", "--stride-s", "0"], "--stride-s"),
+    ("edge.run", ["--skeletons", f"{MISSING}.npz", "--model", f"{MISSING}.pt", "--realtime", "--speed", "0"],
+     "--speed"),
+    ("edge.bench", ["--videos", f"{MISSING}.mp4"], "python -m benchmarks.edge"),
     ("edge.extract", ["--videos", MISSING, "--out", MISSING], "/nonexistent/x"),
     ("edge.record", ["--label", "wave", "--clips", "0"], "--clips"),
     ("benchmarks.run", ["--profile", "x86_cpu", "--ckpt", f"{MISSING}.pt"], "x.pt"),
     ("benchmarks.run", ["--profile", "jetson_nan", "--ckpt", f"{MISSING}.pt"], "did you mean 'jetson_nano'"),
     ("benchmarks.run", ["--profile", "x86_cpu", "--ckpt", f"{MISSING}.pt", "--preset", "slow"], "--preset"),
     ("benchmarks.compare", [f"{MISSING}.json"], "x.json"),
+    ("benchmarks.edge", ["--videos", f"{MISSING}.mp4", "--model", f"{MISSING}.onnx"], "x.mp4"),
+    ("benchmarks.decision", ["--model", f"{MISSING}.onnx", "--replay", "synthetic"], "x.onnx"),
     ("benchmarks.calibrate", [f"{MISSING}.json"], "x.json"),
 ]
 

@@ -2,6 +2,7 @@
 labels on every runtime available here, and the bad-input cases (one clear line, valid events)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -125,11 +126,12 @@ def test_two_person_model_keeps_each_person_in_their_slot(tmp_path):
     from core.models.last import create_model
     from core.spec import InputSpec
     from core.synthetic import synthetic_clip
-    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, BaseOptions, RunningMode
     spec = InputSpec(layout=LAYOUT, frames=8, persons=2, window_frames=12, fps=30.0)
     ckpt = save_checkpoint(tmp_path / "m2.pt", create_model("last_nano", num_classes=2, layout=LAYOUT), spec,
                            ["a", "b"])
-    rec = ActionRecognizer(ActionRecognizerOptions(ckpt, RunningMode.SKELETONS, stride_s=4 / 30))
+    rec = ActionRecognizer(ActionRecognizerOptions(BaseOptions(model_path=ckpt), RunningMode.SKELETONS,
+                                                   stride_s=4 / 30))
     assert rec.max_persons == 2
     a = synthetic_clip("wave", LAYOUT, 20, seed=1)[0]
     b = synthetic_clip("squat", LAYOUT, 20, seed=2)[0]
@@ -258,11 +260,11 @@ def test_long_replay_memory_stays_flat(edge_ckpt, tmp_path):
     """10,000 frames of replay through the runner: RSS after the warm-up vs at the end."""
     from core.runtime import load_runtime
     from edge.capture import SkeletonReplaySource, load_skeleton_sequence
-    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, BaseOptions, RunningMode
     from edge.run import EdgeRunner
     path = _two_actions_with_gap(tmp_path / "seq.npz")
     source = SkeletonReplaySource(load_skeleton_sequence(path), repeat=60, max_frames=10_000)
-    rec = ActionRecognizer(ActionRecognizerOptions(runtime=load_runtime(edge_ckpt, threads=1),
+    rec = ActionRecognizer(ActionRecognizerOptions(BaseOptions(runtime=load_runtime(edge_ckpt, threads=1)),
                                                    running_mode=RunningMode.SKELETONS, stride_s=40 / 30))
     runner = EdgeRunner(rec, events=EventWriter())
     result = runner.run(source, rss_warmup=500)
@@ -321,13 +323,13 @@ def test_a_failed_export_fails_the_same_labels_test_instead_of_skipping(monkeypa
 def test_every_runtime_gives_the_same_labels_on_the_same_replay(kind, edge_ckpt, replay_file, tmp_path):
     from core.runtime import load_runtime
     from edge.capture import SkeletonReplaySource, load_skeleton_sequence
-    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, BaseOptions, RunningMode
     from edge.run import EdgeRunner
     artifact = _export(kind, edge_ckpt, tmp_path)
 
     def labels(model_path):
         got = []
-        rec = ActionRecognizer(ActionRecognizerOptions(runtime=load_runtime(model_path, threads=1),
+        rec = ActionRecognizer(ActionRecognizerOptions(BaseOptions(runtime=load_runtime(model_path, threads=1)),
                                                        running_mode=RunningMode.SKELETONS))
         EdgeRunner(rec).run(SkeletonReplaySource(load_skeleton_sequence(replay_file)),
                             on_result=lambda frame, r: got.extend(p for p in r.persons if r.classified))
@@ -451,6 +453,7 @@ def test_missing_pose_model_says_where_to_put_it(edge_ckpt, tmp_path, monkeypatc
 
 def test_pose_model_resolution_order_and_sha256(tmp_path, monkeypatch):
     import edge.pose as pose
+    assert "/latest/" not in pose.POSE_MODEL_URL and f"/{pose.POSE_MODEL_VERSION}/" in pose.POSE_MODEL_URL
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     env_model = tmp_path / "env.task"
     env_model.write_bytes(b"env")
@@ -473,8 +476,13 @@ def test_pose_model_resolution_order_and_sha256(tmp_path, monkeypatch):
     with pytest.raises(pose.PoseModelError, match="sha256"):
         pose.resolve_pose_model()
     assert not cached.exists()
-    # an unknown variant has no known sha256: it is fetched and cached
+    # every variant is pinned (a lite or heavy file is checked too), at a versioned URL, never `latest`
     (tmp_path / "served" / "pose_landmarker_lite.task").write_bytes(b"lite")
+    with pytest.raises(pose.PoseModelError, match="sha256"):
+        pose.resolve_pose_model(variant="lite")
+    assert set(pose.POSE_MODEL_SHA256) == set(pose.POSE_VARIANTS)
+    # a file whose sha256 is the pinned one is kept in the cache
+    monkeypatch.setitem(pose.POSE_MODEL_SHA256, "lite", (hashlib.sha256(b"lite").hexdigest(),))
     got = pose.resolve_pose_model(variant="lite")
     assert got == cached.with_name("pose_landmarker_lite.task") and got.read_bytes() == b"lite"
 
@@ -484,7 +492,7 @@ def test_backend_failure_mid_run_ends_cleanly_with_valid_events(edge_ckpt, repla
     events file still ends with error + run_end."""
     from core.runtime import load_runtime
     from edge.capture import SkeletonReplaySource, load_skeleton_sequence
-    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, BaseOptions, RunningMode
     from edge.run import EdgeRunner
     runtime = load_runtime(edge_ckpt, threads=1)
     real_predict, calls = runtime.predict, []
@@ -498,7 +506,9 @@ def test_backend_failure_mid_run_ends_cleanly_with_valid_events(edge_ckpt, repla
     runtime.predict = failing_predict
     path = tmp_path / "ev.jsonl"
     with EventWriter(path) as writer:
-        rec = ActionRecognizer(ActionRecognizerOptions(runtime=runtime, running_mode=RunningMode.SKELETONS))
+        rec = ActionRecognizer(ActionRecognizerOptions(BaseOptions(runtime=runtime),
+                                                       running_mode=RunningMode.SKELETONS))
+        calls.clear()  # the recognizer's warm-up inference
         result = EdgeRunner(rec, events=writer).run(SkeletonReplaySource(load_skeleton_sequence(replay_file)))
     assert result.error is not None and result.error.endswith("RuntimeError: device lost")
     assert result.classifications == 2

@@ -123,7 +123,7 @@ def test_windows_are_durations_the_same_decisions_at_25_30_50_60_fps(edge_ckpt):
                  resample_clip(squat, 30, fps)]
         frames = np.concatenate(parts)[:, None]
         with recognizer(edge_ckpt) as rec:
-            assert rec.window_size == 32 and rec.stride == 4  # from the checkpoint: 32 frames at 30 fps
+            assert rec.window_size == 32 and rec.stride == 1  # from the checkpoint: 32 frames at 30 fps, every frame
             results, tail = replay(rec, frames, fps)
         events = [e for r in results for e in r.events if e.kind.startswith("action")] + list(tail)
         decisions[fps] = [(e.kind, e.action, e.reason, round(e.time_s, 2)) for e in events]

@@ -2,6 +2,8 @@
 'camera' that disconnects, and a replay of real MediaPipe recordings. Skips without ../shared or mediapipe."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -146,11 +148,11 @@ def test_camera_disconnect_mid_run_ends_with_one_line(shared_dir, pose_model, nt
     assert rc == 1
     err = [line for line in captured.err.splitlines() if line.strip()]
     assert len(err) == 1 and "disconnected after 60 frames" in err[0] and "Traceback" not in captured.err
-    assert "frames dropped" in captured.out
+    assert "dropped:" in captured.out
     evs = read_events(events)
     assert [e["event"] for e in evs[-2:]] == ["error", "run_end"]
     assert evs[-1]["dropped"] > 0 and evs[-1]["frames"] + evs[-1]["dropped"] == 60
-    assert evs[-1]["frames"] >= 5 and evs[-1]["frames_with_person"] >= 5
+    assert evs[-1]["frames"] >= 2 and evs[-1]["frames_with_person"] >= 2  # a few, however loaded the machine
 
 
 def test_replay_of_real_mediapipe_recordings_through_the_mapping(shared_dir, ntu_ckpt, tmp_path, capsys):
@@ -175,34 +177,32 @@ def test_upper_body_recordings_are_partial_body_by_default(shared_dir, ntu_ckpt,
     assert evs[-1]["classifications"] == 0 and not any(e["event"] == "action_start" for e in evs)
 
 
-def test_live_stream_mode_delivers_results_on_the_callback(shared_dir, pose_model, ntu_ckpt):
-    import threading
-
-    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, RunningMode
-    got, done = [], threading.Event()
-
-    def on_result(result, image, timestamp_ms):
-        got.append((timestamp_ms, result))
-        if len(got) >= 5:
-            done.set()
-
-    options = ActionRecognizerOptions(model_path=ntu_ckpt, running_mode=RunningMode.LIVE_STREAM,
-                                      result_callback=on_result, pose_model_path=pose_model)
+def test_live_stream_drops_frames_under_load_keeps_order_and_the_newest(shared_dir, pose_model, ntu_ckpt):
+    """Frames handed in 5 ms apart, far faster than pose here: the pose stage takes the newest, the others are
+    dropped and counted; results come in frame order, and the last frame is never lost."""
+    from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, BaseOptions, RunningMode
+    got = []
+    options = ActionRecognizerOptions(BaseOptions(model_path=ntu_ckpt, pose_model_path=pose_model),
+                                      running_mode=RunningMode.LIVE_STREAM,
+                                      result_callback=lambda result, image, ts: got.append((ts, result, image)))
     cap = cv2.VideoCapture(str(shared_dir / "data" / "video" / "ta_chi.mp4"))
+    frames = [cap.read()[1] for _ in range(60)]
+    cap.release()
     with ActionRecognizer.create_from_options(options) as rec:
         with pytest.raises(ValueError, match="recognize_async"):
             rec.recognize_for_video(np.zeros((8, 8, 3), np.uint8), 0)
-        for i in range(40):
-            ok, frame = cap.read()
+        for i, frame in enumerate(frames):
             rec.recognize_async(frame, i * 33)
-            if i % 8 == 7:
-                done.wait(timeout=2.0)
-        done.wait(timeout=10.0)
-    cap.release()
-    assert len(got) >= 5  # MediaPipe may drop frames it has no time for, never all of them
-    stamps = [t for t, _ in got]
-    assert stamps == sorted(stamps)
-    assert any(r.persons and r.persons[0].landmarks is not None for _, r in got)
+            time.sleep(0.005)
+        assert rec.flush(timeout=30)
+        dropped = rec.dropped_frames
+    stamps = [t for t, _, _ in got]
+    assert stamps == sorted(set(stamps)) and set(stamps) <= {i * 33 for i in range(60)}
+    assert stamps[-1] == 59 * 33  # the newest frame always gets its result
+    assert len(got) + dropped == 60 and dropped >= 20 and len(got) >= 2
+    assert all(image is frames[t // 33] for t, _, image in got)  # the callback gets its own frame back
+    assert any(r.persons and r.persons[0].landmarks is not None for _, r, _ in got)
+    assert all(r.times_s["submitted"] < r.times_s["pose_done"] <= r.times_s["done"] for _, r, _ in got)
 
 
 def test_extract_real_videos_gives_a_data_set_that_trains(shared_dir, pose_model, tmp_path, capsys):
