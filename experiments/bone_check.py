@@ -1,6 +1,6 @@
 """How well the custom import's bone-length check tells a wrong joint order from a right one, on real data.
 
-    python -m benchmarks.bone_check [--out runs/reports/bone_check]
+    python -m experiments.bone_check [--out runs/reports/bone_check]
 
 For each real data set in ../shared (NW-UCLA 3D and its x, y only; the MediaPipe recordings and the same mapped to
 coco17; the NTU sample): does the check warn on the data in its right order (it should not), how often would it
@@ -60,7 +60,7 @@ def measure(clips: list[np.ndarray], layout: str, rng: np.random.Generator) -> d
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bone_check", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m experiments.bone_check", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/reports/bone_check", help="folder for report.md and bone_check.png")
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)

@@ -1,7 +1,7 @@
 """Training cost of each path as a ratio to plain supervised training, measured interleaved in one process
 (timing on a shared CPU drifts 2x, ratios inside one interleaved run do not).
 
-    python scripts/distill_step_cost.py --variant last_nano --teacher runs/nw_ucla/last_base_jvb/best.pt
+    python -m experiments.distill_step_cost --variant last_nano --teacher runs/nw_ucla/last_base_jvb/best.pt
 
 One optimiser step each (batch 16, T=52, kinect20, one thread) of: scratch (CE), KD from a teacher file
 (precomputed logits: no teacher forward), KD from the live teacher, live teacher + per-stage mimicry, and

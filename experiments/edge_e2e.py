@@ -1,7 +1,7 @@
 """The "your own actions" path end to end, measured: videos -> edge.extract -> train.fit (mediapipe33) ->
 converters.onnx -> the edge library / edge.run, on real data.
 
-    python -m benchmarks.edge_e2e --out runs/e2e                   # both parts below (~10 min on 2 busy cores)
+    python -m experiments.edge_e2e --out runs/e2e                   # both parts below (~10 min on 2 busy cores)
 
 Part A, the shared real videos (../shared/data/video: tai chi, clean and jerk, skateboarding, ~10 s each, and a
 first-person climbing video with nobody in it). With one video per action, a clip-level accuracy would be
@@ -195,7 +195,7 @@ def report(result: dict, out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.edge_e2e", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m experiments.edge_e2e", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/e2e")
     p.add_argument("--pose-model", default=str(shared_root() / "models" / "pose_landmarker_full.task"))

@@ -2,7 +2,7 @@
 synthetic actions, leaving and coming back, so ids, windows and actions come and go) through ActionRecognizer in
 SKELETONS mode and records RSS and the number of live Python objects along the way.
 
-    python -m benchmarks.edge_memory --ckpt runs/e2e/pose33/best.pt --frames 100000 --out runs/bench/edge_memory
+    python -m experiments.edge_memory --ckpt runs/e2e/pose33/best.pt --frames 100000 --out runs/bench/edge_memory
 
 Prints a table (frames, RSS MB, Python objects) and writes memory.json and memory.png to --out."""
 from __future__ import annotations
@@ -36,7 +36,7 @@ def stream(layout: str, seconds_gap: float = 1.5, fps: float = 30.0) -> np.ndarr
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.edge_memory", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m experiments.edge_memory", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, help="a model checkpoint or export (its layout is used)")
     p.add_argument("--frames", type=int, default=100_000)

@@ -1,7 +1,7 @@
 """How close LAST runs to the hardware: ONNX Runtime latency as a share of a GEMM timed in the same round.
 
-    python -m benchmarks.efficiency --out runs/efficiency
-    python -m benchmarks.efficiency --peers EfficientGCN-B0 --peers-harness ../shared/bench/peers/bench_peers.py \
+    python -m experiments.efficiency --out runs/efficiency
+    python -m experiments.efficiency --peers EfficientGCN-B0 --peers-harness ../shared/bench/peers/bench_peers.py \
         --mirror /work/.mirror --out runs/efficiency
 
 On a shared machine the speed of the CPU drifts in phases (here: 9 ms and 14 ms phases of the same model, 2x,
@@ -45,7 +45,7 @@ from core.markdown import table_head
 from core.models.last import create_model, list_variants
 from core.models.profile import count_gflops
 
-PROG = "python -m benchmarks.efficiency"
+PROG = "python -m experiments.efficiency"
 GEMM_N = 1024
 
 

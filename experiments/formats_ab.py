@@ -1,6 +1,6 @@
 """A/B latency of the same artifacts built two ways (two checkouts, two model codes), timed interleaved.
 
-    python -m benchmarks.formats_ab --a runs/ab/before --b runs/ab/after --labels before,after --out runs/ab/report
+    python -m experiments.formats_ab --a runs/ab/before --b runs/ab/after --labels before,after --out runs/ab/report
 
 Every artifact name present in both folders (ONNX fp32 / INT8 Q/DQ in onnxruntime, TFLite in LiteRT) is loaded
 with one thread and timed at batch 1 round-robin across all of them, the order rotating every round, so machine
@@ -22,7 +22,7 @@ from core.markdown import table_head
 from core.mil_eval import MILEvalError, load as load_mil_program
 from core.runtime import load_runtime
 
-PROG = "python -m benchmarks.formats_ab"
+PROG = "python -m experiments.formats_ab"
 TIMED_SUFFIXES = (".onnx", ".tflite")
 
 

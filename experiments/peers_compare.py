@@ -2,7 +2,7 @@
 LAST code before and after a change, as ratios against a reference peer measured in the same run (absolute
 times on a shared machine are not comparable between runs; in-run ratios are).
 
-    python -m benchmarks.peers_compare runs/peers/before.json runs/peers/after.json --out runs/peers/compare
+    python -m experiments.peers_compare runs/peers/before.json runs/peers/after.json --out runs/peers/compare
 
 Prints a Markdown report (per model: GFLOPs, ORT 1-thread and eager latency, speed-up over the reference peer,
 share of the in-run ORT GEMM peak, batch-16 gain, the ORT profile's top op types) and writes
@@ -90,7 +90,7 @@ def plot(before: dict, after: dict, reference: str, labels: tuple[str, str], pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = ArgumentParser(prog="python -m benchmarks.peers_compare", description=__doc__,
+    ap = ArgumentParser(prog="python -m experiments.peers_compare", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("before", type=Path, help="bench_peers.py --json of the first run")
     ap.add_argument("after", type=Path, help="bench_peers.py --json of the second run")
@@ -114,4 +114,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, "python -m benchmarks.peers_compare"))
+    sys.exit(run_cli(main, "python -m experiments.peers_compare"))

@@ -2,7 +2,7 @@
 decode + sample, preprocess (the model's image processor), model forward; for randomly initialised VideoMAEs of
 a tiny size and of VideoMAE-Base's size (same compute as the real weights; no weights are downloaded).
 
-    python -m benchmarks.video_teacher [--repeats 3] [--threads 1] [--sizes tiny,base] [--out runs/bench]
+    python -m experiments.video_teacher [--repeats 3] [--threads 1] [--sizes tiny,base] [--out runs/bench]
 
 Prints a table and writes video_teacher.json and video_teacher.png under --out.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 from pathlib import Path
 
+from core.data.paths import shared_root
 from train.video_teacher import VideoTeacher, extract_features
 
 SIZES = {  # VideoMAEConfig keywords; "base" is VideoMAE-Base (MCG-NJU/videomae-base*): ViT-B/16, 16 frames, 224
@@ -24,8 +24,7 @@ SIZES = {  # VideoMAEConfig keywords; "base" is VideoMAE-Base (MCG-NJU/videomae-
 
 
 def default_video() -> Path:
-    shared = Path(os.environ.get("LAST_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    return shared / "data" / "ntu" / "S001C001P001R001A001_rgb.avi"
+    return shared_root() / "data" / "ntu" / "S001C001P001R001A001_rgb.avi"
 
 
 def build_model(folder: Path, size: str) -> None:
@@ -40,7 +39,7 @@ def build_model(folder: Path, size: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.video_teacher", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m experiments.video_teacher", description=__doc__.split("\n\n")[0])
     p.add_argument("--video", default=str(default_video()))
     p.add_argument("--sizes", default="tiny,base")
     p.add_argument("--repeats", type=int, default=3)
@@ -52,8 +51,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     video = Path(args.video)
     if not video.is_file():
-        raise SystemExit(f"python -m benchmarks.video_teacher: error: video not found: {video}")
-    from train.video_teacher import sample_name
+        raise SystemExit(f"python -m experiments.video_teacher: error: video not found: {video}")
+    from core.data.paths import shared_root
+from train.video_teacher import sample_name
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,5 @@
+"""Moved to experiments/edge_e2e.py (a study, not part of the installed toolkit): python -m experiments.edge_e2e."""
+from benchmarks import moved_to_experiments
+
+if __name__ == "__main__":
+    moved_to_experiments("edge_e2e")
