@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.edge_e2e", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/e2e")
-    p.add_argument("--pose-model", default=str(shared_root() / "models" / "pose_landmarker_full.task"))
+    p.add_argument("--pose-model", default=None, help="default: pose_landmarker_full.task of the shared data")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--only", choices=("videos", "pose33"), help="run one part")
     args = p.parse_args(argv)
@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     log = out / "commands.log"
     result: dict = {}
     if args.only in (None, "videos"):
-        result["videos"] = part_a(out, Path(args.pose_model), args.epochs, log)
+        result["videos"] = part_a(out, Path(args.pose_model or shared_root() / "models" / "pose_landmarker_full.task"),
+                                   args.epochs, log)
     if args.only in (None, "pose33"):
         result["pose33"] = part_b(out, args.epochs, log)
     (out / "e2e.json").write_text(json.dumps(result, indent=1))

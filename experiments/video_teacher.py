@@ -40,7 +40,7 @@ def build_model(folder: Path, size: str) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(prog="python -m experiments.video_teacher", description=__doc__.split("\n\n")[0])
-    p.add_argument("--video", default=str(default_video()))
+    p.add_argument("--video", default=None, help="default: the NTU RGB sample in the shared data")
     p.add_argument("--sizes", default="tiny,base")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
@@ -49,11 +49,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import torch
 
     torch.set_num_threads(args.threads)
-    video = Path(args.video)
+    video = Path(args.video) if args.video else default_video()
     if not video.is_file():
         raise SystemExit(f"python -m experiments.video_teacher: error: video not found: {video}")
-    from core.data.paths import shared_root
-from train.video_teacher import sample_name
+    from train.video_teacher import sample_name
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
