@@ -1,4 +1,4 @@
-"""Moved to experiments/edge_e2e.py (a study, not part of the installed toolkit): python -m experiments.edge_e2e."""
+"""Moved to experiments/ (a study, not installed): python -m experiments.edge_e2e in a checkout."""
 from benchmarks import moved_to_experiments
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Moved to experiments/formats_ab.py (a study, not part of the installed toolkit): python -m experiments.formats_ab."""
+"""Moved to experiments/ (a study, not installed): python -m experiments.formats_ab in a checkout."""
 from benchmarks import moved_to_experiments
 
 if __name__ == "__main__":

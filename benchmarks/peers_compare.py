@@ -1,4 +1,4 @@
-"""Moved to experiments/peers_compare.py (a study, not part of the installed toolkit): python -m experiments.peers_compare."""
+"""Moved to experiments/ (a study, not installed): python -m experiments.peers_compare in a checkout."""
 from benchmarks import moved_to_experiments
 
 if __name__ == "__main__":

@@ -173,8 +173,8 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
              "## Checkpoints", "", "Top-1 as recorded by training on the evaluation split (best.pt and last.pt); the "
              "tables below re-score every artifact.", "", checkpoint_table(result.get("checkpoints", [])), "",
              "## Artifacts, and measurements on this machine", "",
-             f"Accuracy: each row against PyTorch fp32 on the same {result.get('data') or '-'} clips (paired): Δ top-1 "
-             f"with its 95 % interval, the clips it fixed / broke, and `holds` (the whole interval above "
+             f"Accuracy: each row against PyTorch fp32 on the same {result.get('data') or '-'} clips (paired): "
+             f"Δ top-1 with its 95 % interval, the clips it fixed / broke, and `holds` (the whole interval above "
              f"-{tolerance:g} point), `loses` (below it) or `inconclusive` (more clips would decide).", "",
              *([] if not p or any(r.get("latency") for r in result["rows"]) else
                ["Nothing of this profile runs on this machine: the rows say what was built and checked; run the "

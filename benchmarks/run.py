@@ -213,8 +213,8 @@ def profile_precisions(profile: DeviceProfile | None) -> dict[str, tuple[str, ..
     runtime, else at fp16 (prepared for a GPU, no calibration set needed); the rest at the table's precisions."""
     if profile is None:
         return {}
-    return {f.name: (profile.precision if f.name == DEPLOY_FORMATS[profile.runtime] else "fp16",) for f in FORMATS.values()
-            if f.built_on_device}
+    own = DEPLOY_FORMATS[profile.runtime]
+    return {f.name: (profile.precision if f.name == own else "fp16",) for f in FORMATS.values() if f.built_on_device}
 
 
 def plan_run(requested: list[str], profile: DeviceProfile | None, args: argparse.Namespace) -> list[Planned]:

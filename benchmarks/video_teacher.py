@@ -1,4 +1,4 @@
-"""Moved to experiments/video_teacher.py (a study, not part of the installed toolkit): python -m experiments.video_teacher."""
+"""Moved to experiments/ (a study, not installed): python -m experiments.video_teacher in a checkout."""
 from benchmarks import moved_to_experiments
 
 if __name__ == "__main__":

@@ -342,8 +342,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     import torch
     torch.set_flush_denormal(True)  # subnormal activations make the PyTorch reference 15x slower on x86
-    return export_main(export, argv, fmt=FORMAT, precisions=FORMATS[FORMAT].precisions, default_precision="fp16", default_batch=1,
-                       description=__doc__.split("\n\n")[0], add_args=_add_args,
+    return export_main(export, argv, fmt=FORMAT, precisions=FORMATS[FORMAT].precisions, default_precision="fp16",
+                       default_batch=1, description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"frontend": a.frontend, "target": a.target, **verification_opts(a)})
 
 

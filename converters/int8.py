@@ -578,8 +578,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return export_main(export, argv, fmt="int8", precisions=FORMATS["int8"].precisions, default_precision="int8", default_batch=None,
-                       description=__doc__.split("\n\n")[0], add_args=_add_args,
+    return export_main(export, argv, fmt="int8", precisions=FORMATS["int8"].precisions, default_precision="int8",
+                       default_batch=None, description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"keep_float": a.keep_float, "quantizer": a.quantizer,
                                                  "calibration_method": a.calibration_method,
                                                  "per_channel": not a.per_tensor, "opset": a.opset,

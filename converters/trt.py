@@ -449,8 +449,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return export_main(export, argv, fmt="trt", precisions=FORMATS["trt"].precisions, default_precision="fp32", default_batch=1,
-                       description=__doc__.split("\n\n")[0], add_args=_add_args,
+    return export_main(export, argv, fmt="trt", precisions=FORMATS["trt"].precisions, default_precision="fp32",
+                       default_batch=1, description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"dynamic": a.dynamic, "workspace_mb": a.workspace,
                                                  "int8_mode": a.int8_mode, "profile": a.profile,
                                                  "keep_float": a.keep_float, "quantizer": a.quantizer})
