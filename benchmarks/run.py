@@ -218,8 +218,9 @@ def profile_precisions(profile: DeviceProfile | None) -> dict[str, tuple[str, ..
 
 
 def plan_run(requested: list[str], profile: DeviceProfile | None, args: argparse.Namespace) -> list[Planned]:
-    """The artifact rows of every checkpoint (PyTorch, the reference, is always measured and never planned); the
-    profile's opset and the profile itself go to every converter that takes them."""
+    """The artifact rows of every checkpoint (PyTorch, the reference, is never planned: every run scores it, and
+    measures it unless a profile leaves it out); the profile's opset and the profile itself go to every converter
+    that takes them."""
     precisions = {**profile_precisions(profile), **formats.precisions_from_args(args)}
     try:
         plan = formats.plan([f for f in requested if f != "pytorch"], precisions, formats.quantizers_from_args(args))
@@ -596,7 +597,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ck_out.mkdir(parents=True, exist_ok=True)
         calib = calibration_set(checkpoint, plan, profile, args, ck_out)
         ck_rows = benchmark_checkpoint(checkpoint, plan, profile, args, split, calib, ck_out)
-        if "pytorch" not in requested:  # scored as the reference of the others, not measured as a format
+        if profile is not None and "pytorch" not in requested:  # the device does not run it: only the reference
             ck_rows = ck_rows[1:]
         x_file = out_dir / f".input_{ckpt.parent.name}_{ckpt.stem}.npy"
         np.save(x_file, verification_inputs(checkpoint.data, calib, count=max(8, args.batch))[0])
