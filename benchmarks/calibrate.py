@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks.estimate import GraphCost, estimate_latency
 from core.cli import ArgumentParser, BadInput, run_cli
-from devices import load_profile, profile_from_dict
+from devices import DEPLOY_FORMATS, load_profile, profile_from_dict
 
 PROG = "python -m benchmarks.calibrate"
 
@@ -136,6 +136,9 @@ def _main(argv: list[str] | None = None) -> int:
     for path in args.result:
         try:
             results.append(json.loads(path.read_text()))
+            if results[-1].get("tool") == "benchmarks.run" and not results[-1].get("profile"):
+                raise BadInput(f"{path}: a run without --profile; the constants are a device's: run python -m "
+                               "benchmarks.run --profile <device> on it")
             results[-1]["profile"]["runtime"]["name"]
         except json.JSONDecodeError as exc:
             raise BadInput(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from exc
@@ -148,7 +151,7 @@ def _main(argv: list[str] | None = None) -> int:
               "costs": {k: v for r in results for k, v in r["costs"].items()},
               "created": ", ".join(r["created"] for r in results)}
     runtime = result["profile"]["runtime"]["name"]
-    fmt = args.format or {"onnxruntime": "onnx", "tflite": "tflite", "coreml": "coreml", "tensorrt": "trt"}[runtime]
+    fmt = args.format or DEPLOY_FORMATS[runtime]
     precision = args.precision or ("fp32" if fmt == "onnx" else result["profile"]["precision"])
     fit = calibrate(result, fmt, precision, args.batch_points)
     print(f"{fit['profile']}: {fit['format']} {fit['precision']}, {len(fit['points'])} measured points; fitted "

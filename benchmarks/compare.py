@@ -40,7 +40,7 @@ def merged_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for res in results:
         for r in res["rows"]:
             lat = r.get("latency") or {}
-            rows.append({"device": res["profile_name"], "machine": res["machine"]["cpu"],
+            rows.append({"device": res["profile_name"] or "host", "machine": res["machine"]["cpu"],
                          "variant": r.get("model", r["variant"]),
                          "format": r["format"], "precision": r["precision"], "status": r["status"],
                          "size": size_text(r.get("size_bytes")), "p50_ms": lat.get("p50_ms"),

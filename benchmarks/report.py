@@ -1,7 +1,9 @@
 """The report a person reads: Markdown tables (measured rows, end to end, estimates kept apart) and three plots
-(latency vs accuracy per variant and format, latency distribution, budget bars), plus the JSON result."""
+(latency vs accuracy per variant and format, latency distribution, budget bars), plus the JSON result and the rows
+as CSV. A run without a device profile (this machine, every format) has no budget, verdict or budget plot."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,9 @@ from benchmarks.verdict import Verdict
 from core.markdown import table_head
 from devices import profile_from_dict
 
-MEASURED_COLUMNS = ("model", "format", "precision", "status", "size", "params", "GFLOPs", "load ms", "first ms",
-                    "p50 ms", "**p90 ms**", "p99 ms", "mean ± std ms", "clips/s @batch", "RSS MB (model)", "top-1 %",
-                    "Δ top-1", "verdict")
+MEASURED_COLUMNS = ("model", "format", "precision", "status", "size", "load ms", "first ms", "p50 ms", "**p90 ms**",
+                    "p99 ms", "mean ± std ms", "clips/s @batch", "RSS MB (model)", "top-1 %",
+                    "Δ top-1 [95 % CI] (pts)", "fixed / broken", "accuracy", "max logit diff")
 
 
 def _f(v: Any, spec: str = ".2f") -> str:
@@ -32,21 +34,50 @@ def verdict_text(v: dict | None) -> str:
     return Verdict(**v).short()
 
 
-def measured_table(rows: list[dict]) -> str:
-    lines = table_head(MEASURED_COLUMNS)
+def accuracy_cells(r: dict) -> list[str]:
+    """Δ top-1 with its paired 95 % interval, the clips it fixed / broke against PyTorch fp32, and the verdict."""
+    p = r.get("paired")
+    if not p:
+        return [_f(r.get("delta_top1"), "+.2f"), "-", "-"]
+    return [f"{p['delta']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}]", f"+{p['fixed']} / -{p['broken']}",
+            r.get("accuracy") or "-"]
+
+
+def measured_table(rows: list[dict], with_verdict: bool = True) -> str:
+    lines = table_head(MEASURED_COLUMNS + (("verdict",) if with_verdict else ()))
     for r in rows:
         lat = r.get("latency") or {}
         thr = (f"{r['throughput_per_s']:.0f} @{r['throughput_batch']}" if r.get("throughput_per_s") else "-")
         cells = [r["model"], r["format"], r["precision"], r["status"], size_text(r.get("size_bytes")),
-                 f"{r['params']:,}" if r.get("params") else "-", _f(r.get("gflops"), ".3f"),
                  _f(r.get("load_ms"), ".0f"),
                  _f(r.get("first_ms"), ".1f"), _f(lat.get("p50_ms")), f"**{_f(lat.get('p90_ms'))}**" if lat else "-",
                  _f(lat.get("p99_ms")), f"{lat['mean_ms']:.2f} ± {lat['std_ms']:.2f}" if lat else "-", thr,
                  (f"{r['peak_rss_mb']:.0f} (+{r['ram_mb']:.0f})" if r.get("peak_rss_mb") else "-"),
-                 _f(None if r.get("top1") is None else 100 * r["top1"]),
-                 _f(r.get("delta_top1"), "+.2f"), verdict_text(r.get("verdict"))]
+                 _f(None if r.get("top1") is None else 100 * r["top1"]), *accuracy_cells(r),
+                 _f(r.get("max_logit_diff"), ".3g")]
+        if with_verdict:
+            cells.append(verdict_text(r.get("verdict")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+CSV_COLUMNS = ("model", "variant", "format", "precision", "status", "size_bytes", "params", "gflops", "runtime",
+               "load_ms", "first_ms", "p50_ms", "p90_ms", "p99_ms", "throughput_per_s", "throughput_batch",
+               "peak_rss_mb", "top1", "clips", "delta_top1", "delta_low", "delta_high", "fixed", "broken", "accuracy",
+               "max_logit_diff", "verdict", "path", "message")
+
+
+def save_csv(rows: list[dict], path: Path) -> Path:
+    """One line per row: the scalars, the latency percentiles and the paired difference flattened."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            lat, p = r.get("latency") or {}, r.get("paired") or {}
+            writer.writerow({**r, **{k: lat.get(k) for k in ("p50_ms", "p90_ms", "p99_ms")},
+                             "delta_low": p.get("low"), "delta_high": p.get("high"), "fixed": p.get("fixed"),
+                             "broken": p.get("broken"), "verdict": (r.get("verdict") or {}).get("status")})
+    return path
 
 
 def notes(rows: list[dict]) -> str:
@@ -70,13 +101,19 @@ def checkpoint_table(cks: list[dict]) -> str:
             "top-1 % last epoch (epoch)"]
     lines = table_head(head)
     for c in cks:
-        def acc(v, ep):
-            return "-" if v is None else f"{100 * v:.2f}" + (f" ({ep})" if ep is not None else "")
         streams = "+".join(c["streams"]) if isinstance(c.get("streams"), list) else (c.get("streams") or "-")
         lines.append(f"| {c['model']} | {c['variant']} | {streams} | {c['params']:,} | {c['gflops']:.3f} | "
-                     f"{acc(c.get('train_top1_best'), c.get('epoch_best'))} | "
-                     f"{acc(c.get('train_top1_last'), c.get('epoch_last'))} |")
+                     f"{_top1_at(c.get('train_top1_best'), c.get('epoch_best'))} | "
+                     f"{_top1_at(c.get('train_top1_last'), c.get('epoch_last'))} |")
     return "\n".join(lines)
+
+
+def _top1_at(top1: float | None, epoch: int | None) -> str:
+    return "-" if top1 is None else f"{100 * top1:.2f}" + (f" ({epoch})" if epoch is not None else "")
+
+
+def _p50_p90(stats: dict | None) -> str:
+    return f"{stats['p50_ms']:.2f} / {stats['p90_ms']:.2f}" if stats else "-"
 
 
 def e2e_table(e2e: list[dict]) -> str:
@@ -101,39 +138,49 @@ def estimate_table(est: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
-    p = result["profile"]
-    b = p["budgets"]
+def budget_section(result: dict[str, Any]) -> list[str]:
+    b = result["profile"]["budgets"]
     pose = result["pose"]
     pose_used = pose["measured_p90_ms"] if pose["measured_p90_ms"] is not None else pose["profile_ms"]
-    units = p.get("units") or {}
-    parallel = profile_from_dict(p).parallel_units
+    units = result["profile"].get("units") or {}
+    parallel = profile_from_dict(result["profile"]).parallel_units
+    return ["## Budget", "",
+            f"Frame {b['frame_ms']:g} ms; pose estimator "
+            + (f"**{pose_used:.1f} ms p90 measured here** "
+               f"(profile: {pose['profile_ms']:g} ms, {pose['profile_source']})"
+               if pose["measured_p90_ms"] is not None else f"{pose_used:g} ms ({pose['profile_source']})")
+            + (f"; pose and classifier run side by side (units: pose {units.get('pose', 'cpu')}, classifier "
+               f"{units.get('classifier', '-')}), so each frame costs max(pose, classifier) "
+               f"≤ **{b['frame_ms']:g} ms**"
+               if parallel else f"; pose and classifier share one unit, so each frame costs pose + classifier: "
+               f"classifier budget = {b['frame_ms']:g} − {pose_used:.1f} = **{b['frame_ms'] - pose_used:.1f} ms**")
+            + f"; model ≤ {b['model_size_mb']:g} MB; RAM ≤ {b['ram_mb']:g} MB. Verdicts use p90s, and a measured "
+            "pipelined loop's per-frame p90 where one ran (benchmarks.verdict).", ""]
+
+
+def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
+    p = result["profile"]
     v = result["versions"]
     versions = ", ".join(f"{k} {val}" for k, val in v.items() if val)
-    lines = [f"# Benchmark on `{result['profile_name']}`: {p['description']}", "",
+    title = (f"# Benchmark on `{result['profile_name']}`: {p['description']}" if p else
+             "# Every format on this machine (no device profile: no budget, no verdict)")
+    tolerance = result.get("accuracy_tolerance", 1.0)
+    lines = [title, "",
              f"`{result['command']}`", "",
              f"{result['created']}, preset `{result['preset']}`, {result['threads']} thread(s), "
              f"{result['machine']['cores']}-core {result['machine']['cpu']} ({result['machine']['machine']}); "
              f"{versions}.", "",
-             "## Budget", "",
-             f"Frame {b['frame_ms']:g} ms; pose estimator "
-             + (f"**{pose_used:.1f} ms p90 measured here** "
-                f"(profile: {pose['profile_ms']:g} ms, {pose['profile_source']})"
-                if pose["measured_p90_ms"] is not None else f"{pose_used:g} ms ({pose['profile_source']})")
-             + (f"; pose and classifier run side by side (units: pose {units.get('pose', 'cpu')}, classifier "
-                f"{units.get('classifier', '-')}), so each frame costs max(pose, classifier) "
-                f"≤ **{b['frame_ms']:g} ms**"
-                if parallel else f"; pose and classifier share one unit, so each frame costs pose + classifier: "
-                f"classifier budget = {b['frame_ms']:g} − {pose_used:.1f} = **{b['frame_ms'] - pose_used:.1f} ms**")
-             + f"; model ≤ {b['model_size_mb']:g} MB; RAM ≤ {b['ram_mb']:g} MB. Verdicts use p90s, and a measured "
-             "pipelined loop's per-frame p90 where one ran (benchmarks.verdict).", "",
+             *(budget_section(result) if p else []),
              "## Checkpoints", "", "Top-1 as recorded by training on the evaluation split (best.pt and last.pt); the "
              "tables below re-score every artifact.", "", checkpoint_table(result.get("checkpoints", [])), "",
              "## Artifacts, and measurements on this machine", "",
-             *([] if any(r.get("latency") for r in result["rows"]) else
+             f"Accuracy: each row against PyTorch fp32 on the same {result.get('data') or '-'} clips (paired): "
+             f"Δ top-1 with its 95 % interval, the clips it fixed / broke, and `holds` (the whole interval above "
+             f"-{tolerance:g} point), `loses` (below it) or `inconclusive` (more clips would decide).", "",
+             *([] if not p or any(r.get("latency") for r in result["rows"]) else
                ["Nothing of this profile runs on this machine: the rows say what was built and checked; run the "
                 "same command on the device to measure it. Its estimate is below.", ""]),
-             measured_table(result["rows"]), ""]
+             measured_table(result["rows"], with_verdict=bool(p)), ""]
     n = notes(result["rows"])
     if n:
         lines += [n, ""]
@@ -252,7 +299,7 @@ def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     try:
         for name, fn in (("latency vs accuracy", lambda p: plot_latency_vs_accuracy(result["rows"], p)),
                          ("latency distribution", lambda p: plot_distribution(result["rows"], p)),
-                         ("budget", lambda p: plot_budget(result, p))):
+                         ("budget", lambda p: plot_budget(result, p) if result["profile"] else None)):
             made = fn(out_dir / (name.replace(" ", "_") + ".png"))
             if made:
                 plots[name] = made
@@ -260,6 +307,7 @@ def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         pass
     json_path = out_dir / "result.json"
     json_path.write_text(json.dumps(result, indent=1, default=str))
+    csv_path = save_csv(result["rows"], out_dir / "result.csv")
     md = out_dir / "report.md"
     md.write_text(markdown(result, plots))
-    return {"markdown": md, "json": json_path, **{k: v for k, v in plots.items()}}
+    return {"markdown": md, "json": json_path, "csv": csv_path, **{k: v for k, v in plots.items()}}

@@ -1,25 +1,25 @@
-"""Does this model meet this device's budget? Convert, check, measure and judge in one command.
+"""Measure a checkpoint in every format on this machine, or judge it against a device's budgets: convert, check,
+score and time in one command.
 
+    python -m benchmarks.run --ckpt runs/nw_ucla/last_small/best.pt --data nw_ucla:test          # every format, here
     python -m benchmarks.run --profile x86_cpu --ckpt runs/nw_ucla/last_small/best.pt --data nw_ucla:test \\
-        --video ../shared/data/video/ta_chi.mp4 --pose-model ../shared/models/pose_landmarker_full.task
+        --video ta_chi.mp4 --pose-model pose_landmarker_full.task
     python -m benchmarks.run --profile jetson_nano --ckpt best.pt --preset rapid
 
-For every format the profile deploys (or --formats): convert through `converters` honouring the profile's ONNX
-opset and operator rules, check the artifact against them (a violation is a `rejected` row naming the operator),
-then, where it runs here, measure load time, first inference, batch-1 latency after warm-up (p50/p90/p99,
-mean ± std; p90 is the headline), throughput at --batch, peak RSS and top-1 on --data, and judge it against the
-profile's budgets (benchmarks.verdict). --video adds the edge loop end to end (benchmarks.edge: pipelined, the video
-paced at its frame rate; per-frame busy time and latency p50/p90/p99, dropped frames, FPS), whose measured
-per-frame p90 then decides the verdict of the artifact it ran. Devices
-that are not this machine get an estimate from FLOPs and bytes (benchmarks.estimate), always labelled as one.
-Writes <out>/result.json (with tool versions) and <out>/report.md with plots (benchmarks.report).
+Every requested format (default: all; with --profile, the formats the profile deploys) is converted through the
+format table (`converters.formats`; with a profile at its ONNX opset) and checked by the analyses in ANALYSES
+(a profile's precision and operator rules: a `rejected` row naming the operator). Where it runs here: top-1 on
+--data with the paired difference against PyTorch fp32 on the same clips (fixed / broken clips, 95 % interval,
+holds / loses / inconclusive at ±1 point), load time, first inference, batch-1 latency (p50/p90/p99, mean ± std,
+all artifacts interleaved in one fresh process), throughput at --batch, peak RSS. With --profile: a verdict against
+its budgets (p90 is the headline), --video's edge loop end to end (benchmarks.edge: pipelined, the video paced at
+its frame rate; its measured per-frame p90 decides the verdict of the artifact it ran), and estimates for devices that are not this
+machine (benchmarks.estimate, always labelled). Writes <out>/result.json, result.csv and report.md with plots.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -29,10 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -43,40 +43,47 @@ from benchmarks.native import run_native
 from benchmarks.report import write_report
 from benchmarks.rules import check_onnx, check_precision
 from benchmarks.verdict import judge_for_profile
-from converters import trt as trt_converter
-from converters.calib import make_calibration_file, stratified_indices
-from converters.common import BackendMissing, ExportResult, input_shape
-from converters.common import InputError as ConverterInputError
+from converters import formats
+from converters.calib import load_calibration, make_calibration_file
+from converters.common import STATUSES as EXPORT_STATUSES
+from converters.common import ExportResult, input_shape
+from converters.formats import FORMATS, Planned
 from converters.verify import verification_inputs
-from core.artifact import INPUT_NAME
-from core.checkpoint import input_spec, load_checkpoint, load_model
+from core.checkpoint import Checkpoint, load_checkpoint
 from core.cli import ArgumentParser, BadInput, run_cli
+from core.data.splits import stratified_indices
 from core.evaluation import check_split_matches, evaluate_logits, load_data_split, parse_data_arg, predict_split
 from core.models.profile import count_gflops, count_params
-from core.runtime import load_runtime, runtime_kind
+from core.runtime import BackendMissing, backend_missing, load_runtime, runtime_kind
+from core.stats import PairedDifference, paired_difference, verdict
 from core.timing import PRESETS
-from devices import DeviceProfile, list_profiles, load_profile
+from devices import DEPLOY_FORMATS, DeviceProfile, list_profiles, load_profile
 from edge.pose import resolve_pose_model
 
 log = logging.getLogger("benchmarks")
 
 PROG = "python -m benchmarks.run"
-ALL_FORMATS = ("pytorch", "onnx", "int8", "tflite", "coreml", "trt")
-STATUSES = ("ok", "exported, not runnable here", "rejected", "failed", "backend missing")
+ALL_FORMATS = ("pytorch", *FORMATS)
+# one vocabulary: the converters' statuses, and `rejected` for what a device profile refuses
+STATUSES = (*EXPORT_STATUSES, "rejected")
 EXIT_OK, EXIT_FAILED = 0, 1
+ACCURACY_TOLERANCE = 1.0  # points: "holds" when the whole 95 % interval of Δ top-1 lies above -1
 # preset -> clips scored, calibration clips, video frames (None: all); timing run length is core.timing.PRESETS
 PRESET_SIZES = {"rapid": (64, 64, 60), "quick": (200, 200, 150), "normal": (None, 500, None)}
 VERSION_PACKAGES = ("numpy", "torch", "onnx", "onnxruntime", "onnxsim", "ai-edge-litert", "litert-torch",
                     "coremltools", "mediapipe", "tensorrt", "nvidia-modelopt", "opencv-contrib-python")
 
 
-def model_name(ckpt: Path) -> str:
+def model_name(ckpt: str | Path) -> str:
     """The label of a checkpoint in tables: its run folder (runs/nw_ucla/last_small_jvb/best.pt -> last_small_jvb)."""
-    return ckpt.parent.name or ckpt.stem
+    path = Path(ckpt)
+    return path.parent.name or path.stem
 
 
 @dataclass
 class Row:
+    """One artifact of one checkpoint: what was built, whether it runs here, how accurate and how fast it is."""
+
     ckpt: str
     model: str
     variant: str
@@ -87,7 +94,7 @@ class Row:
     size_bytes: int | None = None
     params: int | None = None
     gflops: float | None = None
-    runtime: str = ""
+    runtime: str = ""  # what scored and timed it
     load_ms: float | None = None
     first_ms: float | None = None
     latency: dict[str, Any] | None = None  # core.timing.TimingStats.to_dict(samples=True)
@@ -97,19 +104,80 @@ class Row:
     ram_mb: float | None = None  # peak RSS minus the process before loading the model
     top1: float | None = None
     delta_top1: float | None = None  # points vs the PyTorch fp32 row
+    max_logit_diff: float | None = None  # vs the PyTorch fp32 row, on the same clips
+    paired: PairedDifference | None = None  # vs the PyTorch fp32 row on the same clips: fixed/broken, 95 % interval
     clips: int | None = None
-    verdict: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = None  # the device's budgets (with --profile)
     estimate: dict[str, Any] | None = None  # this profile's estimate, beside the measurement (never instead)
     native: dict[str, Any] | None = None  # trtexec / benchmark_model / onnxruntime_perf_test, where installed
     message: str = ""
-    commands: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)  # what finishes the artifact on the device
+    extra: dict[str, Any] = field(default_factory=dict)  # what the analyses (ANALYSES) found
 
     @property
     def key(self) -> str:
         return f"{Path(self.ckpt).parent.name}/{Path(self.ckpt).stem}:{self.format}:{self.precision}"
 
+    @property
+    def accuracy(self) -> str | None:
+        """holds / loses / inconclusive: Δ top-1's 95 % interval against ±ACCURACY_TOLERANCE points."""
+        return verdict(self.paired, ACCURACY_TOLERANCE) if self.paired else None
+
+    def note(self, text: str, first: bool = False) -> None:
+        parts = [text, self.message] if first else [self.message, text]
+        self.message = "; ".join(p for p in parts if p)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["paired"] = self.paired.to_dict() if self.paired else None
+        d["accuracy"] = self.accuracy
+        return d
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Per-artifact analyses: each gets the row right after its export and may reject it, note on it or add to
+# row.extra (what it found) and row.commands (what finishes it on the device). Appending a function here is
+# how a new check joins every run.
+
+Analysis = Callable[[Row, ExportResult, "DeviceProfile | None"], None]
+
+
+def onnx_source(row: Row, result: ExportResult) -> Path | None:
+    """The ONNX file the artifact is (ONNX, INT8) or is built from (a TensorRT engine), when there is one here."""
+    source = row.path if row.format in ("onnx", "int8") else result.extra.get("onnx")
+    return Path(source) if source and str(source).endswith(".onnx") and Path(source).exists() else None
+
+
+def profile_rules(row: Row, result: ExportResult, profile: DeviceProfile | None) -> None:
+    """The device profile's runtime must parse the ONNX: its opset and every operator."""
+    source = onnx_source(row, result)
+    if profile is None or source is None:
+        return
+    problems = check_onnx(source, profile)
+    if problems:
+        row.status, row.message = "rejected", "; ".join(problems)
+    elif row.path is None:  # built on the device: say what was checked here
+        row.note(f"{source.name} (opset {profile.max_opset or 17}) passes {profile.name}'s operator check", first=True)
+
+
+def source_size(row: Row, result: ExportResult, profile: DeviceProfile | None) -> None:
+    """No artifact here (an engine built on the device): the size column is the ONNX it is built from."""
+    source = onnx_source(row, result)
+    if row.size_bytes is None and source is not None and row.status != "rejected":
+        row.size_bytes = source.stat().st_size
+        row.note(f"size: {source.name}, the engine's source")
+
+
+def runs_here(row: Row, result: ExportResult, profile: DeviceProfile | None) -> None:
+    """An artifact whose runtime is not on this machine is exported, not verifiable here (core.runtime says why)."""
+    if row.status == "ok" and row.path:
+        why = backend_missing(runtime_kind(row.path))
+        if why:
+            row.status = "exported-not-verifiable-here"
+            row.note(why, first=True)
+
+
+ANALYSES: list[Analysis] = [profile_rules, source_size, runs_here]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -159,83 +227,136 @@ def machine_info() -> dict[str, Any]:
             "cpu_features": cpu_features(), "hostname_hash": stable_hash(platform.node())}
 
 
-def backend_available(kind: str) -> tuple[bool, str]:
-    """Whether an artifact of this runtime kind can run on this machine, and why not."""
-    if kind == "coreml":
-        if platform.system() != "Darwin":
-            return False, "CoreML predictions need macOS or iOS"
-        return importlib.util.find_spec("coremltools") is not None, "pip install coremltools"
-    module = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert", "tensorrt": "tensorrt",
-              "pytorch": "torch"}[kind]
-    if importlib.util.find_spec(module) is None:
-        return False, f"{module} is not installed"
-    return True, ""
+# ----------------------------------------------------------------------------------------------------------
+# What to build
+
+def profile_precisions(profile: DeviceProfile | None) -> dict[str, tuple[str, ...]]:
+    """A device's choices: an engine built on the device (TensorRT) at the device's precision when that is its
+    runtime, else at fp16 (prepared for a GPU, no calibration set needed); the rest at the table's precisions."""
+    if profile is None:
+        return {}
+    own = DEPLOY_FORMATS[profile.runtime]
+    return {f.name: (profile.precision if f.name == own else "fp16",) for f in FORMATS.values() if f.built_on_device}
+
+
+def plan_run(requested: list[str], profile: DeviceProfile | None, args: argparse.Namespace) -> list[Planned]:
+    """The artifact rows of every checkpoint (PyTorch, the reference, is never planned: every run scores it, and
+    measures it unless a profile leaves it out); the profile's opset and the profile itself go to every converter
+    that takes them."""
+    precisions = {**profile_precisions(profile), **formats.precisions_from_args(args)}
+    try:
+        plan = formats.plan([f for f in requested if f != "pytorch"], precisions, formats.quantizers_from_args(args))
+    except ValueError as exc:
+        raise BadInput(f"--formats: {exc}") from None
+    for row in plan:
+        options = FORMATS[row.format].options
+        if profile is not None and "opset" in options:
+            row.options["opset"] = profile.max_opset or 17
+        if profile is not None and "profile" in options:
+            row.options["profile"] = str(profile.path or profile.name)
+    return plan
+
+
+def calibration_set(checkpoint: Checkpoint, plan: list[Planned], profile: DeviceProfile | None,
+                    args: argparse.Namespace, out_dir: Path) -> Path | None:
+    """--calib (checked against the checkpoint now), or a set drawn from --calib-data (default: the train split of
+    --data's data set) when a row the profile accepts needs one; None when none is needed or none can be drawn."""
+    if args.calib is not None:
+        load_calibration(args.calib, checkpoint.data)
+        return args.calib
+    needed = [p for p in plan if p.needs_calibration and not (profile and check_precision(p.precision, profile))]
+    source = args.calib_data or (f"{parse_data_arg(args.data)[0]}:train" if args.data else None)
+    if not needed or source is None:
+        return None
+    num = PRESET_SIZES[args.preset][1]
+    return make_calibration_file(checkpoint, source, num, out_dir / f"calib_{source.replace(':', '_')}_{num}.npz")
+
+
+def limit_split(split, limit: int | None, seed: int = 0):
+    """A stratified subset of `limit` clips (the whole split when it has no more)."""
+    if not limit or limit >= len(split.labels):
+        return split
+    return split.subset(stratified_indices(split.labels, limit, seed))
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Converting
+# Building and checking
 
-def plan_rows(formats: list[str], profile: DeviceProfile) -> list[tuple[str, str]]:
-    """(format, precision) pairs: each format at the precisions this toolkit builds for it."""
-    rows = []
-    for fmt in formats:
-        if fmt == "trt":
-            # the device's own precision on a TensorRT device; fp16 elsewhere (prepared for a GPU, not run here)
-            rows.append(("trt", profile.precision if profile.runtime == "tensorrt" else "fp16"))
-        elif fmt == "tflite":
-            rows += [("tflite", p) for p in ("fp32", "int8")]
-        elif fmt == "coreml":
-            rows.append(("coreml", "fp16"))
-        elif fmt == "int8":
-            rows.append(("int8", "int8"))
-        else:
-            rows.append((fmt, "fp32"))
-    return rows
-
-
-def export_artifact(fmt: str, precision: str, ckpt: Path, out_dir: Path, calib: Path | None, profile: DeviceProfile):
-    """One converter call through its public export(); every failure becomes a result, never an exception."""
-    opset = profile.max_opset or 17
-    try:
-        module = importlib.import_module(f"converters.{fmt}")
-    except ImportError as exc:
-        return ExportResult(fmt, precision, None, "missing-backend", f"converters.{fmt} needs {exc.name}")
-    except BackendMissing as exc:
-        return ExportResult(fmt, precision, None, "missing-backend", str(exc))
-    opts: dict[str, Any] = {}
-    batch: int | None = 1
-    if fmt in ("onnx", "int8"):
-        batch, opts["opset"] = None, opset  # ONNX models keep a dynamic batch
-    elif fmt == "trt":
-        opts.update(opset=opset, profile=str(profile.path or profile.name))
-    try:
-        return module.export(ckpt, out_dir, precision, calib=calib, batch=batch, **opts)
-    except BackendMissing as exc:
-        return ExportResult(fmt, precision, None, "missing-backend", str(exc))
-    except ConverterInputError as exc:
-        return ExportResult(fmt, precision, None, "failed", f"bad input: {exc}")
-    except Exception as exc:  # one broken converter must not take the report down
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        return ExportResult(fmt, precision, None, "failed", f"{type(exc).__name__}: {first}")
-
-
-def trt_finishing_command(profile: DeviceProfile, onnx_path: Path, ck: dict[str, Any], precision: str) -> str:
-    """The trtexec command for the profile's TensorRT version (8.2's trtexec has --workspace, not --memPoolSize)."""
-    version = tuple(int(v) for v in profile.runtime_info["version"].split(".")[:2] if v.isdigit())
-    engine = onnx_path.with_name(onnx_path.stem.replace("_fp32", f"_{precision}") + ".engine")
-    workspace = trt_converter.DEFAULT_WORKSPACE_MB
-    cmd = trt_converter.trtexec_command(onnx_path, engine, trt_converter.shape_plan(ck, 1, None), precision,
-                                        version[0], workspace, INPUT_NAME)
-    if version < (8, 4):
-        cmd = [f"--workspace={workspace}" if c.startswith("--memPoolSize") else c for c in cmd]
-    return shlex.join(cmd)
+def build_row(checkpoint: Checkpoint, planned: Planned, profile: DeviceProfile | None, calib: Path | None,
+              out_dir: Path, built: dict[str, Path]) -> Row:
+    """One planned artifact: converted through the format table (never an exception), then every analysis.
+    `built` carries the fp32 ONNX an earlier row of this checkpoint made, for the INT8 rows to quantize."""
+    row = Row(str(checkpoint), model_name(checkpoint.path), checkpoint.data["model"]["variant"], planned.format,
+              planned.label, "ok")
+    problems = check_precision(planned.precision, profile) if profile else []
+    if problems:
+        row.status, row.message = "rejected", "; ".join(problems)
+        return row
+    if planned.needs_calibration and calib is None:
+        row.status, row.message = "failed", "INT8 needs a calibration set: pass --calib, --calib-data or --data"
+        return row
+    log.info("== %s: %s %s", checkpoint.path.name, planned.format, planned.label)
+    opts = dict(planned.options)
+    if "onnx" in built and "fp32_onnx" in FORMATS[planned.format].options:
+        opts["fp32_onnx"] = built["onnx"]
+    result = formats.try_export(planned.format, checkpoint, out_dir, planned.precision, calib=calib, batch=1, **opts)
+    if planned.format == "onnx" and result.ok:
+        built["onnx"] = result.path
+    row.status, row.message, row.size_bytes = result.status, result.message, result.size_bytes
+    row.path = str(result.path) if result.path else None
+    row.commands = list(result.extra.get("finish", []))
+    for analyse in ANALYSES:
+        analyse(row, result, profile)
+    return row
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Measuring
+# Scoring (in this process) and measuring (in fresh ones)
+
+def score_rows(rows: list[Row], reference: Checkpoint, split, threads: int | None) -> None:
+    """Top-1 of every artifact that loads here on the same clips, and each against the PyTorch fp32 row (rows[0]):
+    Δ top-1 with its paired 95 % interval, max |logit diff|. An artifact its converter failed (outside the
+    verification tolerance) is scored too: what it costs on real clips. A CoreML package off macOS is scored by the
+    numpy MIL evaluator, which checks its numbers but says nothing about its speed (it stays not runnable here)."""
+    spec = reference.spec
+    ref_logits: np.ndarray | None = None
+    for i, row in enumerate(rows):
+        if row.status in ("rejected", "missing-backend") or not row.path:
+            continue
+        opts = {"spinning": False} if runtime_kind(row.path) == "onnxruntime" else {}
+        try:
+            rt = load_runtime(reference if i == 0 else row.path, threads=threads, **opts)
+        except BackendMissing as exc:
+            row.note(f"not scored: {exc}")
+            if row.status == "ok":
+                row.status = "exported-not-verifiable-here"
+            continue
+        try:
+            logits = predict_split(rt.predict, split, spec, batch_size=32, clips=1, progress=True,
+                                   desc=f"top-1 {row.format} {row.precision}")
+        except Exception as exc:  # noqa: BLE001  (the row names what broke)
+            if row.status == "ok":  # the real runtime failing is a failure; the numbers-only evaluator's is a note
+                row.status = "failed"
+            row.note(f"not scored: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        finally:
+            rt.close()
+        row.top1, row.clips = float(evaluate_logits(logits, split.labels)["top1"]), len(split.labels)
+        if row.status == "exported-not-verifiable-here":
+            row.note(f"top-1 by the {rt.name} (numbers only, no timing)", first=True)
+        if i == 0:
+            ref_logits = logits
+        elif ref_logits is not None:
+            row.delta_top1 = 100 * (row.top1 - rows[0].top1)
+            row.max_logit_diff = float(np.abs(logits - ref_logits).max())
+            row.paired = paired_difference(split.labels, ref_logits, logits)
+    if ref_logits is not None:
+        rows[0].delta_top1, rows[0].max_logit_diff = 0.0, 0.0
+
 
 def run_measure(args: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
-    """benchmarks.measure in a fresh interpreter; its JSON result (or {'error': ...})."""
+    """benchmarks.measure in a fresh interpreter (the one place latency is measured); its JSON result (or
+    {'error': ...})."""
     with tempfile.TemporaryDirectory() as tmp:
         args = {**args, "result": str(Path(tmp) / "result.json")}
         try:
@@ -249,122 +370,9 @@ def run_measure(args: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
         return json.loads(Path(args["result"]).read_text())
 
 
-def score(row: Row, split, spec, threads: int | None) -> str:
-    """Top-1 of the row's artifact on the split; returns the runtime that scored it."""
-    opts = {"spinning": False} if runtime_kind(row.path) == "onnxruntime" else {}
-    rt = load_runtime(row.path, threads=threads, **opts)
-    logits = predict_split(rt.predict, split, spec, batch_size=32, clips=1, progress=True,
-                           desc=f"top-1 {row.format} {row.precision}")
-    row.top1 = float(evaluate_logits(logits, split.labels)["top1"])
-    row.clips = len(split.labels)
-    rt.close()
-    return rt.name
-
-
-def limit_split(split, limit: int | None, seed: int = 0):
-    if not limit or limit >= len(split.labels):
-        return split
-    return split.subset(stratified_indices(split.labels, limit, seed))
-
-
-def graph_cost(model, ck: dict[str, Any], out_dir: Path, rows: list[Row]) -> GraphCost:
-    """FLOPs from torch, bytes and operator count from the fp32 ONNX graph (exported here if no row made one)."""
-    flops = count_gflops(model, torch.zeros(input_shape(ck, 1))) * 1e9
-    onnx_path = next((Path(r.path) for r in rows if r.format == "onnx" and r.path), None)
-    if onnx_path is None:
-        onnx_export = importlib.import_module("converters.onnx")
-        res = onnx_export.export(Path(rows[0].ckpt), out_dir / "cost", "fp32", batch=None, verify_samples=2)
-        onnx_path = res.path
-    return onnx_graph_cost(onnx_path, flops)
-
-
-# ----------------------------------------------------------------------------------------------------------
-
-def benchmark_checkpoint(ckpt: Path, profile: DeviceProfile, formats: list[str], args: argparse.Namespace,
-                         split, out_dir: Path) -> tuple[list[Row], GraphCost, dict[str, Any]]:
-    model, ck = load_model(ckpt)
-    variant = ck["model"]["variant"]
-    params = count_params(model)
-    plan = plan_rows(formats, profile)
-    _, calib_n, _ = PRESET_SIZES[args.preset]
-    calib = args.calib
-    if calib is None and any(p == "int8" for _, p in plan) and all(not check_precision(p, profile)
-                                                                    for f, p in plan if p == "int8"):
-        source = args.calib_data or (f"{parse_data_arg(args.data)[0]}:train" if args.data else None)
-        if source:
-            calib = make_calibration_file(ckpt, source, calib_n, out_dir / f"calib_{source.replace(':', '_')}.npz")
-    rows: list[Row] = []
-    for fmt, precision in plan:
-        row = Row(str(ckpt), model_name(ckpt), variant, fmt, precision, "ok", params=params)
-        rows.append(row)
-        problems = check_precision(precision, profile)
-        if problems:
-            row.status, row.message = "rejected", "; ".join(problems)
-            continue
-        if fmt == "pytorch":
-            row.path, row.size_bytes = str(ckpt), ckpt.stat().st_size
-        else:
-            if precision == "int8" and calib is None:
-                row.status, row.message = "failed", "INT8 needs a calibration set: pass --calib or --data"
-                continue
-            log.info("== %s: %s %s", ckpt.name, fmt, precision)
-            res = export_artifact(fmt, precision, ckpt, out_dir, calib, profile)
-            row.message = res.message
-            row.path = str(res.path) if res.path else None
-            row.size_bytes = res.size_bytes
-            row.status = {"ok": "ok", "exported-not-verifiable-here": "exported, not runnable here",
-                          "failed": "failed", "missing-backend": "backend missing"}[res.status]
-            onnx_file = res.path if fmt in ("onnx", "int8") else (Path(res.extra["onnx"]) if res.extra.get("onnx")
-                                                                 else None)
-            if onnx_file is not None and Path(onnx_file).suffix == ".onnx" and Path(onnx_file).exists():
-                problems = check_onnx(onnx_file, profile)
-                if problems:
-                    row.status, row.message = "rejected", "; ".join(problems)
-                    continue
-                if fmt == "trt":
-                    row.message = (f"{Path(onnx_file).name} (opset {profile.max_opset or 17}) passes "
-                                   f"{profile.name}'s operator check; " + res.message.splitlines()[0])
-                    if profile.runtime == "tensorrt":
-                        row.commands.append(trt_finishing_command(profile, Path(onnx_file), ck, precision))
-                    found = sorted((k.startswith("python"), k, v) for k, v in res.extra.items()
-                                   if k.startswith(("trtexec", "python")))  # trtexec first, then python
-                    row.commands += [v for _, _, v in found if v not in row.commands]
-                    if row.size_bytes is None:  # no engine here: the size column is the ONNX it is built from
-                        row.size_bytes = Path(onnx_file).stat().st_size
-                        row.message += f" (size: {Path(onnx_file).name}, the engine's source)"
-        if row.status == "ok" and row.path:
-            runs_here, why = backend_available(runtime_kind(row.path))
-            if not runs_here:
-                row.status = "exported, not runnable here"
-                row.message = f"{why}; " + row.message if row.message else why
-    cost = graph_cost(model, ck, out_dir, rows)
-    for row in rows:
-        row.gflops = cost.flops / 1e9
-    # accuracy on the real split, in this process (a CoreML package off macOS: by the numpy MIL evaluator,
-    # which checks its numbers but says nothing about its speed)
-    if split is not None:
-        ref = None
-        for row in rows:
-            off_mac_coreml = row.format == "coreml" and row.status == "exported, not runnable here" and row.path
-            if row.status != "ok" and not off_mac_coreml:
-                continue
-            try:
-                scored_by = score(row, split, input_spec(ck), args.threads)
-            except Exception as exc:
-                if off_mac_coreml:
-                    row.message += f"; not scored: {type(exc).__name__}: {str(exc)[:200]}"
-                else:
-                    row.status, row.message = "failed", f"scoring failed: {type(exc).__name__}: {str(exc)[:200]}"
-                continue
-            if off_mac_coreml:
-                row.message = f"top-1 by the {scored_by} (no timing: CoreML runs on macOS / iOS); " + row.message
-            if row.format == "pytorch":
-                ref = row.top1
-            if ref is not None:
-                row.delta_top1 = 100 * (row.top1 - ref)
-    # cold start and peak memory, one fresh process per artifact
-    x_file = out_dir / f".input_{ckpt.parent.name}_{ckpt.stem}.npy"
-    np.save(x_file, verification_inputs(ck, calib, count=max(8, args.batch))[0])
+def measure_cold(rows: list[Row], x_file: Path, args: argparse.Namespace) -> None:
+    """Load time, first inference and peak memory, one fresh process per artifact (its own high-water mark),
+    and the vendor's own benchmark tool where it is installed."""
     for row in rows:
         if row.status != "ok":
             continue
@@ -375,24 +383,6 @@ def benchmark_checkpoint(ckpt: Path, profile: DeviceProfile, formats: list[str],
         row.runtime, row.load_ms, row.first_ms = cold["runtime"], cold["load_ms"], cold["first_ms"]
         row.peak_rss_mb, row.ram_mb = cold["peak_rss_mb"], cold["peak_rss_mb"] - cold["rss_before_mb"]
         row.native = run_native(row.path, threads=args.threads or 1, runs=PRESETS[args.preset].runs)
-    return rows, cost, {"x": str(x_file), "layout": ck["layout"], "classes": len(ck["class_names"]),
-                        **checkpoint_summary(ckpt, ck, params, cost)}
-
-
-def checkpoint_summary(ckpt: Path, ck: dict[str, Any], params: int, cost: GraphCost) -> dict[str, Any]:
-    """Per checkpoint: variant, streams, size, and the top-1 its training recorded at the best and the last epoch
-    (last.pt beside best.pt), so the report shows the last epoch beside the best one."""
-    cfg = ck["model"].get("config", {})
-    info = {"model": model_name(ckpt), "variant": ck["model"]["variant"], "streams": cfg.get("streams"),
-            "params": params, "gflops": cost.flops / 1e9, "layout": ck["layout"],
-            "train_top1_best": (ck.get("metrics") or {}).get("top1"), "train_top1_last": None,
-            "epoch_best": (ck.get("train") or {}).get("epoch")}
-    last = ckpt.with_name("last.pt")
-    if last.is_file() and last != ckpt:
-        lk = load_checkpoint(last)
-        info["train_top1_last"] = (lk.get("metrics") or {}).get("top1")
-        info["epoch_last"] = (lk.get("train") or {}).get("epoch")
-    return info
 
 
 def time_rows(rows: list[Row], inputs: dict[str, str], args: argparse.Namespace) -> None:
@@ -419,7 +409,7 @@ def time_rows(rows: list[Row], inputs: dict[str, str], args: argparse.Namespace)
                            "batch": args.batch})
         if "error" in res:
             for r in group:
-                r.message += f"; timing failed: {res['error']}"
+                r.note(f"timing failed: {res['error']}")
             continue
         for r in group:
             m = res[r.key]
@@ -427,12 +417,61 @@ def time_rows(rows: list[Row], inputs: dict[str, str], args: argparse.Namespace)
             r.throughput_per_s, r.throughput_batch = m.get("throughput_per_s"), m.get("throughput_batch")
 
 
+# ----------------------------------------------------------------------------------------------------------
+# One checkpoint
+
+def reference_row(checkpoint: Checkpoint) -> Row:
+    """PyTorch fp32, the checkpoint itself: the reference every other row is compared with."""
+    return Row(str(checkpoint), model_name(checkpoint.path), checkpoint.data["model"]["variant"], "pytorch", "fp32",
+               "ok", path=str(checkpoint), size_bytes=checkpoint.path.stat().st_size)
+
+
+def benchmark_checkpoint(checkpoint: Checkpoint, plan: list[Planned], profile: DeviceProfile | None,
+                         args: argparse.Namespace, split, calib: Path | None, out_dir: Path) -> list[Row]:
+    """Build, check and score every planned artifact of one opened checkpoint (read once: every converter and the
+    reference runtime are handed the same Checkpoint)."""
+    rows = [reference_row(checkpoint)]
+    built: dict[str, Path] = {}
+    rows += [build_row(checkpoint, planned, profile, calib, out_dir, built) for planned in plan]
+    if split is not None:
+        score_rows(rows, checkpoint, split, args.threads)
+    return rows
+
+
+def checkpoint_summary(checkpoint: Checkpoint, params: int, gflops: float) -> dict[str, Any]:
+    """Per checkpoint: variant, streams, size, and the top-1 its training recorded at the best and the last epoch
+    (last.pt beside best.pt), so the report shows the last epoch beside the best one."""
+    ck = checkpoint.data
+    cfg = ck["model"].get("config", {})
+    info = {"model": model_name(checkpoint.path), "variant": ck["model"]["variant"], "streams": cfg.get("streams"),
+            "params": params, "gflops": gflops, "layout": ck["layout"],
+            "train_top1_best": (ck.get("metrics") or {}).get("top1"), "train_top1_last": None,
+            "epoch_best": (ck.get("train") or {}).get("epoch")}
+    last = checkpoint.path.with_name("last.pt")
+    if last.is_file() and last != checkpoint.path:
+        lk = load_checkpoint(last)
+        info["train_top1_last"] = (lk.get("metrics") or {}).get("top1")
+        info["epoch_last"] = (lk.get("train") or {}).get("epoch")
+    return info
+
+
+def graph_cost(checkpoint: Checkpoint, gflops: float, out_dir: Path, rows: list[Row]) -> GraphCost:
+    """FLOPs from torch, bytes and operator count from the fp32 ONNX graph (exported here if no row made one)."""
+    onnx_path = next((Path(r.path) for r in rows if r.format == "onnx" and r.path and r.status == "ok"), None)
+    if onnx_path is None:
+        onnx_path = formats.export("onnx", checkpoint, out_dir / "cost", "fp32", batch=None, verify_samples=2).path
+    return onnx_graph_cost(onnx_path, gflops * 1e9)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# With a device profile: the edge loop, verdicts and estimates
+
 def end_to_end(rows: list[Row], profile: DeviceProfile, args: argparse.Namespace, out_dir: Path) -> list[dict]:
     """The edge loop on each --video with the profile's runtime format of each checkpoint (else PyTorch)."""
     if not args.video:
         return []
     pose_model = resolve_pose_model(args.pose_model)
-    preferred = {"onnxruntime": "onnx", "tflite": "tflite", "coreml": "coreml", "tensorrt": "trt"}[profile.runtime]
+    preferred = DEPLOY_FORMATS[profile.runtime]
     _, _, frames = PRESET_SIZES[args.preset]
     results = []
     for ckpt in dict.fromkeys(r.ckpt for r in rows):
@@ -470,11 +509,36 @@ def estimates(costs: dict[str, tuple[str, GraphCost]], profiles: list[DeviceProf
             est = estimate_for_profile(cost, p)
             size_mb = None if size is None else size / 2**20 * {"fp32": 1, "fp16": .5, "int8": .25}[p.precision]
             v = judge_for_profile(p, est.latency_ms, size_mb=size_mb, kind="estimate")
-            out.append({"ckpt": ckpt, "model": model_name(Path(ckpt)), "variant": variant, "profile": p.name,
+            out.append({"ckpt": ckpt, "model": model_name(ckpt), "variant": variant, "profile": p.name,
                         "runtime": p.runtime,
                         "precision": p.precision, "estimate": est.to_dict(), "size_mb": size_mb,
                         "verdict": v.to_dict(), "calibrated": p.estimate.get("calibrated", "")})
     return out
+
+
+def measured_loops(e2e: list[dict]) -> dict[str, dict]:
+    """The pipelined loop measured on the videos, per row key (its worst video): it decides that row's verdict."""
+    loops: dict[str, dict] = {}
+    for r in e2e:
+        if r.get("stats", {}).get("busy_ms"):
+            worst = loops.get(r["key"])
+            if worst is None or r["stats"]["busy_ms"]["p90_ms"] > worst["busy_ms"]["p90_ms"]:
+                loops[r["key"]] = r["stats"]
+    return loops
+
+
+def judge_rows(rows: list[Row], profile: DeviceProfile, costs: dict[str, tuple[str, GraphCost]],
+               pose_ms: float | None, loops: dict[str, dict] | None = None) -> None:
+    """Each row against the profile's budgets (with the pose latency measured here by --video, when there is one,
+    and the measured pipelined loop of the row it ran), and the profile's estimate beside each measurement."""
+    for row in rows:
+        p90 = row.latency["p90_ms"] if row.latency else None
+        size_mb = row.size_bytes / 2**20 if row.size_bytes else None
+        row.verdict = judge_for_profile(profile, p90, size_mb, row.ram_mb, pose_ms=pose_ms,
+                                        loop=(loops or {}).get(row.key)).to_dict()
+        if row.status == "ok":
+            precision = row.precision if row.precision in ("fp32", "fp16", "int8") else "fp32"
+            row.estimate = estimate_for_profile(costs[row.ckpt][1], profile, precision).to_dict()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -484,11 +548,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="exit status: 0 report written (rows may still be rejected/failed: see the report), "
                               "1 nothing could be measured or prepared, 2 bad input (argument, file, profile field)")
-    p.add_argument("--profile", required=True, help=f"device profile: {', '.join(list_profiles())} or a YAML path")
+    p.add_argument("--profile", default=None,
+                   help=f"device profile: {', '.join(list_profiles())} or a YAML path (without: this machine, every "
+                        "format, no verdict)")
     p.add_argument("--ckpt", required=True, nargs="+", type=Path, help="one or more LAST checkpoints (.pt)")
-    p.add_argument("--formats", default=None,
-                   help=f"comma-separated subset of {','.join(ALL_FORMATS)} (default: the profile's formats)")
+    formats.add_plan_args(p, ALL_FORMATS)
     p.add_argument("--data", default=None, help="evaluation split NAME:SPLIT, e.g. nw_ucla:test (top-1 and Δ)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="clips scored: a stratified subset of N (default: the preset's; normal scores all)")
     p.add_argument("--calib", type=Path, default=None, help="calibration .npz for INT8 (default: drawn from the "
                                                             "train split of --data)")
     p.add_argument("--calib-data", default=None, help="draw the calibration set from this NAME:SPLIT")
@@ -496,24 +563,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run length: rapid (smoke test), quick (default), normal (report numbers)")
     p.add_argument("--batch", type=int, default=8, help="batch for the throughput column (default 8)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per runtime (default 1)")
-    p.add_argument("--video", nargs="*", default=None, help="video file(s) for the edge loop end to end")
+    p.add_argument("--video", nargs="*", default=None, help="video file(s) for the edge loop end to end (--profile)")
     p.add_argument("--pose-model", default=None, help="MediaPipe pose .task for --video")
     p.add_argument("--stride", type=int, default=None, help="classify every Nth frame in the video run (default: "
                    "every frame; the pipelined loop skips a window only when a newer one is waiting)")
-    p.add_argument("--estimate", default="all",
-                   help="profiles to estimate for (comma-separated, 'all' or 'none'; default all others)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/bench/<profile>)")
+    p.add_argument("--estimate", default=None,
+                   help="profiles to estimate for (comma-separated, 'all' or 'none'; default: all others with "
+                        "--profile, none without)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default runs/bench/<profile>, or runs/bench/host without one)")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    try:
-        profile = load_profile(args.profile)
-    except FileNotFoundError as exc:
-        raise BadInput(f"--profile: {exc}") from exc
-    formats = [f.strip() for f in args.formats.split(",")] if args.formats else list(profile.formats)
-    unknown = [f for f in formats if f not in ALL_FORMATS]
+def checked_inputs(args: argparse.Namespace) -> tuple[DeviceProfile | None, list[str], list[DeviceProfile]]:
+    """(profile, formats, profiles to estimate for) with every bad argument as BadInput naming it."""
+    profile = None
+    if args.profile:
+        try:
+            profile = load_profile(args.profile)
+        except FileNotFoundError as exc:
+            raise BadInput(f"--profile: {exc}") from exc
+    if args.formats:
+        requested = [f.strip() for f in args.formats.split(",") if f.strip()]
+    else:
+        requested = list(profile.formats) if profile else list(ALL_FORMATS)
+    unknown = [f for f in requested if f not in ALL_FORMATS]
     if unknown:
         raise BadInput(f"--formats: unknown {unknown}; choose from {', '.join(ALL_FORMATS)}")
     if args.batch < 1:
@@ -524,65 +599,75 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for video in args.video or []:
         if not Path(video).is_file():
             raise BadInput(f"--video: no such file {video}")
-    if args.estimate == "none":
+    if args.video and profile is None:
+        raise BadInput("--video runs the edge loop against a device's budget: pass --profile too")
+    chosen = args.estimate or ("all" if profile else "none")
+    if chosen == "none":
         others: list[DeviceProfile] = []
-    elif args.estimate == "all":
-        others = [load_profile(n) for n in list_profiles() if n != profile.name]
+    elif chosen == "all":
+        others = [load_profile(n) for n in list_profiles() if not profile or n != profile.name]
     else:
-        others = [load_profile(n.strip()) for n in args.estimate.split(",") if n.strip()]
-    out_dir = args.out or Path("runs") / "bench" / profile.name
+        others = [load_profile(n.strip()) for n in chosen.split(",") if n.strip()]
+    return profile, requested, others
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    profile, requested, others = checked_inputs(args)
+    plan = plan_run(requested, profile, args)
+    out_dir = args.out or Path("runs") / "bench" / (profile.name if profile else "host")
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     rows: list[Row] = []
     costs: dict[str, tuple[str, GraphCost]] = {}
     inputs: dict[str, str] = {}
     checkpoints: list[dict[str, Any]] = []
-    clips_n, _, _ = PRESET_SIZES[args.preset]
+    clips_n = args.limit or PRESET_SIZES[args.preset][0]
     for ckpt in args.ckpt:
-        ck = load_checkpoint(ckpt)
+        checkpoint = Checkpoint(ckpt)
         split = None
         if args.data:
-            split = load_data_split(args.data, layout=ck["layout"])
-            check_split_matches(split, ck["layout"], ck["class_names"], args.data, str(ckpt))
+            split = load_data_split(args.data, layout=checkpoint.data["layout"])
+            check_split_matches(split, checkpoint.data["layout"], checkpoint.data["class_names"], args.data, str(ckpt))
             split = limit_split(split, clips_n)
         ck_out = out_dir / f"{ckpt.parent.name}_{ckpt.stem}"
         ck_out.mkdir(parents=True, exist_ok=True)
-        ck_rows, cost, info = benchmark_checkpoint(ckpt, profile, formats, args, split, ck_out)
+        calib = calibration_set(checkpoint, plan, profile, args, ck_out)
+        ck_rows = benchmark_checkpoint(checkpoint, plan, profile, args, split, calib, ck_out)
+        if profile is not None and "pytorch" not in requested:  # the device does not run it: only the reference
+            ck_rows = ck_rows[1:]
+        x_file = out_dir / f".input_{ckpt.parent.name}_{ckpt.stem}.npy"
+        np.save(x_file, verification_inputs(checkpoint.data, calib, count=max(8, args.batch))[0])
+        measure_cold(ck_rows, x_file, args)
+        model = checkpoint.model()
+        params, gflops = count_params(model), count_gflops(model, torch.zeros(input_shape(checkpoint.data, 1)))
+        for row in ck_rows:
+            row.params, row.gflops = params, gflops
+        if profile is not None or others:
+            costs[str(ckpt)] = (checkpoint.data["model"]["variant"], graph_cost(checkpoint, gflops, ck_out, ck_rows))
         rows += ck_rows
-        costs[str(ckpt)] = (ck_rows[0].variant, cost)
-        inputs[str(ckpt)] = info["x"]
-        checkpoints.append({k: v for k, v in info.items() if k != "x"})
+        inputs[str(ckpt)] = str(x_file)
+        checkpoints.append(checkpoint_summary(checkpoint, params, gflops))
     time_rows(rows, inputs, args)
-    e2e = end_to_end(rows, profile, args, out_dir)
-    pose_measured = measured_pose_ms(e2e)
-    # the pose latency measured by --video is this machine's: the one a verdict for this machine should use
-    pose_for_verdict = pose_measured
-    loops = {}  # a pipelined loop measured on a video decides the verdict of the row it ran (its worst video)
-    for r in e2e:
-        if r.get("stats", {}).get("busy_ms"):
-            worst = loops.get(r["key"])
-            if worst is None or r["stats"]["busy_ms"]["p90_ms"] > worst["busy_ms"]["p90_ms"]:
-                loops[r["key"]] = r["stats"]
-    for row in rows:
-        p90 = row.latency["p90_ms"] if row.latency else None
-        size_mb = row.size_bytes / 2**20 if row.size_bytes else None
-        row.verdict = judge_for_profile(profile, p90, size_mb, row.ram_mb, pose_ms=pose_for_verdict,
-                                        loop=loops.get(row.key)).to_dict()
-        if row.status == "ok":
-            precision = row.precision if row.precision in ("fp32", "fp16", "int8") else "fp32"
-            row.estimate = estimate_for_profile(costs[row.ckpt][1], profile, precision).to_dict()
     for x in inputs.values():
         Path(x).unlink(missing_ok=True)
-    if not any(r.latency for r in rows) and profile.name not in {p.name for p in others}:
-        others = [profile] + others  # nothing of this profile ran here: estimate it too, labelled as such
+    e2e = end_to_end(rows, profile, args, out_dir) if profile else []
+    pose_measured = measured_pose_ms(e2e)
+    if profile is not None:
+        # the pose latency measured by --video is this machine's: the one a verdict for this machine should use
+        judge_rows(rows, profile, costs, pose_measured, measured_loops(e2e))
+        if not any(r.latency for r in rows) and profile.name not in {p.name for p in others}:
+            others = [profile] + others  # nothing of this profile ran here: estimate it too, labelled as such
     return {
         "tool": "benchmarks.run", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": round(time.time() - started),
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (args.argv or [])),
-        "profile": profile.raw, "profile_name": profile.name, "preset": args.preset, "data": args.data,
+        "profile": profile.raw if profile else None, "profile_name": profile.name if profile else None,
+        "preset": args.preset, "data": args.data, "clips": clips_n,
         "threads": args.threads, "batch": args.batch, "versions": tool_versions(), "machine": machine_info(),
-        "pose": {"measured_p90_ms": pose_measured, "profile_ms": profile.budgets["pose_ms"],
-                 "profile_source": profile.budgets["pose_source"], "used": "measured" if pose_measured else "profile"},
+        "accuracy_tolerance": ACCURACY_TOLERANCE,
+        "pose": ({"measured_p90_ms": pose_measured, "profile_ms": profile.budgets["pose_ms"],
+                  "profile_source": profile.budgets["pose_source"], "used": "measured" if pose_measured else "profile"}
+                 if profile else None),
         "costs": {k: {"variant": v, **c.to_dict()} for k, (v, c) in costs.items()}, "checkpoints": checkpoints,
         "rows": [r.to_dict() for r in rows], "e2e": e2e, "estimates": estimates(costs, others, rows),
     }
@@ -593,12 +678,12 @@ def _main(argv: list[str] | None = None) -> int:
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     result = run(args)
-    out_dir = args.out or Path("runs") / "bench" / result["profile_name"]
+    out_dir = args.out or Path("runs") / "bench" / (result["profile_name"] or "host")
     paths = write_report(result, out_dir)
     print(paths["markdown"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     statuses = {r["status"] for r in result["rows"]}
-    return EXIT_OK if statuses & {"ok", "exported, not runnable here", "backend missing", "rejected"} else EXIT_FAILED
+    return EXIT_OK if statuses - {"failed"} else EXIT_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:

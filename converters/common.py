@@ -43,7 +43,6 @@ from core.runtime import BackendMissing, require  # noqa: F401  (re-exported: th
 STATUSES = ("ok", "exported-not-verifiable-here", "failed", "missing-backend")
 EXIT_CODES = {"ok": EXIT_OK, "exported-not-verifiable-here": EXIT_OK, "failed": EXIT_FAILED,
               "missing-backend": EXIT_BACKEND_MISSING}
-PRECISIONS = ("fp32", "fp16", "int8", "w8", "w8a8")
 
 log = logging.getLogger("converters")
 
@@ -132,7 +131,7 @@ def parse_batch(value: str) -> int | None:
         raise argparse.ArgumentTypeError(f"{exc} (or 'dynamic')") from None
 
 
-def add_export_args(parser: argparse.ArgumentParser, precisions: tuple[str, ...] = PRECISIONS,
+def add_export_args(parser: argparse.ArgumentParser, precisions: tuple[str, ...],
                     default_precision: str = "fp32", default_batch: int | None = 1) -> argparse.ArgumentParser:
     """The one signature every converter command shares."""
     parser.add_argument("--ckpt", required=True, type=Path, help="LAST checkpoint (.pt) to convert")
@@ -273,7 +272,7 @@ def setup_logging(quiet: bool = False) -> None:
 
 
 def export_main(export_fn: Callable[..., ExportResult], argv: list[str] | None = None, *, fmt: str,
-                precisions: tuple[str, ...] = PRECISIONS, default_precision: str = "fp32",
+                precisions: tuple[str, ...], default_precision: str = "fp32",
                 default_batch: int | None = 1, description: str | None = None,
                 add_args: Callable[[argparse.ArgumentParser], None] | None = None,
                 opts_from_args: Callable[[argparse.Namespace], dict[str, Any]] | None = None) -> int:

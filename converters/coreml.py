@@ -51,6 +51,7 @@ import numpy as np
 from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
                                export_main, load_export_model, missing_backend, require, reraise_if_disk_full,
                                staged_export, verification_opts)
+from converters.formats import FORMATS
 from converters.verify import (compare_logits, judge, quantized_inputs, score_on_split, split_message,
                               verification_inputs)
 from core import mil_eval
@@ -61,7 +62,6 @@ from core.runtime import load_runtime
 log = logging.getLogger("converters.coreml")
 
 FORMAT = "coreml"
-PRECISIONS = ("fp16", "fp32", "w8", "w8a8", "int8")
 FRONTENDS = ("auto", "trace", "export")
 PIP_HINT = "pip install -e '.[coreml]'  (coremltools>=8 'typing-extensions<4.13')"
 DEFAULT_CALIB_SAMPLES = 128
@@ -215,8 +215,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
            calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None
            ) -> ExportResult:
     """Convert a checkpoint to an .mlpackage, write its metadata, validate it against PyTorch fp32."""
-    if precision not in PRECISIONS:
-        raise InputError(f"converters.coreml exports {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision not in FORMATS[FORMAT].precisions:
+        raise InputError(f"converters.coreml exports {', '.join(FORMATS[FORMAT].precisions)}, not {precision!r}")
     if frontend not in FRONTENDS:
         raise InputError(f"--frontend must be one of {', '.join(FRONTENDS)}, got {frontend!r}")
     notes: list[str] = []
@@ -346,8 +346,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     import torch
     torch.set_flush_denormal(True)  # subnormal activations make the PyTorch reference 15x slower on x86
-    return export_main(export, argv, fmt=FORMAT, precisions=PRECISIONS, default_precision="fp16", default_batch=1,
-                       description=__doc__.split("\n\n")[0], add_args=_add_args,
+    return export_main(export, argv, fmt=FORMAT, precisions=FORMATS[FORMAT].precisions, default_precision="fp16",
+                       default_batch=1, description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"frontend": a.frontend, "target": a.target, **verification_opts(a)})
 
 

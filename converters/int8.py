@@ -59,6 +59,7 @@ from converters import onnx as onnx_export
 from converters.calib import DEFAULT_HOLDOUT, QuantizationClips, quantization_clips
 from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main, load_export_model,
                                missing_backend, require, reraise_if_disk_full, staged_export)
+from converters.formats import FORMATS
 from converters.verify import compare_logits, judge
 from core.artifact import INPUT_NAME
 from core.evaluation import torch_logits
@@ -580,8 +581,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return export_main(export, argv, fmt="int8", precisions=("int8",), default_precision="int8", default_batch=None,
-                       description=__doc__.split("\n\n")[0], add_args=_add_args,
+    return export_main(export, argv, fmt="int8", precisions=FORMATS["int8"].precisions, default_precision="int8",
+                       default_batch=None, description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"keep_float": a.keep_float, "quantizer": a.quantizer,
                                                  "calibration_method": a.calibration_method,
                                                  "per_channel": not a.per_tensor, "opset": a.opset,

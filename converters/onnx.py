@@ -23,6 +23,7 @@ import numpy as np
 
 from converters.common import (ExportResult, InputError, artifact_stem, export_main, input_shape, load_export_model,
                                reraise_if_disk_full, staged_export)
+from converters.formats import FORMATS
 from converters.verify import judge, verification_inputs, verify_predictor
 from core.artifact import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, artifact_metadata, write_sidecar
 from core.runtime import load_runtime
@@ -157,7 +158,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return export_main(export, argv, fmt="onnx", precisions=("fp32",), default_batch=None,
+    return export_main(export, argv, fmt="onnx", precisions=FORMATS["onnx"].precisions, default_batch=None,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"opset": a.opset, "simplify_graph": not a.no_simplify})
 

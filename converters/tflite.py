@@ -50,6 +50,7 @@ import torch
 from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
                                export_main, load_export_model, missing_backend, require, reraise_if_disk_full,
                                staged_export, verification_opts)
+from converters.formats import FORMATS
 from converters.verify import (compare_logits, judge, quantized_inputs, score_on_split, split_message,
                               verification_inputs)
 from core.artifact import artifact_metadata, write_sidecar
@@ -59,7 +60,6 @@ from core.runtime import load_runtime
 log = logging.getLogger("converters.tflite")
 
 FORMAT = "tflite"
-PRECISIONS = ("fp32", "fp16", "int8")
 INT8_METHODS = ("pt2e", "pt2e-all", "aeq-w8a8", "aeq-w8a16", "aeq-compute")
 DEFAULT_INT8_METHOD = "aeq-compute"
 PIP_HINT = "pip install -e '.[tflite]'  (litert-torch ai-edge-litert ai-edge-quantizer 'typing-extensions<4.13')"
@@ -248,8 +248,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
            ) -> ExportResult:
     """Convert a checkpoint to a .tflite file and score it in the LiteRT interpreter against PyTorch fp32
     (on the verification clips; with eval_data '<dataset>:<split>' also top-1 on that real split)."""
-    if precision not in PRECISIONS:
-        raise InputError(f"converters.tflite exports {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision not in FORMATS[FORMAT].precisions:
+        raise InputError(f"converters.tflite exports {', '.join(FORMATS[FORMAT].precisions)}, not {precision!r}")
     if int8_method not in INT8_METHODS:
         raise InputError(f"--int8-method must be one of {', '.join(INT8_METHODS)}, got {int8_method!r}")
     notes: list[str] = []
@@ -356,7 +356,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)  # this process only: subnormals make the PyTorch reference 15x slower on x86
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return export_main(export, argv, fmt=FORMAT, precisions=PRECISIONS, default_batch=1,
+    return export_main(export, argv, fmt=FORMAT, precisions=FORMATS[FORMAT].precisions, default_batch=1,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"int8_method": a.int8_method, **verification_opts(a)})
 

@@ -39,14 +39,14 @@ from converters import onnx as onnx_export
 from converters.calib import load_calibration
 from converters.common import (BackendMissing, ExportResult, InputError, artifact_stem, export_main, input_shape,
                                load_export_model, require, reraise_if_disk_full, staged_export, write_json)
+from converters.formats import FORMATS
 from converters.verify import compare_logits, judge, verification_inputs
 from core.artifact import INPUT_NAME, artifact_metadata, write_sidecar
 from core.runtime import load_runtime
-from devices import load_profile
+from devices import DeviceProfile, load_profile
 
 log = logging.getLogger("converters.trt")
 
-TRT_PRECISIONS = ("fp32", "fp16", "int8")
 INT8_MODES = ("explicit", "implicit")
 DEFAULT_WORKSPACE_MB = 1024
 TRT_HINT = ("pip install tensorrt (x86_64 with an NVIDIA GPU and CUDA), or use the TensorRT that JetPack ships "
@@ -89,17 +89,27 @@ def shape_plan(ckpt: dict[str, Any], batch: int | None, dynamic: tuple[int, int,
     return ShapePlan(input_shape(ckpt, b), b, b, b, b)
 
 
-def resolve_precision(requested: str, device: str | None) -> tuple[str, str]:
-    """(precision to build, note). Devices without fast INT8 (Jetson Nano, Maxwell) get FP16 instead of INT8."""
-    if requested != "int8" or not device:
-        return requested, ""
+def device_profile(name: str | None) -> DeviceProfile | None:
+    """The --profile device (a devices/ name or a YAML path); InputError naming it when it cannot be read."""
+    if not name:
+        return None
     try:
-        profile = load_profile(device)
+        return load_profile(name)
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(f"--profile: {exc}") from exc
-    if not profile.fast_int8:
-        return "fp16", f"{profile.name} has no fast INT8 ({profile.notes or profile.description}): building FP16"
-    return requested, ""
+
+
+def resolve_precision(requested: str, profile: DeviceProfile | None) -> tuple[str, str]:
+    """(precision to build, note). Devices without fast INT8 (Jetson Nano, Maxwell) get FP16 instead of INT8."""
+    if requested != "int8" or profile is None or profile.fast_int8:
+        return requested, ""
+    return "fp16", f"{profile.name} has no fast INT8 ({profile.notes or profile.description}): building FP16"
+
+
+def trt_version(text: str) -> tuple[int, int]:
+    """'8.2' / '10.3.0' -> (8, 2); (0, 0) when the text names no version."""
+    parts = [int(v) for v in text.split(".")[:2] if v.isdigit()]
+    return (parts + [0, 0])[0], (parts + [0, 0])[1]
 
 
 def detect_device_name() -> str:
@@ -125,10 +135,7 @@ def calibration_cache_key(x: np.ndarray, batch: int, trt_version: str, device: s
 
 
 def trt_major(version: str) -> int:
-    try:
-        return int(version.split(".")[0])
-    except ValueError:
-        return 0
+    return trt_version(version)[0]
 
 
 def _dims(shape: tuple[int, ...]) -> str:
@@ -136,11 +143,12 @@ def _dims(shape: tuple[int, ...]) -> str:
 
 
 def trtexec_command(onnx_path: Path, engine_path: Path, plan: ShapePlan, precision: str, trt_major_version: int,
-                    workspace_mb: int, input_name: str = "skeleton") -> list[str]:
+                    workspace_mb: int, input_name: str = "skeleton", trt_minor_version: int = 0) -> list[str]:
     """The trtexec command that builds the same engine on a device.
 
     TensorRT 11: networks are strongly typed (precision comes from the ONNX: Q/DQ or fp16 tensors);
-    TensorRT <= 10: weakly typed, precision from the --fp16/--int8 flags."""
+    TensorRT <= 10: weakly typed, precision from the --fp16/--int8 flags; before 8.4 (JetPack 4) trtexec has
+    --workspace, not --memPoolSize."""
     cmd = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}"]
     if plan.batch is None:
         lo, opt, hi = plan.profile
@@ -152,7 +160,8 @@ def trtexec_command(onnx_path: Path, engine_path: Path, plan: ShapePlan, precisi
         cmd.append("--fp16")
     elif precision == "int8":
         cmd += ["--int8", "--fp16"]  # Q/DQ decide what is INT8; the float rest may use FP16
-    cmd.append(f"--memPoolSize=workspace:{workspace_mb}M")
+    legacy = (trt_major_version, trt_minor_version) < (8, 4)
+    cmd.append(f"--workspace={workspace_mb}" if legacy else f"--memPoolSize=workspace:{workspace_mb}M")
     return cmd
 
 
@@ -298,12 +307,13 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     """Build (or, without TensorRT, prepare) a TensorRT engine; see the module docstring.
     profile: a device profile (devices/*.yaml); INT8 becomes FP16 where the device has no fast INT8.
     opset: of the ONNX models built from (default: the profile's max_opset, else converters.onnx's)."""
-    if precision not in TRT_PRECISIONS:
-        raise InputError(f"TensorRT precision must be one of {TRT_PRECISIONS}, got {precision!r}")
+    if precision not in FORMATS["trt"].precisions:
+        raise InputError(f"TensorRT precision must be one of {FORMATS['trt'].precisions}, got {precision!r}")
     if int8_mode not in INT8_MODES:
         raise InputError(f"--int8-mode must be one of {INT8_MODES}, got {int8_mode!r}")
     requested = precision
-    precision, device_note = resolve_precision(precision, profile)
+    device = device_profile(profile)
+    precision, device_note = resolve_precision(precision, device)
     if precision == "int8" and calib is None:
         raise InputError("INT8 needs a calibration set: pass --calib FILE (make one with python -m converters.calib "
                          "--ckpt <checkpoint> --data <dataset>:train)")
@@ -316,8 +326,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     notes = [device_note] if device_note else []
 
     # 1. everything up to the engine: fp32 ONNX, then Q/DQ (explicit INT8) or fp16 ONNX (TensorRT 11 FP16)
-    if opset is None and profile:  # the device's ONNX parser limit (TensorRT 8.2 on a Jetson Nano: opset 13)
-        opset = load_profile(profile).max_opset
+    if opset is None and device is not None:  # the device's ONNX parser limit (TensorRT 8.2 on a Jetson Nano: 13)
+        opset = device.max_opset
     opset_opt = {"opset": opset} if opset is not None else {}
     fp32 = onnx_export.export(ckpt, out_dir, "fp32", calib=calib, batch=onnx_batch, **opset_opt)
     if fp32.status != "ok" or fp32.path is None:
@@ -345,12 +355,18 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
                   f"{shape_arg} --workspace {workspace_mb}"
                   + (f" --int8-mode {int8_mode}" if precision == "int8" else "")
                   + (f" --profile {shlex.quote(str(profile))}" if profile else ""))
-    commands = {"python": python_cmd}
+    commands: dict[str, str] = {}
     if not (precision == "int8" and int8_mode == "implicit"):  # trtexec cannot run our calibrator
+        if device is not None and device.runtime == "tensorrt":  # the device's own TensorRT first
+            major, minor = trt_version(device.runtime_info["version"])
+            commands[f"trtexec_{device.name}"] = shlex.join(trtexec_command(
+                build_onnx[11 if major >= 11 else 10], engine_path, plan, precision, major, workspace_mb, INPUT_NAME,
+                minor))
         commands["trtexec_trt10"] = shlex.join(trtexec_command(build_onnx[10], engine_path, plan, precision, 10,
                                                               workspace_mb, INPUT_NAME))
         commands["trtexec_trt11"] = shlex.join(trtexec_command(build_onnx[11], engine_path, plan, precision, 11,
                                                               workspace_mb, INPUT_NAME))
+    commands["python"] = python_cmd
     build_plan = {"requested_precision": requested, "precision": precision,
                   "int8_mode": int8_mode if precision == "int8" else None, "batch": plan.batch,
                   "profile": [list(s) for s in plan.profile], "onnx_trt10": str(build_onnx[10]),
@@ -370,7 +386,7 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
         del exc
         return ExportResult("trt", precision, None, "missing-backend", "\n".join(notes + lines),
                             extra={"engine": str(engine_path), "onnx": str(build_onnx[10]), "plan": str(plan_path),
-                                   **commands})
+                                   **commands, "finish": list(commands.values())})
     major = trt_major(trt.__version__)
     if major >= 11 and precision == "int8" and int8_mode == "implicit":
         raise InputError("TensorRT 11 removed implicit INT8 calibration (calibrators); use --int8-mode explicit")
@@ -435,8 +451,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return export_main(export, argv, fmt="trt", precisions=TRT_PRECISIONS, default_precision="fp32", default_batch=1,
-                       description=__doc__.split("\n\n")[0], add_args=_add_args,
+    return export_main(export, argv, fmt="trt", precisions=FORMATS["trt"].precisions, default_precision="fp32",
+                       default_batch=1, description=__doc__.split("\n\n")[0], add_args=_add_args,
                        opts_from_args=lambda a: {"dynamic": a.dynamic, "workspace_mb": a.workspace,
                                                  "int8_mode": a.int8_mode, "profile": a.profile,
                                                  "keep_float": a.keep_float, "quantizer": a.quantizer})

@@ -4,6 +4,7 @@ A checkpoint is a plain dict of tensors, strings, numbers, lists and dicts, save
 loaded with torch.load(weights_only=True)."""
 from __future__ import annotations
 
+import copy
 import glob
 import os
 import tempfile
@@ -96,8 +97,11 @@ def save_checkpoint(path: str | Path, model: LAST, spec: InputSpec, class_names:
     return atomic_torch_save(checkpoint_dict(model, spec, class_names, train, metrics, extra), path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load and validate a checkpoint; raises CheckpointError naming the file on any problem."""
+def load_checkpoint(path: str | Path | Checkpoint) -> dict[str, Any]:
+    """Load and validate a checkpoint; raises CheckpointError naming the file on any problem. An opened
+    Checkpoint hands back its dict without reading the file again."""
+    if isinstance(path, Checkpoint):
+        return path.data
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -143,10 +147,41 @@ def build_model(ckpt: dict[str, Any], path: str | Path = "<checkpoint>") -> LAST
     return model.eval()
 
 
-def load_model(path: str | Path) -> tuple[LAST, dict[str, Any]]:
-    """(model in eval mode, checkpoint dict) from a checkpoint file alone."""
+def load_model(path: str | Path | Checkpoint) -> tuple[LAST, dict[str, Any]]:
+    """(model in eval mode, checkpoint dict) from a checkpoint file alone (from an opened Checkpoint: a copy of
+    its model, the file is not read again)."""
+    if isinstance(path, Checkpoint):
+        return path.model(), path.data
     ckpt = load_checkpoint(path)
     return build_model(ckpt, path), ckpt
+
+
+class Checkpoint(os.PathLike):
+    """A checkpoint file opened once: its dict and its model, handed to every step of a run (export, calibration,
+    scoring) instead of the path. Whatever takes a checkpoint path takes this too and reads nothing again;
+    `Path(ckpt)` and `str(ckpt)` give the file, so artifact names derive from it as from the path."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.data = load_checkpoint(self.path)
+        self._model = build_model(self.data, self.path)
+
+    def model(self) -> LAST:
+        """A private copy of the model (a converter may trace, export or quantise what it is given)."""
+        return copy.deepcopy(self._model)
+
+    @property
+    def spec(self) -> InputSpec:
+        return input_spec(self.data)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({str(self.path)!r}, variant={self.data['model']['variant']!r})"
 
 
 def input_spec(ckpt: dict[str, Any]) -> InputSpec:

@@ -111,7 +111,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "teacher": ("train.teacher", "write a teacher file (logits/features) for distillation"),
     "distill": ("train.distill", "knowledge distillation from a teacher"),
     "pretrain": ("train.pretrain", "MaskCLR self-supervised pretraining"),
-    "export": ("converters", "convert to every format and score each on a split (one table)"),
+    "export": ("converters", "convert to several formats at once (each verified against PyTorch)"),
     "calib": ("converters.calib", "draw a calibration set for INT8"),
     "onnx": ("converters.onnx", "checkpoint -> ONNX"),
     "int8": ("converters.int8", "checkpoint -> INT8 Q/DQ ONNX"),
@@ -121,7 +121,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("edge.run", "the real-time loop: camera / video / skeletons -> actions"),
     "extract": ("edge.extract", "videos -> MediaPipe skeleton data set"),
     "record": ("edge.record", "record your own action clips from a camera"),
-    "bench": ("benchmarks.run", "device benchmark: latency, size, accuracy, verdict per profile"),
+    "bench": ("benchmarks.run", "every format measured here (accuracy, latency, size), or judged on a device profile"),
     "compare": ("benchmarks.compare", "merge benchmark results of several devices"),
     "calibrate": ("benchmarks.calibrate", "fit a device profile's estimate constants from a measured run"),
 }

@@ -70,11 +70,16 @@ def _mp_limbs(side: str) -> _Recipe:
     }
 
 
-def _mp_to_ntu25() -> _Recipe:
+def _ntu25_torso() -> _Recipe:
+    """NTU25's spine, neck and head from the hips, shoulders and ears (MediaPipe and COCO name them alike)."""
     base, top, head = _mid("left_hip", "right_hip"), _mid("left_shoulder", "right_shoulder"), \
         _mid("left_ear", "right_ear")
-    r: _Recipe = {"spine_base": base, "spine_mid": _combine(base, top), "neck": _combine(top, head),
-                  "head": head, "spine_shoulder": top}
+    return {"spine_base": base, "spine_mid": _combine(base, top), "neck": _combine(top, head), "head": head,
+            "spine_shoulder": top}
+
+
+def _mp_to_ntu25() -> _Recipe:
+    r = _ntu25_torso()
     for s in ("left", "right"):
         r.update(_mp_limbs(s))
         r[f"hand_tip_{s}"] = {f"{s}_index": 1.0}
@@ -97,10 +102,7 @@ def _mp_to_coco17() -> _Recipe:
 
 
 def _coco_to_ntu25() -> _Recipe:
-    base, top, head = _mid("left_hip", "right_hip"), _mid("left_shoulder", "right_shoulder"), \
-        _mid("left_ear", "right_ear")
-    r: _Recipe = {"spine_base": base, "spine_mid": _combine(base, top), "neck": _combine(top, head),
-                  "head": head, "spine_shoulder": top}
+    r = _ntu25_torso()
     for s in ("left", "right"):
         for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
             r[f"{part}_{s}"] = {f"{s}_{part}": 1.0}

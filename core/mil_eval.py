@@ -40,6 +40,11 @@ class UnsupportedOpError(MILEvalError):
 # MIL DataType enum values (coremltools/proto/MIL.proto) -> numpy dtypes
 _DTYPES: dict[int, Any] = {1: np.bool_, 10: np.float16, 11: np.float32, 12: np.float64, 21: np.int8, 22: np.int16,
                            23: np.int32, 24: np.int64, 31: np.uint8, 32: np.uint16, 33: np.uint32, 34: np.uint64}
+# weight-blob data types -> (the reader's method, the view that gives its numbers: fp16 comes back as raw uint16)
+BLOB_READERS: dict[int, tuple[str, Any]] = {
+    10: ("read_fp16_data", np.float16), 11: ("read_float_data", None), 21: ("read_int8_data", None),
+    31: ("read_uint8_data", None), 22: ("read_int16_data", None), 32: ("read_uint16_data", None),
+    23: ("read_int32_data", None)}
 _CAST_NAMES = {"fp16": np.float16, "fp32": np.float32, "int32": np.int32, "int16": np.int16, "int8": np.int8,
                "uint8": np.uint8, "bool": np.bool_, "fp64": np.float64, "int64": np.int64}
 
@@ -498,22 +503,12 @@ def load(path: str | Path) -> MILProgram:
                 raise MILEvalError(f"{path}: weight file {file} is missing")
             readers[file.name] = libmilstoragepython._BlobStorageReader(str(file))
         reader = readers[file.name]
-        if data_type == 10:
-            arr = reader.read_fp16_data(offset).view(np.float16)
-        elif data_type == 11:
-            arr = reader.read_float_data(offset)
-        elif data_type == 21:
-            arr = reader.read_int8_data(offset)
-        elif data_type == 31:
-            arr = reader.read_uint8_data(offset)
-        elif data_type == 22:
-            arr = reader.read_int16_data(offset)
-        elif data_type == 32:
-            arr = reader.read_uint16_data(offset)
-        elif data_type == 23:
-            arr = reader.read_int32_data(offset)
-        else:
+        if data_type not in BLOB_READERS:
             raise UnsupportedOpError(f"{path}: weight blob of MIL data type {data_type}")
+        method, view = BLOB_READERS[data_type]
+        arr = getattr(reader, method)(offset)
+        if view is not None:
+            arr = arr.view(view)
         return np.asarray(arr).reshape(shape)
 
     constants: dict[str, Any] = {}

@@ -21,8 +21,10 @@ denormal flag are set around each call and restored).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import platform
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -45,6 +47,51 @@ def require(module: str, pip_hint: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise BackendMissing(f"{module} is not installed ({exc}); install it with: {pip_hint}") from exc
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An optional package the toolkit runs or converts with: the modules it needs, how to install them, and the
+    operating system it is limited to (CoreML predictions: macOS)."""
+
+    modules: tuple[str, ...]
+    install: str
+    system: str | None = None
+
+
+# The one place that knows which backends exist and whether one is here: the runtimes below, the converters'
+# toolchains, the benchmark's "runs here?" column and the tests' skip markers all ask it.
+BACKENDS: dict[str, Backend] = {
+    # runtimes (Runtime.name of the classes below)
+    "pytorch": Backend(("torch",), "pip install torch"),
+    "onnxruntime": Backend(("onnxruntime",), "pip install onnxruntime"),
+    "tensorrt": Backend(("tensorrt",), "pip install tensorrt on an NVIDIA GPU machine (or 'last-edge[trt]'; a Jetson: "
+                                       "JetPack's TensorRT)"),
+    "litert": Backend(("ai_edge_litert",), "pip install ai-edge-litert"),
+    "coreml": Backend(("coremltools",), "pip install 'last-edge[coreml]'", system="Darwin"),
+    # toolchains of the converters and the edge loop
+    "litert-torch": Backend(("litert_torch", "ai_edge_litert", "ai_edge_quantizer"), "pip install 'last-edge[tflite]'"),
+    "coremltools": Backend(("coremltools",), "pip install 'last-edge[coreml]'"),
+    "modelopt": Backend(("modelopt",), "pip install 'last-edge[int8]'"),
+    "mediapipe": Backend(("mediapipe", "cv2"), "pip install 'last-edge[edge]'"),
+    "opencv": Backend(("cv2",), "pip install 'last-edge[edge]' (OpenCV comes with MediaPipe)"),
+}
+
+
+def backend_missing(name: str) -> str:
+    """Why a backend cannot run here ('' when it can): the missing modules and the install command, or the
+    operating system it needs. Nothing is imported (a module's presence is asked of the import system)."""
+    if name not in BACKENDS:
+        raise KeyError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
+    backend = BACKENDS[name]
+    if backend.system and platform.system() != backend.system:
+        return f"{name} needs {backend.system.replace('Darwin', 'macOS')} (this is {platform.system()})"
+    missing = [m for m in backend.modules if importlib.util.find_spec(m) is None]
+    return f"{name} is not installed here (no {', '.join(missing)}): {backend.install}" if missing else ""
+
+
+def backend_available(name: str) -> bool:
+    return not backend_missing(name)
 
 
 ONNX_SUFFIXES = (".onnx",)
@@ -163,7 +210,7 @@ class OnnxRuntime(Runtime):
 
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None,
                  spinning: bool | None = None):
-        ort = require("onnxruntime", "pip install onnxruntime")
+        ort = require("onnxruntime", BACKENDS["onnxruntime"].install)
         super().__init__(path, read_artifact_metadata(path))
         opts = ort.SessionOptions()
         opts.add_session_config_entry("session.set_denormal_as_zero", "1")
@@ -189,7 +236,7 @@ class TFLiteRuntime(Runtime):
     name = "litert"
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        litert = require("ai_edge_litert.interpreter", "pip install ai-edge-litert")
+        litert = require("ai_edge_litert.interpreter", BACKENDS["litert"].install)
         super().__init__(path, read_artifact_metadata(path))
         self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads)
         self.interpreter.allocate_tensors()
@@ -231,7 +278,7 @@ class CoreMLRuntime(Runtime):
             raise BackendMissing(f"{Path(path).name}: CoreML prediction needs macOS (this is {platform.system()}); "
                                  "run it on a Mac, or check the exported spec here with coremltools "
                                  "(MLModel(path, skip_model_load=True))")
-        ct = require("coremltools", "pip install 'coremltools>=8' 'typing-extensions<4.13'")
+        ct = require("coremltools", BACKENDS["coreml"].install)
         super().__init__(path, read_artifact_metadata(path))
         self.model = ct.models.MLModel(str(path))
         spec = self.model.get_spec()
@@ -269,7 +316,7 @@ class TensorRTRuntime(Runtime):
     name = "tensorrt"
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        trt = require("tensorrt", "pip install tensorrt (x86 + CUDA) or use the TensorRT of your JetPack")
+        trt = require("tensorrt", BACKENDS["tensorrt"].install)
         torch = require("torch", "pip install torch")
         if not torch.cuda.is_available():
             raise BackendMissing(f"{Path(path).name}: running a TensorRT engine needs a CUDA GPU and a CUDA build of "
@@ -341,8 +388,7 @@ def load_runtime(path: str | Path, threads: int | None = None, **opts: Any) -> R
 
     threads: CPU threads for the backend (None: its default). opts: backend specific (onnxruntime: providers,
     spinning=False so idle worker threads do not busy-wait, e.g. when several runtimes share the CPU)."""
-    path = Path(path)
     cls = runtime_class(path)
-    if not path.exists():
+    if not Path(path).exists():
         raise FileNotFoundError(f"{path}: model file not found")
-    return cls(path, threads, **opts)
+    return cls(path, threads, **opts)  # an opened core.checkpoint.Checkpoint goes through as it is, read once

@@ -10,6 +10,16 @@ STREAMS = ("joint", "velocity", "bone")
 DEFAULT_FPS = 30.0
 
 
+def from_known_keys(cls: type, d: dict[str, Any], what: str) -> Any:
+    """cls(**d) for a dataclass, with a ValueError naming the keys it does not know (a typo in a config, an
+    artifact's metadata or a checkpoint from a newer toolkit)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} keys {unknown}; known: {sorted(known)}")
+    return cls(**d)
+
+
 @dataclass
 class InputSpec:
     layout: str = "ntu25"
@@ -59,8 +69,4 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown input-spec keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return from_known_keys(cls, d, "input-spec")

@@ -20,6 +20,7 @@ PROFILE_DIR = Path(__file__).resolve().parent
 RUNTIMES = ("tensorrt", "tflite", "coreml", "onnxruntime")
 PRECISIONS = ("fp32", "fp16", "int8")
 FORMATS = ("pytorch", "onnx", "int8", "trt", "tflite", "coreml")
+DEPLOY_FORMATS = {"tensorrt": "trt", "tflite": "tflite", "coreml": "coreml", "onnxruntime": "onnx"}  # runtime -> format
 DEFAULT_FRAME_MS = 1000 / 30
 DEFAULT_CLASSIFIER_UNIT = {"tensorrt": "gpu", "coreml": "ane", "tflite": "cpu", "onnxruntime": "cpu"}
 

@@ -186,7 +186,7 @@ def test_jetson_nano_gets_an_opset_13_artifact_and_the_trt_8_2_command(tiny):
                        "--out", str(out), "--quiet"]) == 0
     result = json.loads((out / "result.json").read_text())
     (row,) = result["rows"]
-    assert row["format"] == "trt" and row["precision"] == "fp16" and row["status"] == "backend missing"
+    assert row["format"] == "trt" and row["precision"] == "fp16" and row["status"] == "missing-backend"
     assert "opset 13" in row["message"] and "passes jetson_nano's operator check" in row["message"]
     command = row["commands"][0]
     assert command.startswith("trtexec --onnx=") and "--fp16" in command and "--workspace=1024" in command

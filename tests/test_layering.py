@@ -1,7 +1,8 @@
 """The project's layering, checked by walking every import (module level and inside functions):
 
 core imports no other package (devices aside); train, converters and edge import core (and devices), never each
-other; benchmarks may import everything and nothing imports it; no import cycles between modules."""
+other; benchmarks may import everything and nothing installed imports it; the studies in experiments/ (not
+installed) may import everything and nothing else imports them; no import cycles between modules."""
 from __future__ import annotations
 
 import ast
@@ -10,14 +11,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "train", "converters", "edge", "benchmarks", "devices")
+PACKAGES = ("core", "train", "converters", "edge", "benchmarks", "devices", "configs", "experiments")
+INSTALLED = PACKAGES[:-1]
 ALLOWED = {
     "core": {"core", "devices"},
     "devices": {"devices"},
-    "train": {"train", "core", "devices"},
+    "train": {"train", "core", "devices", "configs"},
     "converters": {"converters", "core", "devices"},
     "edge": {"edge", "core", "devices"},
-    "benchmarks": set(PACKAGES),
+    "configs": {"configs"},
+    "benchmarks": set(INSTALLED),
+    "experiments": set(PACKAGES),
 }
 
 
@@ -126,8 +130,15 @@ def test_no_import_against_the_data_flow():
 
 def test_nothing_imports_benchmarks():
     graph = import_graph()
-    users = [m for m, targets in graph.items() if not m.startswith("benchmarks")
+    users = [m for m, targets in graph.items() if m.split(".")[0] not in ("benchmarks", "experiments")
              and any(t.startswith("benchmarks") for t in targets)]
+    assert not users, users
+
+
+def test_nothing_installed_imports_experiments():
+    graph = import_graph()
+    users = [m for m, targets in graph.items() if not m.startswith("experiments")
+             and any(t.startswith("experiments") for t in targets)]
     assert not users, users
 
 

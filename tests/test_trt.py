@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,11 +55,22 @@ def test_no_tensorrt_fp16_dynamic_prepares_fp16_onnx_for_trt11(tiny_checkpoint, 
 
 
 def test_jetson_nano_gets_fp16_instead_of_int8():
-    assert trt.resolve_precision("int8", "jetson_nano")[0] == "fp16"
-    assert trt.resolve_precision("int8", "jetson_orin_nano") == ("int8", "")
-    assert trt.resolve_precision("fp32", "jetson_nano") == ("fp32", "")
+    nano, orin = trt.device_profile("jetson_nano"), trt.device_profile("jetson_orin_nano")
+    assert trt.resolve_precision("int8", nano)[0] == "fp16"
+    assert trt.resolve_precision("int8", orin) == ("int8", "")
+    assert trt.resolve_precision("fp32", nano) == ("fp32", "")
+    assert trt.resolve_precision("int8", None) == ("int8", "")
     with pytest.raises(trt.InputError, match="--profile"):
-        trt.resolve_precision("int8", "toaster")
+        trt.device_profile("toaster")
+
+
+def test_trtexec_of_jetpack_4_has_workspace_not_mempoolsize():
+    plan = trt.ShapePlan((1, 3, 16, 25, 1), 1)
+    old = trt.trtexec_command(Path("m.onnx"), Path("m.engine"), plan, "fp16", 8, 512, trt_minor_version=2)
+    new = trt.trtexec_command(Path("m.onnx"), Path("m.engine"), plan, "fp16", 8, 512, trt_minor_version=6)
+    assert "--workspace=512" in old and not any(c.startswith("--memPoolSize") for c in old)
+    assert "--memPoolSize=workspace:512M" in new and trt.trt_version("8.2") == (8, 2)
+    assert trt.trt_version("10.3.0") == (10, 3) and trt.trt_version("unknown") == (0, 0)
 
 
 def test_calibration_cache_key_covers_data_batch_version_device():

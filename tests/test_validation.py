@@ -176,7 +176,6 @@ def test_clopper_pearson_known_values():
 
 
 def test_paired_difference_counts_and_interval():
-    labels = np.zeros(100, dtype=int)
     ref = np.ones(100, bool)
     ref[:10] = False  # 90 right
     cand = ref.copy()

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import yaml
 
+from configs import resolve_config
 from core.cli import did_you_mean
 from core.models.last import list_variants
 from core.spec import STREAMS
@@ -292,7 +293,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if base is not None:
         _merge(cfg, base[0], base[1])
     if path is not None:
-        _merge_file(cfg, Path(path))
+        _merge_file(cfg, resolve_config(path))  # configs/<name>.yaml: the checkout's, else the installed copy
     for text in overrides or []:
         _merge(cfg, parse_override(text), f"command line {text!r}")
     validate(cfg)

@@ -55,8 +55,20 @@ def apply_linear(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.where(present, out, 0.0).astype(np.float32)
 
 
+class RandomLinear:
+    """An augmentation that multiplies the coordinates by a random matrix (its `matrix`), with probability p."""
+
+    p: float
+
+    def matrix(self, rng: np.random.Generator, channels: int = 3) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return apply_linear(x, self.matrix(rng, min(x.shape[0], 3))) if rng.random() < self.p else x
+
+
 @dataclass
-class RandomRotate:
+class RandomRotate(RandomLinear):
     """max_deg: one limit for every axis in `axes`, or [x, y, z] limits (0 disables that axis)."""
     max_deg: float | list[float] = 15.0
     axes: str = "xyz"
@@ -72,12 +84,9 @@ class RandomRotate:
             m = _rotation(axis, np.deg2rad(rng.uniform(-lim, lim))) @ m
         return m[:channels, :channels]
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return apply_linear(x, self.matrix(rng, min(x.shape[0], 3))) if rng.random() < self.p else x
-
 
 @dataclass
-class RandomScale:
+class RandomScale(RandomLinear):
     low: float = 0.9
     high: float = 1.1
     per_axis: bool = False
@@ -87,21 +96,15 @@ class RandomScale:
         factors = rng.uniform(self.low, self.high, size=channels if self.per_axis else 1)
         return np.diag(np.broadcast_to(factors, (channels,)))
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return apply_linear(x, self.matrix(rng, min(x.shape[0], 3))) if rng.random() < self.p else x
-
 
 @dataclass
-class RandomShear:
+class RandomShear(RandomLinear):
     max: float = 0.1
     p: float = 0.3
 
     def matrix(self, rng: np.random.Generator, channels: int = 3) -> np.ndarray:
         m = np.eye(channels) + rng.uniform(-self.max, self.max, size=(channels, channels)) * (1 - np.eye(channels))
         return m
-
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return apply_linear(x, self.matrix(rng, min(x.shape[0], 3))) if rng.random() < self.p else x
 
 
 @dataclass

@@ -383,8 +383,12 @@ def find_skeleton_files(roots: Iterable[str | Path]) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def default_missing_list() -> Path:
-    return shared_root() / "data" / "ntu" / "ntu120_missing.txt"
+def default_missing_list() -> Path | None:
+    """The list of NTU120 samples with missing skeletons in the shared data, when there is a shared folder."""
+    try:
+        return shared_root() / "data" / "ntu" / "ntu120_missing.txt"
+    except FileNotFoundError:
+        return None
 
 
 class NoUsableSamplesError(ValueError):
@@ -459,7 +463,7 @@ def build(roots: list[str | Path], out: str | Path, frames: int = 100, persons: 
     files = find_skeleton_files(roots)
     excluded: list[str] = []
     missing_path = Path(missing) if missing else default_missing_list()
-    if missing_path.is_file():
+    if missing_path is not None and missing_path.is_file():
         missing_names = set(read_name_list(missing_path))
         excluded = [n for n in files if n in missing_names]
         files = {n: p for n, p in files.items() if n not in missing_names}

@@ -1,25 +1,43 @@
-"""Where data lives by default: ../shared next to the repository (or $LAST_SHARED), caches in
-~/.cache/last_edge (or $LAST_CACHE), built data sets under runs/data (or $LAST_DATA)."""
+"""Where data lives, never derived from where the toolkit is installed (an installed toolkit has no checkout):
+
+- real data (NW-UCLA, the MediaPipe recordings, the NTU sample): $LAST_SHARED, else the nearest `shared/` folder
+  with a `data/` inside in the current directory or one of its parents (a checkout's `../shared`);
+- built and imported data sets: $LAST_DATA, else `runs/data` under the current directory (where every command
+  writes its `runs/`);
+- caches (the NW-UCLA parse cache, pose models): $LAST_CACHE, else ~/.cache/last_edge.
+
+Every loader also takes its location as an argument (`--root`, `root=`, `path=`), which wins over all of these."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+SHARED_ENV, DATA_ENV, CACHE_ENV = "LAST_SHARED", "LAST_DATA", "LAST_CACHE"
 
 
 def shared_root() -> Path:
-    shared = os.environ.get("LAST_SHARED")
-    return Path(shared) if shared else REPO.parent / "shared"
+    """The folder of the real data sets; FileNotFoundError saying how to point at it when there is none."""
+    env = os.environ.get(SHARED_ENV)
+    if env:
+        if not Path(env).is_dir():
+            raise FileNotFoundError(f"${SHARED_ENV}={env}: no such folder (the folder with data/nw_ucla, "
+                                    "data/mediapipe, ...)")
+        return Path(env)
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / "shared" / "data").is_dir():
+            return folder / "shared"
+    raise FileNotFoundError(f"no shared data folder (a shared/ with data/ inside) in {here} or its parents: set "
+                            f"{SHARED_ENV}=/path/to/shared, or pass the data set's location (--root / root=...)")
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("LAST_CACHE", Path.home() / ".cache" / "last_edge"))
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "last_edge"))
 
 
 def data_root() -> Path:
-    """Default home of built/imported data sets (git-ignored)."""
-    return Path(os.environ.get("LAST_DATA", REPO / "runs" / "data"))
+    """Default home of built/imported data sets (git-ignored in a checkout): $LAST_DATA, else ./runs/data."""
+    return Path(os.environ.get(DATA_ENV, Path("runs") / "data"))
 
 
 def unsafe_path_part(name: str) -> str | None:

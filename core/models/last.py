@@ -6,7 +6,7 @@ artifact takes raw (preprocessed) joints.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -17,7 +17,7 @@ from torch import nn
 from core.cli import did_you_mean
 from core.graph import build_adjacency
 from core.layouts import get_layout
-from core.spec import STREAMS
+from core.spec import STREAMS, from_known_keys
 
 
 @dataclass
@@ -54,11 +54,7 @@ class LASTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LASTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown LAST config keys {unknown}")
-        return cls(**d)
+        return from_known_keys(cls, d, "LAST config")
 
 
 def fast_inference(module: nn.Module, x: torch.Tensor) -> bool:

@@ -1,9 +1,9 @@
-"""benchmarks.peers_compare: in-run ratios of two peer-harness result files."""
+"""experiments.peers_compare: in-run ratios of two peer-harness result files."""
 import json
 
 import pytest
 
-from benchmarks import peers_compare
+from experiments import peers_compare
 
 
 def fake_run(last_ms: float, ref_ms: float, b16_ms: float, date: str) -> dict:

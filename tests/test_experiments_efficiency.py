@@ -1,4 +1,4 @@
-"""benchmarks.efficiency: GEMM-paired share of the peak, batching gain and its bound, the report."""
+"""experiments.efficiency: GEMM-paired share of the peak, batching gain and its bound, the report."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from backend_checker import backend_checker
-from benchmarks import efficiency
+from experiments import efficiency
 
 
 def test_shares_pair_each_model_with_its_own_gemm_calls():

@@ -1,4 +1,4 @@
-"""benchmarks.formats_ab: pairs artifacts by name across two folders, times them interleaved, reports the ratio."""
+"""experiments.formats_ab: pairs artifacts by name across two folders, times them interleaved, reports the ratio."""
 from __future__ import annotations
 
 import shutil
@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from backend_checker import backend_checker
-from benchmarks import formats_ab
+from experiments import formats_ab
 from core.cli import BadInput
 
 
