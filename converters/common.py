@@ -242,6 +242,10 @@ def relocated(result: ExportResult, stage: Path, out_dir: Path) -> ExportResult:
     def fix(value: Any) -> Any:
         if isinstance(value, Path):
             return out_dir / value.relative_to(stage) if value.is_relative_to(stage) else value
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(fix(v) for v in value)
         return value.replace(str(stage), str(out_dir)) if isinstance(value, str) else value
     result.path = fix(result.path) if result.path is not None else None
     result.message = fix(result.message)
