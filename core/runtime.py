@@ -205,6 +205,12 @@ class TorchRuntime(Runtime):
         self.model = None
 
 
+def denormals_flushed() -> bool:
+    """Whether this thread flushes subnormal floats to zero (FTZ/DAZ): a subnormal times one comes out zero."""
+    tiny = np.array([1e-39], dtype=np.float32)
+    return float((tiny * np.float32(1.0))[0]) == 0.0
+
+
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
 
@@ -226,7 +232,14 @@ class OnnxRuntime(Runtime):
         self.batch = dim0 if isinstance(dim0, int) else None  # the graph is the truth, not the sidecar
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: x})[0]
+        flushed = denormals_flushed()
+        try:
+            return self.session.run([self.output_name], {self.input_name: x})[0]
+        finally:
+            if not flushed:  # onnxruntime sets FTZ/DAZ on the calling thread too: give the caller its state back
+                import torch
+
+                torch.set_flush_denormal(False)
 
     def close(self) -> None:
         self.session = None

@@ -45,6 +45,14 @@ def pytest_report_header(config) -> list[str]:
             f"{torch.backends.cpu.get_cpu_capability()}" + (f"; forced {forced}" if forced else "")]
 
 
+@pytest.fixture(autouse=True)
+def denormals_as_ieee():
+    """Every test starts with IEEE subnormals: command-line mains called in-process flush them to zero for speed, a
+    process-wide setting by design, which would leak into the next test."""
+    torch.set_flush_denormal(False)
+    yield
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """The project's real data (../shared); tests that need it skip when it is absent."""

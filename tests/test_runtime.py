@@ -107,3 +107,7 @@ def test_runtimes_close_warm_up_and_leave_process_settings_alone(tiny_checkpoint
     assert torch.get_num_threads() == threads_before
     tiny = torch.tensor([1e-40], dtype=torch.float32)
     assert (tiny * 1.0).item() != 0.0, "denormals are still flushed to zero after the runtime returned"
+    with load_runtime(onnx_path) as rt:  # onnxruntime's own threads: its flush-to-zero must not stay on this one
+        rt.predict(x)
+    from core.runtime import denormals_flushed
+    assert not denormals_flushed() and (tiny * 1.0).item() != 0.0
