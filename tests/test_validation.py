@@ -271,3 +271,18 @@ def test_significant_selection_keeps_the_last_epoch_unless_beaten_on_validation(
     assert summary["best_epoch"] == sel["kept"] == load_checkpoint(tmp_path / "s" / "best.pt")["train"]["epoch"]
     if sel["kept"] == 3:
         assert summary["test_top1_at_val_epoch"] == summary["test_top1_last_epoch"]
+
+
+def test_reselect_applies_the_significant_rule_to_a_finished_run(tmp_path):
+    from core.checkpoint import load_checkpoint
+    from train.reselect import main as reselect_main
+
+    _, before, _ = _fit(tmp_path / "r", "schedule.epochs=3", "train.select=top1")
+    (result,) = reselect_main([str(tmp_path / "r")])
+    after = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert after["selection"]["rule"] == "significant" and after["best_epoch"] == result["kept"]
+    assert load_checkpoint(tmp_path / "r" / "best.pt")["train"]["epoch"] == result["kept"]
+    if result["kept"] == 3 and before["best_epoch"] != 3:
+        assert after["test_top1_at_val_epoch"] == before["test_top1_last_epoch"]
+        assert not any(k.endswith("clips") for k in after if k.startswith("test_top"))
+    assert reselect_main([str(tmp_path / "r")])[0]["skipped"] == "already chosen by this rule"

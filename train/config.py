@@ -105,8 +105,10 @@ class RunConfig:  # the `train:` section
     log_every: int = 20  # steps between TensorBoard scalars
     ema_decay: float = 0.0  # > 0: keep a weight EMA (timm ModelEmaV3 style), evaluate it and save ema.pt
     early_stop_patience: int = 0  # > 0: stop after this many epochs without a better validation score
-    select: str = "top1"  # best.pt: best validation top1 (ties: lower loss) | loss (lowest validation loss) |
-    # significant (the last epoch unless the top1 epoch beats it on validation, exact McNemar p < 0.05)
+    # best.pt: significant (the last epoch unless the best-top1 epoch beats it on the validation clips, exact McNemar
+    # p < 0.05; chosen by experiments/selection_rule.py on validation clips alone) | top1 (best validation top1, ties
+    # to the lower loss) | loss (lowest validation loss)
+    select: str = "significant"
 
 
 @dataclass

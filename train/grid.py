@@ -402,6 +402,7 @@ def collect(grid: Grid) -> dict[str, Any]:
             per_seed[str(seed)] = {"test_top1_at_val_epoch": pct(s.get("test_top1_at_val_epoch")),
                                    "test_top1_last_epoch": pct(s.get("test_top1_last_epoch")),
                                    "val_top1": pct(s.get("val_top1")), "best_epoch": s.get("best_epoch"),
+                                   "selection": (s.get("selection") or {}).get("rule", "top1"),
                                    "epochs": s.get("epochs"), "minutes": round(minutes, 2)}
         entry = {"name": arm.name, "variant": variant, "streams": streams, "method": arm.method,
                  "teacher": "+".join(arm.teacher) or None, "init": arm.init, "config": arm.config,
