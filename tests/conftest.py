@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 try:  # property-based tests (tests/test_hostile_input.py): a few hundred cases per target in CI, thousands with
     # HYPOTHESIS_PROFILE=thorough; the deadline catches a parser that hangs (generous: the CI machine is shared)
     from hypothesis import settings as _hypothesis_settings
-    _hypothesis_settings.register_profile("ci", max_examples=150, deadline=10_000, database=None, print_blob=True)
+    _hypothesis_settings.register_profile("ci", max_examples=150, deadline=60_000, database=None, print_blob=True)
     _hypothesis_settings.register_profile("thorough", max_examples=1000, deadline=20_000, database=None,
                                           print_blob=True)
     _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -103,7 +103,7 @@ def test_qat_checkpoint_exports_the_trained_qdq_model(tmp_path):
     # classifier's linear map of its INT8-quantized input, so k steps of that input in every feature move a
     # logit by at most k * step * max_i sum_j |W_ij|.
     fc_step = ranges["fc"] / HALF_RANGE
-    one_step = fc_step * float(model.fc.weight.abs().sum(1).max())
+    one_step = fc_step * float(model.fc.weight.detach().abs().sum(1).max())
     # op by op (no integer kernels) the Q/DQ graph is the simulation's arithmetic up to float summation order
     # and the int32 bias rounding; measured 0.13 step here
     assert float(np.mean(simulated.argmax(1) == exact.argmax(1))) >= 0.95
