@@ -19,6 +19,8 @@ never what is computed (tests/test_integer_graph.py checks the outputs against t
   numerator and denominator, so plain sums are used; the normaliser 1/den is rsqrt(den)^2 (RSQRT maps a zero
   input to its largest output instead of failing as an int8 DIV by its zero point does). Tensors stay 3-D
   (N*V*heads, d, T), the rank NPU delegates accept.
+* **Rank <= 4 everywhere** for one person (most NPU delegates take nothing larger): the person axis is dropped
+  by a reshape, the dynamic adjacency's embedding is split by channel slices, the head pools in rank 4.
 * **Dynamic adjacency**: the 1/embed_channels scale is folded into the embedding's weights, and with
   split_adjacency the joints are aggregated by the fixed (physical + learned) adjacency and by the dynamic one
   separately (the same sum), so the small alpha * tanh(...) term gets its own int8 range instead of a few steps
@@ -109,9 +111,11 @@ class IntegerGraphConv(nn.Module):
         k = self.subsets
         rows = x.reshape(n, 1, cin * t, v)
         if self.adaptive:
-            e = F.conv2d(x.mean(dim=2, keepdim=True), self.embed_weight, self.embed_bias)
-            e = e.reshape(n, 2, k, self.embed_channels, v)
-            dynamic = self.alpha * torch.tanh(torch.matmul(e[:, 0].transpose(-1, -2), e[:, 1]))  # (N, K, V, V)
+            e = F.conv2d(x.mean(dim=2, keepdim=True), self.embed_weight, self.embed_bias)  # (N, 2*K*E, 1, V)
+            half = k * self.embed_channels
+            e0 = e[:, :half].reshape(n, k, self.embed_channels, v)  # rank 4: no 5-D reshape or slice
+            e1 = e[:, half:].reshape(n, k, self.embed_channels, v)
+            dynamic = self.alpha * torch.tanh(torch.matmul(e0.transpose(-1, -2), e1))  # (N, K, V, V)
             if self.split:
                 xa = torch.matmul(rows, self.a_static) + torch.matmul(rows, dynamic)
             else:
@@ -161,12 +165,13 @@ class IntegerFriendlyLAST(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         n, c, t, v, m = features.shape
-        x = features.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
+        # one person: dropping the trailing axis is a reshape, not a 5-D transpose (delegates take rank <= 4)
+        x = features.reshape(n, c, t, v) if m == 1 else features.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
         x = F.relu(F.conv2d(x, self.stem_weight, self.stem_bias))
         for stage in self.stages:
             x = stage(x)
-        x = x.reshape(n, m, *x.shape[1:])
-        return self.fc(x.mean(dim=(3, 4)).mean(dim=1))  # LAST.forward_head in eval (dropout is identity)
+        pooled = x.reshape(n, m, x.shape[1], -1).mean(dim=3).mean(dim=1)  # LAST.forward_head, in rank 4
+        return self.fc(pooled)  # (dropout is the identity in eval)
 
 
 def input_ranges(model: LAST, x: np.ndarray, percentile: float = 99.99) -> np.ndarray:
