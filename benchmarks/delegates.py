@@ -41,6 +41,7 @@ class GraphOp:
     dtypes: list[str]  # dtypes of its non-constant input and output tensors
     rank: int  # largest rank among them
     nonunit_dims: int  # largest number of dimensions > 1 among them
+    weights_constant: bool = True  # its second input (the weights of FULLY_CONNECTED / CONV_2D) is a constant
 
 
 @dataclass
@@ -58,6 +59,13 @@ class DelegateReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def short(self) -> str:
+        """One line for a verdict: how much runs there and which ops do not."""
+        if self.status == "whole":
+            return f"{self.delegate}: all {self.ops} ops on the accelerator"
+        return (f"{self.delegate}: {self.on_accelerator}/{self.ops} ops on the accelerator, "
+                f"{', '.join(self.fallback)} fall back")
 
     def text(self) -> str:
         if self.status == "not applicable":
@@ -86,9 +94,11 @@ def tflite_graph(path: str | Path) -> list[GraphOp]:
     for op in it._get_ops_details():  # the public API has no op list (what the LiteRT analyzer uses)
         ids = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0 and i not in constant]
         shapes = [tensors[i]["shape"] for i in ids if i in tensors]
+        inputs = [i for i in op["inputs"] if i >= 0]
         ops.append(GraphOp(int(op["index"]), op["op_name"], sorted({np.dtype(tensors[i]["dtype"]).name for i in ids}),
                            max((len(s) for s in shapes), default=0),
-                           max((int(np.sum(np.asarray(s) > 1)) for s in shapes), default=0)))
+                           max((int(np.sum(np.asarray(s) > 1)) for s in shapes), default=0),
+                           len(inputs) < 2 or inputs[1] in constant))
     return ops
 
 
@@ -130,6 +140,8 @@ def placement(op: GraphOp, rule: dict[str, Any], artifact: str) -> str | None:
         elif any(d not in allowed for d in op.dtypes):
             bad = [d for d in op.dtypes if d not in allowed]
             return f"{'/'.join(bad)} not supported there (takes {', '.join(allowed)})"
+    if op.op in (rule.get("constant_weights") or ()) and not op.weights_constant:
+        return "its weights are an activation, not a constant"
     if rule.get("max_rank") and op.rank > rule["max_rank"]:
         return f"rank {op.rank} > {rule['max_rank']}"
     if rule.get("max_nonunit_dims") and op.nonunit_dims > rule["max_nonunit_dims"]:
@@ -187,7 +199,7 @@ def benchmark_rows(rows: list[Any], profile: DeviceProfile) -> list[dict[str, An
             if report.status == "not applicable":
                 continue
             if row.verdict is not None:
-                row.verdict.setdefault("reasons", []).append("delegate " + report.text())
+                row.verdict.setdefault("reasons", []).append("delegate " + report.short())
             out.append({"key": row.key, **report.to_dict()})
     return out
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.delegates import benchmark_rows as delegate_placements
 from benchmarks.estimate import GraphCost, estimate_for_profile, onnx_graph_cost
 from benchmarks.native import run_native
 from benchmarks.report import write_report
@@ -539,6 +540,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if row.status == "ok":
             precision = row.precision if row.precision in ("fp32", "fp16", "int8") else "fp32"
             row.estimate = estimate_for_profile(costs[row.ckpt][1], profile, precision).to_dict()
+    # hook (benchmarks.delegates): which ops of each artifact the profile's accelerator delegates would run
+    delegates = delegate_placements(rows, profile)
     for x in inputs.values():
         Path(x).unlink(missing_ok=True)
     if not any(r.latency for r in rows) and profile.name not in {p.name for p in others}:
@@ -553,6 +556,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "profile_source": profile.budgets["pose_source"], "used": "measured" if pose_measured else "profile"},
         "costs": {k: {"variant": v, **c.to_dict()} for k, (v, c) in costs.items()}, "checkpoints": checkpoints,
         "rows": [r.to_dict() for r in rows], "e2e": e2e, "estimates": estimates(costs, others, rows),
+        "delegates": delegates,
     }
 
 

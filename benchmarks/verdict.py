@@ -41,7 +41,7 @@ class Verdict:
     def short(self) -> str:
         label = {"meets": "meets", "meets at stride": f"meets, classify every {ordinal(self.stride)} frame",
                  "pose-bound": f"pose-bound: every {ordinal(self.stride)} frame", "no timing": "no timing"}[self.status]
-        extra = [r for r in self.reasons if r.startswith(("size", "RAM"))]
+        extra = [r for r in self.reasons if r.startswith(("size", "RAM", "delegate"))]
         text = ("✔ " if self.ok else "✘ ") + label + ("; " + "; ".join(extra) if extra else "")
         return text + (" (estimate)" if self.kind == "estimate" else "")
 

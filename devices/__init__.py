@@ -58,7 +58,8 @@ SCHEMA: dict[str, Any] = {
     # accelerator delegates and their op / precision rules, from the vendor's documentation (benchmarks.delegates)
     "delegates": ([{"name": (str, True), "kind": (str, True), "artifact": ("artifact", True),
                     "dtypes": (["dtype"], True), "partition": ("partition", True), "ops": ("op_rules", True),
-                    "max_rank": (int, False), "max_nonunit_dims": (int, False), "accessory": (bool, False),
+                    "max_rank": (int, False), "max_nonunit_dims": (int, False), "constant_weights": ([str], False),
+                    "accessory": (bool, False),
                     "compiler": (str, False), "sources": ([str], True), "notes": (str, False)}], False),
 }
 ARTIFACTS = ("tflite", "onnx", "coreml")
