@@ -288,6 +288,11 @@ def _export(kind: str, ckpt: Path, out: Path) -> Path:
         elif kind == "onnx_int8":
             from converters.int8 import export
             res = export(ckpt, out, "int8", calib=calib)
+        elif kind == "tflite_full_int8":  # int8 input: core.runtime derives the streams and quantizes
+            if not backend_available("tflite"):
+                pytest.skip(skip_reason("tflite"))
+            from converters.tflite import export
+            res = export(ckpt, out, "int8", calib=calib, int8_method="full", range_rules=("p99.99", "minmax"))
         else:
             if not backend_available("tflite"):
                 pytest.skip(skip_reason("tflite"))
@@ -300,7 +305,7 @@ def _export(kind: str, ckpt: Path, out: Path) -> Path:
     return res.path
 
 
-@pytest.mark.parametrize("kind", ["onnx_fp32", "onnx_int8", "tflite_fp32"])
+@pytest.mark.parametrize("kind", ["onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_full_int8"])
 def test_every_runtime_gives_the_same_labels_on_the_same_replay(kind, edge_ckpt, replay_file, tmp_path):
     from core.runtime import load_runtime
     from edge.capture import SkeletonReplaySource, load_skeleton_sequence

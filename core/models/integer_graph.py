@@ -89,13 +89,16 @@ class IntegerGraphConv(nn.Module):
 
     def __init__(self, gcn: AdaptiveGraphConv, split_adjacency: bool = False):
         super().__init__()
-        self.subsets, self.adaptive, self.split = gcn.subsets, gcn.adaptive, split_adjacency and gcn.adaptive
+        # alpha == 0 (a graph conv whose dynamic adjacency is off): the dynamic term is exactly zero, so it is left
+        # out rather than computed and quantized as a constant-zero tensor
+        adaptive = gcn.adaptive and bool(gcn.alpha.detach().abs().item() > 0)
+        self.subsets, self.adaptive, self.split = gcn.subsets, adaptive, split_adjacency and adaptive
         w, b = gcn.folded()
         self.register_buffer("weight", w.detach().clone())
         self.register_buffer("bias", b.detach().clone())
         static = gcn.a_physical + (gcn.a_learned if gcn.adaptive else 0.0)
         self.register_buffer("a_static", static.detach().clone())
-        if gcn.adaptive:
+        if adaptive:
             ec = gcn.embed_channels
             half = gcn.subsets * ec  # the first half of the embedding's channels is e[:, 0]
             ew, eb = gcn.embed.weight.detach().clone(), gcn.embed.bias.detach().clone()
