@@ -21,8 +21,6 @@ Range rules (--range-rule, chosen on the checkpoint's validation clips, never th
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from converters.common import InputError, require
+from converters.common import InputError, quiet_output, require
 from core.data.streams import StreamInputStage
 from core.evaluation import torch_logits
 from core.models.integer_graph import integer_friendly
@@ -48,16 +46,6 @@ DOCUMENTED_FLOAT_OPS: tuple[str, ...] = ()
 # every input channel (stream x coordinate) is scaled so that this percentile of its |value| is 1
 DEFAULT_INPUT_PERCENTILE = 99.99
 EMA_FACTOR = 0.95  # ai-edge-quantizer's moving-average smoothing
-
-
-@contextlib.contextmanager
-def _quiet(enabled: bool = True):
-    """The quantizer draws progress bars on stderr and prints a report on stdout."""
-    if not enabled:
-        yield
-        return
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
 
 
 HISTOGRAM_BINS = 4096
@@ -178,7 +166,7 @@ def quantize(float_path: Path, features: np.ndarray, path: Path, rule: str = DEF
     name = sig_io["inputs"][0]
     if ranges is None:
         ranges = collect_ranges(float_path, features, batch)
-    with _quiet(quiet):
+    with quiet_output(quiet, stderr=True):
         # two clips give the quantizer's own result structure (which tensors, which shapes); ranges replace it
         template = qt.calibrate({sig_name: [{name: np.ascontiguousarray(features[i:i + batch])}
                                             for i in range(0, 2 * batch, batch)]})

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
-import io
 import logging
 import os
 import sys
@@ -52,6 +50,7 @@ import numpy as np
 import torch
 
 from converters import full_int8
+from converters.common import quiet_output as _quiet
 from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
                                export_main, load_export_model, missing_backend, require, verification_opts)
 from converters.verify import (compare_logits, judge, quantized_inputs, score_on_split, split_message,
@@ -79,16 +78,6 @@ class NamedIO(torch.nn.Module):
 
     def forward(self, skeleton: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"logits": self.model(skeleton)}
-
-
-@contextlib.contextmanager
-def _quiet(enabled: bool = True):
-    """litert-torch and the quantizer print progress lines to stdout; keep the command's output readable."""
-    if not enabled:
-        yield
-        return
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
 
 
 def _litert_torch():
