@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from backend_checker import require_backend
-from benchmarks.delegates import GraphOp, delegate_report, main, profile_reports
+from benchmarks.delegates import GraphOp, benchmark_rows, delegate_report, main, profile_reports
+from benchmarks.run import Row
+from benchmarks.verdict import Verdict, judge
 from devices import ProfileError, load_profile, profile_from_dict
 
 RULE = {"name": "npu", "kind": "npu", "artifact": "tflite", "dtypes": ["int8"], "partition": "per_op",
@@ -107,3 +109,14 @@ def test_delegate_schema_errors_name_the_field():
     with pytest.raises(ProfileError) as err:
         profile_from_dict(data, "p.yaml")
     assert "delegates[0].partition: 'sometimes'" in str(err.value) and "delegates[1].ops.DIV" in str(err.value)
+
+
+def test_benchmark_run_hook_puts_the_placement_into_the_verdict(known_int8_graph):
+    row = Row(ckpt="m/best.pt", model="m", variant="last_nano", format="tflite", precision="int8", status="ok",
+              path=str(known_int8_graph))
+    row.verdict = judge(5.0, 33.3, 15.0).to_dict()
+    reports = benchmark_rows([row], load_profile("android_snapdragon"))
+    assert [r["delegate"].split(" ")[0] for r in reports] == ["Qualcomm", "Android"]
+    text = Verdict(**row.verdict).short()
+    assert "delegate Android NNAPI" in text and "DIV" in text  # the fall-back op is named in the verdict
+    assert benchmark_rows([row], load_profile("x86_cpu")) == []  # a profile without delegates adds nothing
