@@ -37,6 +37,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from benchmarks.delegates import benchmark_rows as delegate_placements
 from benchmarks.edge import bench_one
 from benchmarks.estimate import GraphCost, estimate_for_profile, onnx_graph_cost
 from benchmarks.native import run_native
@@ -657,6 +658,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         judge_rows(rows, profile, costs, pose_measured, measured_loops(e2e))
         if not any(r.latency for r in rows) and profile.name not in {p.name for p in others}:
             others = [profile] + others  # nothing of this profile ran here: estimate it too, labelled as such
+    # which ops of each artifact the profile's accelerator delegates would run (benchmarks.delegates)
+    delegates = delegate_placements(rows, profile) if profile is not None else []
     return {
         "tool": "benchmarks.run", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": round(time.time() - started),
@@ -670,6 +673,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  if profile else None),
         "costs": {k: {"variant": v, **c.to_dict()} for k, (v, c) in costs.items()}, "checkpoints": checkpoints,
         "rows": [r.to_dict() for r in rows], "e2e": e2e, "estimates": estimates(costs, others, rows),
+        "delegates": delegates,
     }
 
 

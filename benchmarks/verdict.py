@@ -62,7 +62,7 @@ class Verdict:
                  if self.stride else "fits only on average",
                  "misses": "misses the frame", "pose-bound": f"pose-bound: every {ordinal(self.stride or 1)} frame",
                  "no timing": "no timing"}[self.status]
-        extra = [r for r in self.reasons if r.startswith(("size", "RAM"))]
+        extra = [r for r in self.reasons if r.startswith(("size", "RAM", "delegate"))]
         text = ("✔ " if self.ok else "✘ ") + label + ("; " + "; ".join(extra) if extra else "")
         return text + (" (estimate)" if self.kind == "estimate" else "")
 

@@ -18,9 +18,11 @@ Exit status of every `python -m converters.<fmt>` command (see EXIT_CODES):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
 import inspect
+import io
 import json
 import logging
 import os
@@ -342,3 +344,14 @@ def input_shape(ckpt: dict[str, Any], batch: int) -> tuple[int, int, int, int, i
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def quiet_output(enabled: bool = True, stderr: bool = False):
+    """Silence a backend's progress prints on stdout (and its progress bars on stderr with stderr=True)."""
+    if not enabled:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()), \
+            (contextlib.redirect_stderr(io.StringIO()) if stderr else contextlib.nullcontext()):
+        yield

@@ -21,8 +21,12 @@ int8   static post-training quantization calibrated on the calibration set; --in
        pt2e-all    litert-torch's stock PT2E config, multiplies quantised too (for comparison).
        aeq-w8a8    ai-edge-quantizer's static W8A8 recipe on the fp32 file: nearly every op integer.
        aeq-w8a16   ai-edge-quantizer W8 weights, int16 activations.
-       Every INT8 file keeps float32 input and output tensors (quantize/dequantize inside the graph);
-       the result's extra and the metadata sidecar state the I/O dtypes and the integer/float op split.
+       full        full integer for NPU / DSP delegates (converters.full_int8): the model rewritten into
+                   integer-friendly ops with the same function, every op int8, int8 input and output; the
+                   stream derivation runs in float before the input is quantized (an input stage in the
+                   metadata, run by core.runtime); the activation-range rule is chosen on the verification
+                   clips (the checkpoint's validation split), --range-rules lists the candidates.
+       The result's extra and the metadata sidecar state the I/O dtypes and the integer/float op split.
 
 Every file is then run in the ai-edge-litert interpreter (core.runtime.TFLiteRuntime) and compared with
 PyTorch fp32 on the verification clips (the calibration set when given, else synthetic motions; for int8 the
@@ -34,8 +38,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
-import io
 import logging
 import os
 import sys
@@ -47,6 +49,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from converters import full_int8
+from converters.common import quiet_output as _quiet
 from converters.common import (BackendMissing, ExportResult, InputError, add_verification_args, artifact_stem,
                                export_main, load_export_model, missing_backend, require, reraise_if_disk_full,
                                staged_export, verification_opts)
@@ -60,7 +64,7 @@ from core.runtime import load_runtime
 log = logging.getLogger("converters.tflite")
 
 FORMAT = "tflite"
-INT8_METHODS = ("pt2e", "pt2e-all", "aeq-w8a8", "aeq-w8a16", "aeq-compute")
+INT8_METHODS = ("pt2e", "pt2e-all", "aeq-w8a8", "aeq-w8a16", "aeq-compute", "full")
 DEFAULT_INT8_METHOD = "aeq-compute"
 PIP_HINT = "pip install -e '.[tflite]'  (litert-torch ai-edge-litert ai-edge-quantizer 'typing-extensions<4.13')"
 DEFAULT_CALIB_SAMPLES = 256
@@ -75,16 +79,6 @@ class NamedIO(torch.nn.Module):
 
     def forward(self, skeleton: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"logits": self.model(skeleton)}
-
-
-@contextlib.contextmanager
-def _quiet(enabled: bool = True):
-    """litert-torch and the quantizer print progress lines to stdout; keep the command's output readable."""
-    if not enabled:
-        yield
-        return
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
 
 
 def _litert_torch():
@@ -222,6 +216,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         "output_dtype": np.dtype(out["dtype"]).name,
         "input_shape": [int(v) for v in inp["shape"]],
         "input_quantization": [float(inp["quantization"][0]), int(inp["quantization"][1])],
+        "output_quantization": [float(out["quantization"][0]), int(out["quantization"][1])],
         "ops": dict(sorted(counts.items())),
         "integer_ops": len(integer),
         "compute_ops": len(compute),
@@ -244,8 +239,8 @@ def verify(path: Path, model, x: np.ndarray, threads: int | None = None) -> dict
 @staged_export(FORMAT)
 def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib: str | Path | None = None,
            batch: int | None = 1, int8_method: str = DEFAULT_INT8_METHOD, verify_samples: int = 64,
-           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None
-           ) -> ExportResult:
+           calib_samples: int = DEFAULT_CALIB_SAMPLES, quiet: bool = True, eval_data: str | None = None,
+           range_rules: tuple[str, ...] = full_int8.CANDIDATE_RULES) -> ExportResult:
     """Convert a checkpoint to a .tflite file and score it in the LiteRT interpreter against PyTorch fp32
     (on the verification clips; with eval_data '<dataset>:<split>' also top-1 on that real split)."""
     if precision not in FORMATS[FORMAT].precisions:
@@ -286,12 +281,16 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     path = out_dir / f"{stem}.tflite"
     sample = np.ascontiguousarray(x[:batch])
     start = time.perf_counter()
+    full: full_int8.FullInt8Result | None = None
     try:
         with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
             fp32_path = path if precision == "fp32" else Path(tmp) / "fp32.tflite"
-            if not (precision == "int8" and int8_method.startswith("pt2e")):
+            if not (precision == "int8" and (int8_method.startswith("pt2e") or int8_method == "full")):
                 convert_fp32(model, sample, fp32_path, quiet)
-            if precision == "fp16":
+            if precision == "int8" and int8_method == "full":
+                full = full_int8.convert(model, calib_x, x, path, convert_fp32, batch, rules=tuple(range_rules),
+                                         quiet=quiet)
+            elif precision == "fp16":
                 cast_fp16(fp32_path, path, quiet)
             elif precision == "int8" and int8_method.startswith("pt2e"):
                 convert_int8_pt2e(model, calib_x, path, batch,
@@ -299,7 +298,9 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
             elif precision == "int8":
                 convert_int8_aeq(fp32_path, calib_x, path, 16 if int8_method == "aeq-w8a16" else 8, quiet=quiet,
                                  integer_ops=AEQ_COMPUTE_OPS if int8_method == "aeq-compute" else None)
-    except BackendMissing as exc:
+    except (BackendMissing, InputError) as exc:
+        if isinstance(exc, InputError):
+            raise
         return missing_backend(FORMAT, precision, exc)
     except Exception as exc:  # a conversion failure is a result row, not a crash
         reraise_if_disk_full(exc)
@@ -310,9 +311,10 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
 
     info = describe(path)
     method = int8_method if precision == "int8" else None
+    full_info = full_int8.metadata(full, info) if full is not None else {}
     meta = artifact_metadata(ck, FORMAT, precision, batch=batch, converter="litert-torch",
                              int8_method=method, input_dtype=info["input_dtype"], output_dtype=info["output_dtype"],
-                             calibration=calib_source)
+                             calibration=calib_source, **full_info)
     write_sidecar(path, meta)
 
     try:
@@ -327,6 +329,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     if precision == "int8":
         io += (f", {info['integer_ops']}/{info['compute_ops']} compute ops integer"
                f" (float: {', '.join(info['float_op_types']) or 'none'})")
+    if full is not None:
+        io += f"; {full_int8.choice_message(full, source)}"
     msg = (f"LiteRT interpreter vs PyTorch fp32 on {stats['samples']} clips ({source}): max |logit diff| "
            f"{stats['max_abs_diff']:.3g}, top-1 agreement {stats['top1_agreement']:.3f}; {io}")
     split_stats: dict[str, Any] = {}
@@ -339,7 +343,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
         msg = f"outside tolerance ({problems}): " + msg
     return ExportResult(FORMAT, precision, path, "ok" if good else "failed", msg,
                         extra={**stats, **info, **split_stats, "verify_source": source, "calibration": calib_source,
-                               "int8_method": method, "batch": batch, "export_seconds": round(export_seconds, 2)})
+                               "int8_method": method, "batch": batch, "export_seconds": round(export_seconds, 2),
+                               **{k: v for k, v in full_info.items() if k != "input_stage"}})
 
 
 def predict_fn(path: str | Path, threads: int | None = None):
@@ -349,7 +354,12 @@ def predict_fn(path: str | Path, threads: int | None = None):
 
 def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8-method", choices=INT8_METHODS, default=DEFAULT_INT8_METHOD,
-                   help="INT8 recipe (default pt2e: int8 conv/linear/add/concat, multiplies kept float)")
+                   help="INT8 recipe (default aeq-compute: int8 convolutions, everything else float; full: "
+                        "every op int8 and int8 I/O, for NPU / DSP delegates)")
+    p.add_argument("--range-rules", default=",".join(full_int8.CANDIDATE_RULES),
+                   help="--int8-method full: activation-range rules to try, comma-separated; the one that agrees "
+                        "best with fp32 on the verification clips (the checkpoint's validation split) is kept "
+                        f"(default {','.join(full_int8.CANDIDATE_RULES)}; see converters.full_int8)")
     add_verification_args(p, verify_samples=64, calib_samples=DEFAULT_CALIB_SAMPLES, tool="litert-torch")
 
 
@@ -358,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return export_main(export, argv, fmt=FORMAT, precisions=FORMATS[FORMAT].precisions, default_batch=1,
                        description=__doc__.split("\n\n")[0], add_args=_add_args,
-                       opts_from_args=lambda a: {"int8_method": a.int8_method, **verification_opts(a)})
+                       opts_from_args=lambda a: {"int8_method": a.int8_method, **verification_opts(a),
+                                                 "range_rules": tuple(r.strip() for r in a.range_rules.split(",")
+                                                                      if r.strip())})
 
 
 if __name__ == "__main__":

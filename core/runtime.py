@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from core.artifact import INPUT_NAME, OUTPUT_NAME, artifact_metadata, read_artifact_metadata
+from core.data.streams import StreamInputStage
 from core.mil_eval import load as load_mil_program
 from core.spec import InputSpec
 
@@ -246,11 +247,17 @@ class OnnxRuntime(Runtime):
 
 
 class TFLiteRuntime(Runtime):
+    """A .tflite file in the LiteRT interpreter. Integer input / output is quantized / dequantized here with the
+    tensors' own scale and zero point; a full-integer file's float input stage (stream derivation and
+    normalisation, metadata 'input_stage') runs first, so callers always pass float32 joints."""
+
     name = "litert"
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, metadata: dict[str, Any] | None = None):
         litert = require("ai_edge_litert.interpreter", BACKENDS["litert"].install)
-        super().__init__(path, read_artifact_metadata(path))
+        super().__init__(path, read_artifact_metadata(path) if metadata is None else metadata)
+        stage = self.metadata.get("input_stage")
+        self.input_stage = StreamInputStage.from_dict(stage) if stage else None
         self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input_detail = self.interpreter.get_input_details()[0]
@@ -265,6 +272,8 @@ class TFLiteRuntime(Runtime):
         return float(scale), int(zero)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.input_stage is not None:
+            x = self.input_stage(x)
         if self.input_dtype.kind in "iu":  # full-integer model: quantise the float input ourselves
             scale, zero = self._quant(self.input_detail)
             info = np.iinfo(self.input_dtype)

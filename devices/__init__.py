@@ -60,7 +60,18 @@ SCHEMA: dict[str, Any] = {
                   "calibrated": (str, False)}, True),
     "sources": ([str], False),
     "notes": (str, False),
+    # accelerator delegates and their op / precision rules, from the vendor's documentation (benchmarks.delegates)
+    "delegates": ([{"name": (str, True), "kind": (str, True), "artifact": ("artifact", True),
+                    "dtypes": (["dtype"], True), "partition": ("partition", True), "ops": ("op_rules", True),
+                    "max_rank": (int, False), "max_nonunit_dims": (int, False), "constant_weights": ([str], False),
+                    "accessory": (bool, False),
+                    "compiler": (str, False), "sources": ([str], True), "notes": (str, False)}], False),
 }
+ARTIFACTS = ("tflite", "onnx", "coreml")
+DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "bool")
+# per_op: an op the delegate cannot run falls back alone (NNAPI, QNN, TensorRT DLA with GPU fallback);
+# prefix: the first op it cannot run and every op after it fall back (the Edge TPU compiler maps one segment)
+PARTITIONS = ("per_op", "prefix")
 
 
 def _type_name(t: Any) -> str:
@@ -95,6 +106,19 @@ def _check(value: Any, spec: Any, where: str, errors: list[str]) -> None:
     elif spec == "format":
         if value not in FORMATS:
             errors.append(f"{where}: {value!r} is not a format ({', '.join(FORMATS)})")
+    elif spec in ("artifact", "dtype", "partition"):
+        allowed = {"artifact": ARTIFACTS, "dtype": DTYPES, "partition": PARTITIONS}[spec]
+        if value not in allowed:
+            errors.append(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    elif spec == "op_rules":  # op name -> null (the delegate's dtypes) or the dtypes that op accepts
+        if not isinstance(value, dict) or not value:
+            errors.append(f"{where}: expected a mapping op name -> null or a list of dtypes")
+            return
+        for op, dtypes in value.items():
+            if dtypes is None:
+                continue
+            if not isinstance(dtypes, list) or any(d not in DTYPES for d in dtypes):
+                errors.append(f"{where}.{op}: expected null or a list of dtypes ({', '.join(DTYPES)}), got {dtypes!r}")
     elif spec == "precision_map":
         if not isinstance(value, dict) or not value:
             errors.append(f"{where}: expected a mapping precision -> GFLOPS")
@@ -159,6 +183,7 @@ class DeviceProfile:
     estimate: dict[str, Any]
     accelerators: tuple[dict[str, Any], ...] = ()
     units: dict[str, Any] = field(default_factory=dict)  # {pose, classifier}: where each runs
+    delegates: tuple[dict[str, Any], ...] = ()
     sources: tuple[str, ...] = ()
     notes: str = ""
     path: Path | None = None
@@ -232,6 +257,7 @@ def profile_from_dict(data: dict[str, Any], source: str = "<profile>", path: Pat
         budgets=dict(data["budgets"]),
         estimate=dict(data["estimate"]), accelerators=tuple(dict(a) for a in data.get("accelerators") or ()),
         units=dict(data.get("units") or {}),
+        delegates=tuple(dict(d) for d in data.get("delegates") or ()),
         sources=tuple(data.get("sources") or ()), notes=data.get("notes") or "", path=path, raw=data)
 
 

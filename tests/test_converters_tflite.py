@@ -12,10 +12,15 @@ from backend_checker import require_backend
 
 pytestmark = require_backend("tflite")  # skips the module without litert-torch, ai-edge-litert, ai-edge-quantizer
 
-from converters import tflite  # noqa: E402
+import torch  # noqa: E402
+from conftest import build_tiny_checkpoint  # noqa: E402
+
+from converters import full_int8, tflite  # noqa: E402
 from converters.common import InputError  # noqa: E402
 from core.artifact import read_artifact_metadata  # noqa: E402
 from tolerances import float32_logit_tolerance
+from core.checkpoint import load_model  # noqa: E402
+from core.runtime import load_runtime  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +154,35 @@ def test_missing_backend_is_a_result_not_a_crash(ckpt, tmp_path, monkeypatch):
     r = tflite.export(ckpt, tmp_path, "fp32", verify_samples=2)
     assert r.status == "missing-backend" and "pip install" in r.message and r.path is None
     assert r.exit_code == 3
+
+
+@pytest.mark.slow  # a litert-torch conversion and two quantizations of the tiny model
+def test_full_integer_export_is_integer_end_to_end_with_int8_io(tmp_path_factory, held_out):
+    """--int8-method full: every compute op integer (outside full_int8.DOCUMENTED_FLOAT_OPS, which is empty), int8
+    input and output with their scale and zero point in the sidecar, the stream derivation in the metadata's
+    float input stage; core.runtime takes raw float joints and agrees with PyTorch fp32."""
+    root = tmp_path_factory.mktemp("full")
+    ckpt = build_tiny_checkpoint(root / "tiny_jvb.pt", streams=("joint", "velocity", "bone"), branch_gain=0.0)
+    x, labels = held_out(per_class=4, seed=31)
+    calib = root / "calib.npz"
+    np.savez(calib, x=x.astype(np.float32), labels=labels)
+    r = tflite.export(ckpt, root / "out", "int8", calib=calib, int8_method="full", verify_samples=32,
+                      range_rules=("p99.99", "minmax"))
+    assert r.status == "ok", r.message
+    info = tflite.describe(r.path)
+    assert info["input_dtype"] == "int8" and info["output_dtype"] == "int8"
+    assert set(info["float_op_types"]) <= set(full_int8.DOCUMENTED_FLOAT_OPS)
+    assert info["integer_ops"] == info["compute_ops"] > 50
+    assert "EXP" not in info["ops"] and "DEQUANTIZE" not in info["ops"]  # the rewrite left no float island
+    meta = read_artifact_metadata(r.path)
+    assert meta["int8_method"] == "full" and meta["input_quantization"]["scale"] > 0
+    assert meta["input_shape"] == [1, 3, x.shape[2], 25, 1] and meta["graph_input_shape"][1] == 9
+    assert meta["input_stage"]["streams"] == ["joint", "velocity", "bone"]
+    assert meta["range_rule"] in ("p99.99", "minmax") and len(meta["range_candidates"]) == 2
+    model, _ = load_model(ckpt)
+    unseen, _ = held_out(per_class=2, seed=32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(unseen)).numpy()
+    with load_runtime(r.path, threads=1) as rt:
+        got = rt.predict(unseen)  # float joints in: the runtime derives, normalises and quantizes
+    assert np.mean(got.argmax(1) == ref.argmax(1)) >= 0.8

@@ -293,6 +293,9 @@ def _export(kind: str, ckpt: Path, out: Path) -> Path:
     elif kind == "onnx_int8":
         from converters.int8 import export
         res = export(ckpt, out, "int8", calib=calib)
+    elif kind == "tflite_full_int8":  # int8 input: core.runtime derives the streams and quantizes
+        from converters.tflite import export
+        res = export(ckpt, out, "int8", calib=calib, int8_method="full", range_rules=("p99.99", "minmax"))
     else:
         from converters.tflite import export
         res = export(ckpt, out, "fp32")
@@ -319,7 +322,7 @@ def test_a_failed_export_fails_the_same_labels_test_instead_of_skipping(monkeypa
         pytest.fail("a failed export passed")
 
 
-@pytest.mark.parametrize("kind", ["onnx_fp32", "onnx_int8", "tflite_fp32"])
+@pytest.mark.parametrize("kind", ["onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_full_int8"])
 def test_every_runtime_gives_the_same_labels_on_the_same_replay(kind, edge_ckpt, replay_file, tmp_path):
     from core.runtime import load_runtime
     from edge.capture import SkeletonReplaySource, load_skeleton_sequence
