@@ -35,7 +35,7 @@ from core.stats import paired_difference, verdict  # noqa: E402
 
 ORT_CANDIDATES = [{"quantizer": "ort", "percentile": p, "ort_placement": pl}
                   for p in (99.9, 99.99, 99.999) for pl in ("compute", "all")]
-LITERT_CANDIDATES = [{"int8_method": m} for m in ("aeq-compute", "pt2e", "aeq-w8a8")]
+LITERT_METHODS = ("aeq-compute", "full", "pt2e")
 
 
 def label(fmt: str, opts: dict) -> str:
@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--doc", type=Path, default=None)
     p.add_argument("--no-litert", action="store_true", help="onnxruntime candidates only")
+    p.add_argument("--litert-methods", default=",".join(LITERT_METHODS), help="LiteRT INT8 methods to compare")
     p.add_argument("--calib-num", type=int, default=500)
     args = p.parse_args(argv)
-    candidates = [("int8", c) for c in ORT_CANDIDATES] + ([] if args.no_litert else
-                                                           [("tflite", c) for c in LITERT_CANDIDATES])
+    candidates = [("int8", c) for c in ORT_CANDIDATES] + ([] if args.no_litert else [
+        ("tflite", {"int8_method": m}) for m in args.litert_methods.split(",") if m])
     results: dict = {"command": "python experiments/int8_defaults.py " + " ".join(sys.argv[1:] if argv is None
                                                                                   else argv),
                      "date": time.strftime("%Y-%m-%d"), "checkpoints": {}}
