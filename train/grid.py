@@ -35,11 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
-from core.stats import seed_summary
+from core.stats import paired_difference, seed_summary
 
 PROG = "python -m train.grid"
 METHODS = ("scratch", "kd", "kd_file", "teacher", "pretrain", "maskclr", "maskclr_kd", "ensemble")
@@ -60,6 +61,7 @@ class Arm:
     overrides: list[str] = field(default_factory=list)
     note: str = ""
     priority: int = 0  # jobs run in (priority, seed, arm order)
+    against: str | None = None  # the control arm of the comparisons (default: scratch of the same variant)
     output: str | None = None  # run folder template ("{seed}"), e.g. a checkpoint other commands read
 
 
@@ -114,7 +116,8 @@ def load_spec(path: str | Path) -> Grid:
         teacher = a.get("teacher") or []
         arm = Arm(a["name"], a["method"], a["config"], [int(s) for s in a.get("seeds", seeds)], a.get("epochs"),
                   [teacher] if isinstance(teacher, str) else list(teacher), a.get("init"),
-                  list(a.get("overrides") or []), a.get("note", ""), int(a.get("priority", 0)), a.get("output"))
+                  list(a.get("overrides") or []), a.get("note", ""), priority=int(a.get("priority", 0)),
+                  output=a.get("output"), against=a.get("against"))
         if arm.method in ("kd", "kd_file", "maskclr_kd", "ensemble") and not arm.teacher:
             raise BadInput(f"{where} ({arm.name}): method {arm.method} needs a teacher")
         if arm.method in ("maskclr", "maskclr_kd") and not (arm.init or "").startswith("arm:"):
@@ -424,24 +427,39 @@ def pct(x: float | None) -> float | None:
 
 
 def comparisons(grid: Grid, arms: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-seed differences (test top-1 at the validation-chosen epoch) of each arm against the scratch arm of the
-    same variant and streams: mean ± std of the seed-paired differences."""
+    """Each arm against its control (`against`, else the first scratch arm of the same variant and streams): the
+    seed-paired differences of test top-1 at the validation-chosen epoch (mean ± std), and the clip-paired ones of
+    each seed (clips fixed / broken, exact 95 % interval) with all seeds' clips pooled."""
     out = []
+    spec = {a.name: a for a in grid.arms}
     for name, a in arms.items():
-        if a["method"] == "scratch" or not a["seeds"]:
+        if not a["seeds"] or a["method"] in ("teacher", "ensemble", "pretrain"):
             continue
-        ref = next((r for r in arms.values() if r["method"] == "scratch" and r["variant"] == a["variant"]
-                    and r["streams"] == a["streams"] and r["name"] == f"scratch_{a['variant']}_{a['streams']}"
-                    ), None) or next((r for r in arms.values() if r["method"] == "scratch" and
-                                      r["variant"] == a["variant"] and r["streams"] == a["streams"]), None)
-        if ref is None:
+        wanted = spec[name].against
+        ref = arms.get(wanted) if wanted else next(
+            (r for r in arms.values() if r["method"] == "scratch" and r["variant"] == a["variant"]
+             and r["streams"] == a["streams"] and r["name"] != name), None)
+        if ref is None or ref["name"] == name:
             continue
         both = [s for s in a["per_seed"] if s in ref["per_seed"]]
         diffs = [a["per_seed"][s]["test_top1_at_val_epoch"] - ref["per_seed"][s]["test_top1_at_val_epoch"]
                  for s in both]
-        if diffs:
-            out.append({"arm": name, "against": ref["name"], "seeds": [int(s) for s in both],
-                        "test_top1_difference": seed_summary(diffs)})
+        if not diffs:
+            continue
+        per_seed, pooled = {}, [[], [], []]
+        for seed in both:
+            preds = [arm_dir(grid, spec[n], int(seed)) / "test_predictions.npz" for n in (ref["name"], name)]
+            if not all(p.is_file() for p in preds):
+                continue
+            (r_logits, labels), (c_logits, _) = [(np.load(p)["logits_at_val_epoch"], np.load(p)["labels"])
+                                                 for p in preds]
+            per_seed[seed] = paired_difference(labels, r_logits, c_logits).to_dict()
+            pooled[0].append(labels), pooled[1].append(r_logits), pooled[2].append(c_logits)
+        entry = {"arm": name, "against": ref["name"], "seeds": [int(s) for s in both],
+                 "test_top1_difference": seed_summary(diffs), "paired_clips": per_seed}
+        if pooled[0]:
+            entry["paired_clips_pooled"] = paired_difference(*(np.concatenate(x) for x in pooled)).to_dict()
+        out.append(entry)
     return out
 
 
@@ -458,7 +476,7 @@ def markdown(results: dict[str, Any]) -> str:
              f"epoch chosen on the validation split, mean ± std over seeds (per-seed values in the JSON).", ""]
     lines += table_head(["arm", "variant", "streams", "method", "teacher / init", "seeds", "epochs",
                          "test top-1 (chosen epoch)", "test top-1 (last epoch)", "val top-1", "minutes / run",
-                         "Δ vs scratch (seed-paired)"])
+                         "Δ vs control (seed-paired)", "Δ, clips pooled over seeds [95 % CI] (fixed / broken)"])
     diffs = {c["arm"]: c for c in results["comparisons"]}
     for a in results["arms"]:
         d = diffs.get(a["name"])
@@ -468,8 +486,16 @@ def markdown(results: dict[str, Any]) -> str:
             fmt(a["test_top1_at_val_epoch"]), fmt(a["test_top1_last_epoch"]), fmt(a["val_top1"]),
             f"{a['minutes']:.1f}" if a["seeds"] else "-",
             f"{d['test_top1_difference']['mean']:+.2f} ± {d['test_top1_difference']['std']:.2f} "
-            f"({', '.join(f'{v:+.2f}' for v in d['test_top1_difference']['values'])})" if d else "-"]) + " |")
+            f"({', '.join(f'{v:+.2f}' for v in d['test_top1_difference']['values'])}) vs {d['against']}" if d else "-",
+            pooled_text(d)]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def pooled_text(d: dict[str, Any] | None) -> str:
+    p = (d or {}).get("paired_clips_pooled")
+    if not p:
+        return "-"
+    return f"{p['delta']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}] (+{p['fixed']} / -{p['broken']})"
 
 
 def plot(results: dict[str, Any], path: Path) -> Path:
