@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -27,6 +28,53 @@ class SourceError(EdgeError):
 
 class PoseModelError(EdgeError):
     """The MediaPipe pose model cannot be found, fetched or verified; the message says where to put it."""
+
+
+class InputError(EdgeError, ValueError):
+    """A frame, timestamp or skeleton passed to ActionRecognizer that it cannot use; the message says what was
+    passed and what is expected. Also a ValueError, so code written against the first API keeps working."""
+
+
+class FrameError(InputError):
+    """None, an empty image, a float image or an image of a shape that is not a picture."""
+
+
+class TimestampError(InputError):
+    """A timestamp that is not a finite number, or that does not increase."""
+
+
+class SkeletonInputError(InputError):
+    """Skeletons (SKELETONS mode) that are not numbers of the layout's shape."""
+
+
+class CallbackError(EdgeError):
+    """LIVE_STREAM: `result_callback` raised on MediaPipe's thread. It is raised in the caller's thread on the next
+    recognize_async() or on close(); the callback's own exception is its __cause__."""
+
+    exit_code = 1
+
+
+class DeferredErrors:
+    """Exceptions caught on another thread, kept until the owner's thread asks (raise_pending)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._first: BaseException | None = None
+        self._count = 0
+
+    def capture(self, exc: BaseException) -> None:
+        with self._lock:
+            self._count += 1
+            if self._first is None:
+                self._first = exc
+
+    def raise_pending(self, what: str = "result_callback") -> None:
+        with self._lock:
+            exc, count, self._first, self._count = self._first, self._count, None, 0
+        if exc is not None:
+            text = str(exc).strip().splitlines()
+            more = f" (and {count - 1} more call(s) raised)" if count > 1 else ""
+            raise CallbackError(f"{what} raised {type(exc).__name__}: {text[0] if text else ''}{more}") from exc
 
 
 @contextmanager

@@ -37,10 +37,12 @@ import numpy as np
 from core.layouts import get_layout
 from core.mapping import mediapipe_world_to_camera
 from core.preprocess import prepare_clip
-from edge.errors import EdgeBackendMissing, EdgeError
-from edge.events import ActionEvent, ActionEvents
+from edge.body import BodyCheck
+from edge.errors import DeferredErrors, EdgeBackendMissing, EdgeError
+from edge.events import ActionEvent, ActionEvents, PresenceEvents
 from edge.smoothing import UNKNOWN, ActionSmoother, softmax
-from edge.tracking import SkeletonTracker
+from edge.tracking import SkeletonTracker, torso_joints
+from edge.validate import check_frame, check_skeletons, check_timestamp
 from edge.window import SkeletonWindow, TimeResampler, WindowPolicy
 
 POSE_LAYOUT = "mediapipe33"
@@ -200,10 +202,14 @@ class ActionRecognizer:
         self.source_layout = get_layout(self.source_layout_name)
         self.mapper = LayoutMapper(self.source_layout_name, self.spec.layout)
         self.coordinates = options.coordinates or self.spec.coordinates
-        self.tracker = SkeletonTracker(max_age_s=options.reset_s, max_tracks=4 * self.max_persons)
+        # at most max_persons ids per frame in every mode (SKELETONS too); see edge/tracking.py for the gates
+        self.tracker = SkeletonTracker(max_age_s=options.reset_s, max_persons=self.max_persons,
+                                       max_tracks=4 * self.max_persons, anchor_joints=torso_joints(self.source_layout))
+        self.presence = PresenceEvents(options.hold_s)  # person_found / person_lost that pair (edge/events.py)
+        self.body_check = BodyCheck(min_visibility=options.min_body_visibility)  # geometry, not visibility alone
+        self._callback_errors = DeferredErrors()  # LIVE_STREAM: result_callback exceptions, for the caller
         self.subjects: dict[int, _Subject] = {}
-        self._body_joints = [j for pair in (self.source_layout.hips, self.source_layout.shoulders) if pair
-                             for j in pair]
+        self._body_joints = torso_joints(self.source_layout)
         self._last_ts: float | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -236,6 +242,7 @@ class ActionRecognizer:
             self.pose.close()
         if self._owns_runtime:
             self.runtime.close()
+        self._callback_errors.raise_pending()  # a result_callback that raised since the last call
 
     def __enter__(self) -> "ActionRecognizer":
         return self
@@ -250,6 +257,8 @@ class ActionRecognizer:
         mode = self.options.running_mode
         if mode is RunningMode.LIVE_STREAM:
             raise ValueError("recognize_for_video is for VIDEO and SKELETONS mode; use recognize_async")
+        if mode is RunningMode.VIDEO:
+            frame_or_skeletons = check_frame(frame_or_skeletons)  # a named error before any state changes
         self._check_open_and_time(timestamp_ms)
         latency: dict[str, float] = {}
         if mode is RunningMode.SKELETONS:
@@ -267,6 +276,8 @@ class ActionRecognizer:
         drops frames it has no time for, so the caller never falls behind real time."""
         if self.options.running_mode is not RunningMode.LIVE_STREAM:
             raise ValueError("recognize_async is for LIVE_STREAM mode; use recognize_for_video")
+        self._callback_errors.raise_pending()  # the previous frames' result_callback exceptions reach the caller
+        image = check_frame(image)
         self._check_open_and_time(timestamp_ms)
         self.pose.detect_async(image, int(timestamp_ms))
 
@@ -283,14 +294,16 @@ class ActionRecognizer:
     def _check_open_and_time(self, timestamp_ms: float) -> None:
         if self._closed:
             raise ValueError("this ActionRecognizer is closed")
-        if self._last_ts is not None and timestamp_ms <= self._last_ts:
-            raise ValueError(f"timestamps must increase: got {timestamp_ms} ms after {self._last_ts} ms")
-        self._last_ts = float(timestamp_ms)
+        minimum = None if self.options.running_mode is RunningMode.SKELETONS else 0.0  # MediaPipe: t >= 0
+        self._last_ts = check_timestamp(timestamp_ms, self._last_ts, minimum)
 
     def _on_live_pose(self, poses: list, image: Any, timestamp_ms: int) -> None:
-        with self._lock:
-            result = self._step(self._pose_detections(poses), float(timestamp_ms), {})
-        self.options.result_callback(result, image, timestamp_ms)
+        try:  # raised here, an exception would only reach MediaPipe's log: keep it for the caller's thread
+            with self._lock:
+                result = self._step(self._pose_detections(poses), float(timestamp_ms), {})
+            self.options.result_callback(result, image, timestamp_ms)
+        except Exception as exc:
+            self._callback_errors.capture(exc)
 
     def _whole_body(self, visibility: np.ndarray) -> bool:
         if not self._body_joints:
@@ -306,16 +319,15 @@ class ActionRecognizer:
             else:  # image landmarks: normalised x, y (down), relative z, as MediaPipe recordings store them
                 coords = p.image[:, :c]
             vis = p.world[:, 3]
-            out.append(_Detection(np.asarray(coords, np.float32), p.image[:, :2], vis, p.image,
-                                  self._whole_body(vis)))
+            whole = self._whole_body(vis) and (self.options.min_body_visibility <= 0 or  # 0 turns the check off
+                                               self.body_check.whole_body(p.image, p.image_size))  # edge/body.py
+            out.append(_Detection(np.asarray(coords, np.float32), p.image[:, :2], vis, p.image, whole))
         return out
 
     def _skeleton_detections(self, skeletons: Any) -> list[_Detection]:
-        if skeletons is None:
-            return []
-        people = [np.asarray(s, dtype=np.float32) for s in skeletons]
         v = self.source_layout.num_joints
         c = self.spec.channels
+        people = check_skeletons(skeletons, v, c, self.source_layout_name)  # NaN / inf joints: missing joints
         out = []
         for p in people:
             if p.ndim != 2 or p.shape[0] != v or p.shape[1] < c:
@@ -348,10 +360,11 @@ class ActionRecognizer:
         events: list[ActionEvent] = []
         t0 = time.perf_counter()
         ids = self.tracker.update([d.track_points for d in detections], now, [d.visibility for d in detections])
-        by_id = dict(zip(ids, detections))
+        tracked = [(pid, d) for pid, d in zip(ids, detections) if pid is not None]  # None: beyond max_persons
+        ids = [pid for pid, _ in tracked]
+        by_id = dict(tracked)
+        self.presence.found(ids, now, events)
         for pid in ids:
-            if self.spec.persons == 1 and pid not in self.subjects:
-                events.append(ActionEvent("person_found", pid, now))
             self._subject_for(pid)
         # forget people the tracker dropped (unseen for reset_s)
         live = set(self.tracker.tracks)
@@ -383,6 +396,7 @@ class ActionRecognizer:
                                             d.probs if d is not None else None,
                                             det.landmarks if det is not None else None))
         persons.sort(key=lambda p: p.person_id)
+        self.presence.lost(now, set(self.tracker.tracks), events)  # after the lost people's action_end
         return ActionResult(ts_ms, persons, events, classified, latency)
 
     def _advance(self, subject: _Subject, by_id: dict[int, _Detection], now: float, events: list[ActionEvent],
@@ -419,8 +433,6 @@ class ActionRecognizer:
             subject.smoother.clear()
             subject.decision = None
             subject.lost_reported = True
-            if reason == "no_person" and subject.last_whole_s is not None:
-                events.append(ActionEvent("person_lost", subject.key, now))
         if whole:
             subject.last_state = "tracking" if subject.decision is not None else "warming_up"
         else:
