@@ -118,7 +118,7 @@ def read_skeletons(video: Path, pose, persons: int, fps: float, max_frames: int 
             frame = None
             if people:
                 with_person += 1
-                ids = tracker.update([p.image[:, :2] for p in people], t, [p.world[:, 3] for p in people])
+                ids = tracker.update([p.track_points for p in people], t, [p.world[:, 3] for p in people])
                 slots = [pid if pid in tracker.tracks else None for pid in slots]
                 for pid in ids:
                     if pid is not None and pid not in slots and None in slots:

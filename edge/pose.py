@@ -106,6 +106,15 @@ class PersonPose:
     image_size: tuple[int, int] | None = None  # (width, height) of the picture the image landmarks refer to
 
     @property
+    def track_points(self) -> np.ndarray:
+        """(33, 2) image landmarks in proportion to the picture (x times width / height): where distances between
+        people mean the same across and along the frame (the tracker's space)."""
+        if not self.image_size:
+            return self.image[:, :2]
+        w, h = self.image_size
+        return self.image[:, :2] * np.array([w / h, 1.0], np.float32)
+
+    @property
     def image_centre(self) -> np.ndarray:
         """Mid-hip in image coordinates (MediaPipe 23 = left hip, 24 = right hip): the tracking key."""
         return self.image[[23, 24], :2].mean(axis=0)

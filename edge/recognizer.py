@@ -68,7 +68,8 @@ class ActionRecognizerOptions:
     margin: float = 0.1  # another class must beat the current one by this much to take over
     max_persons: int | None = None  # people detected and tracked (None: the model's M)
     hold_s: float = 0.2  # a lost person keeps their last pose this long; after it their action ends
-    reset_s: float = 1.0  # a person unseen this long is forgotten (their window and id are dropped)
+    reset_s: float = 1.0  # a person unseen this long starts their window afresh
+    id_memory_s: float = 3.0  # a lost person's id waits this long for them (never handed to anyone else)
     min_valid: float = 0.75  # least fraction of the window with a real (or held) pose to classify
     min_body_visibility: float = 0.5  # hips and shoulders must be at least this visible to classify
     pose_model_path: str | Path | None = None  # MediaPipe pose_landmarker .task (None: cache / download)
@@ -96,7 +97,7 @@ class PersonResult:
 @dataclass
 class ActionResult:
     timestamp_ms: float
-    persons: list[PersonResult]  # everyone tracked: seen this frame, or lost for less than reset_s
+    persons: list[PersonResult]  # everyone tracked: seen this frame, or lost for less than id_memory_s
     events: list[ActionEvent]  # what happened at this step (action_start / action_end / person_found / ...)
     classified: bool  # a classification ran at this step
     latency_ms: dict[str, float] = field(default_factory=dict)  # per stage of this step
@@ -203,7 +204,7 @@ class ActionRecognizer:
         self.mapper = LayoutMapper(self.source_layout_name, self.spec.layout)
         self.coordinates = options.coordinates or self.spec.coordinates
         # at most max_persons ids per frame in every mode (SKELETONS too); see edge/tracking.py for the gates
-        self.tracker = SkeletonTracker(max_age_s=options.reset_s, max_persons=self.max_persons,
+        self.tracker = SkeletonTracker(max_age_s=options.id_memory_s, max_persons=self.max_persons,
                                        max_tracks=4 * self.max_persons, anchor_joints=torso_joints(self.source_layout))
         self.presence = PresenceEvents(options.hold_s)  # person_found / person_lost that pair (edge/events.py)
         self.body_check = BodyCheck(min_visibility=options.min_body_visibility)  # geometry, not visibility alone
@@ -321,7 +322,7 @@ class ActionRecognizer:
             vis = p.world[:, 3]
             whole = self._whole_body(vis) and (self.options.min_body_visibility <= 0 or  # 0 turns the check off
                                                self.body_check.whole_body(p.image, p.image_size))  # edge/body.py
-            out.append(_Detection(np.asarray(coords, np.float32), p.image[:, :2], vis, p.image, whole))
+            out.append(_Detection(np.asarray(coords, np.float32), p.track_points, vis, p.image, whole))
         return out
 
     def _skeleton_detections(self, skeletons: Any) -> list[_Detection]:
@@ -366,7 +367,7 @@ class ActionRecognizer:
         self.presence.found(ids, now, events)
         for pid in ids:
             self._subject_for(pid)
-        # forget people the tracker dropped (unseen for reset_s)
+        # forget people the tracker dropped (unseen for id_memory_s)
         live = set(self.tracker.tracks)
         for key in [k for k, s in self.subjects.items() if not any(p in live for p in s.slots if p is not None)]:
             self.subjects.pop(key).actions.end(now, "no_person", events)

@@ -11,8 +11,9 @@ and a smoothed body size. Giving detection d to track k costs
 velocity), i.e. "how far did the body move beyond its own motion, and how much did its shape change, in body
 sizes". A pair is only allowed through three gates, so a detection is never given to a track it cannot be:
 
-- motion: the centre moved at most `max_jump + max_speed * dt` body sizes from the prediction (dt = time since the
-  track was last seen: one frame allows a jitter, a person hidden for half a second may have walked on);
+- motion: the centre moved at most `max_jump + max_speed * min(dt, max_search_s)` body sizes from the prediction
+  (dt = time since the track was last seen: one frame allows a jitter, a person hidden for half a second may have
+  walked on; the search stops growing after `max_search_s`, so a long-lost id is only taken back nearby);
 - size: the body is at most `max_size_ratio` times larger or smaller than the track's (a person far behind is not
   the one in front);
 - shape: the pose changed by at most `max_shape` body sizes.
@@ -127,7 +128,8 @@ class SkeletonTracker:
     def __init__(self, max_jump: float = 0.3, max_speed: float = 1.0, max_size_ratio: float = 1.6,
                  max_shape: float = 0.5, shape_weight: float = 1.0, max_age_s: float = 1.0,
                  max_persons: int | None = None, max_tracks: int = 8, anchor_joints: list[int] | None = None,
-                 velocity_smoothing: float = 0.5, size_smoothing: float = 0.2, max_predict_s: float = 0.5):
+                 velocity_smoothing: float = 0.5, size_smoothing: float = 0.2, max_predict_s: float = 0.5,
+                 max_search_s: float = 1.0):
         if max_persons is not None and max_persons < 1:
             raise ValueError(f"max_persons must be >= 1, got {max_persons}")
         self.max_jump, self.max_speed = max_jump, max_speed
@@ -138,6 +140,7 @@ class SkeletonTracker:
         self.anchor_joints = list(anchor_joints) if anchor_joints else None
         self.velocity_smoothing, self.size_smoothing = velocity_smoothing, size_smoothing
         self.max_predict_s = max_predict_s  # a velocity is not extrapolated further than this
+        self.max_search_s = max_search_s  # the motion gate stops growing after this long unseen
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
         hungarian()  # pay for the scipy import now, not on the first frame
@@ -181,7 +184,7 @@ class SkeletonTracker:
         dt = max(track.missing_s(now_s), 0.0)
         predicted = track.centre + track.velocity * min(dt, self.max_predict_s)
         move = float(np.linalg.norm(det.centre - predicted)) / track.size
-        if move > self.max_jump + self.max_speed * dt:
+        if move > self.max_jump + self.max_speed * min(dt, self.max_search_s):
             return np.inf
         shape = float(np.linalg.norm((det.points[both] - det.centre) - (track.points[both] - track.centre),
                                      axis=1).mean()) / track.size
@@ -217,11 +220,14 @@ class SkeletonTracker:
         for i, c in assign(finite):
             if np.isfinite(cost[i, c]):
                 matched[usable[c]] = track_list[i]
-        # who gets an id this frame: the most established matched tracks first, then the largest new bodies
+        # who gets an id this frame: the most established matched tracks first, then the largest new bodies;
+        # new ids are handed out left to right (stable whatever order the detector lists people in)
         order = sorted(matched, key=lambda j: (-matched[j].hits, matched[j].first_seen_s)) + \
             sorted((j for j in usable if j not in matched), key=lambda j: -dets[j].size)
         if self.max_persons is not None:
             order = order[:self.max_persons]
+        order = [j for j in order if j in matched] + sorted((j for j in order if j not in matched),
+                                                            key=lambda j: tuple(dets[j].centre))
         ids: list[int | None] = [None] * len(dets)
         seen_now = set()
         for j in order:
