@@ -36,6 +36,7 @@ import numpy as np
 
 from core.layouts import get_layout
 from core.mapping import mediapipe_world_to_camera
+from core.openset import rule_from_metadata
 from core.preprocess import prepare_clip
 from edge.body import BodyCheck
 from edge.errors import DeferredErrors, EdgeBackendMissing, EdgeError
@@ -64,6 +65,7 @@ class ActionRecognizerOptions:
     stride_s: float | None = None  # classify every stride_s of stream time; None: 4 model frames
     smoothing: float = 0.5  # EMA weight of the newest probabilities (1 = no smoothing)
     min_confidence: float = 0.5  # an action starts at this smoothed probability; below it the label is unknown
+    unknown_threshold: float | None = None  # open-set score under which a window is unknown (None: the model's)
     exit_confidence: float | None = None  # hysteresis: an action ends below this (default min_confidence - 0.1)
     margin: float = 0.1  # another class must beat the current one by this much to take over
     max_persons: int | None = None  # people detected and tracked (None: the model's M)
@@ -186,6 +188,8 @@ class ActionRecognizer:
             raise ValueError("ActionRecognizerOptions needs model_path (or a loaded runtime)")
         self.spec = self.runtime.spec
         self.class_names = list(self.runtime.class_names)
+        # "nothing I know": the open-set rule of the artifact (train.openset), or the option's threshold
+        self.openset = rule_from_metadata(self.runtime.metadata, options.unknown_threshold)
         self.model_layout = get_layout(self.spec.layout)
         self.model_fps = self.spec.model_fps
         window_s = options.window_s if options.window_s is not None else self.spec.online_window_s
@@ -260,6 +264,9 @@ class ActionRecognizer:
             raise ValueError("recognize_for_video is for VIDEO and SKELETONS mode; use recognize_async")
         if mode is RunningMode.VIDEO:
             frame_or_skeletons = check_frame(frame_or_skeletons)  # a named error before any state changes
+        else:  # validated before the timestamp is taken, so a call that raised can be retried
+            frame_or_skeletons = check_skeletons(frame_or_skeletons, self.source_layout.num_joints,
+                                                 self.spec.channels, self.source_layout_name)
         self._check_open_and_time(timestamp_ms)
         latency: dict[str, float] = {}
         if mode is RunningMode.SKELETONS:
@@ -447,7 +454,9 @@ class ActionRecognizer:
         t1 = time.perf_counter()
         logits = self.runtime.predict(x)[0]
         t2 = time.perf_counter()
-        decision = subject.smoother.update(softmax(logits))
+        # an unknown window (core.openset) carries no evidence for any class: the label decays to unknown
+        decision = subject.smoother.update(softmax(logits) if self.openset is None else
+                                           self.openset.probabilities(logits))
         subject.actions.update(decision, grid_t, events)
         subject.decision = decision
         t3 = time.perf_counter()

@@ -18,6 +18,10 @@ sizes". A pair is only allowed through three gates, so a detection is never give
   the one in front);
 - shape: the pose changed by at most `max_shape` body sizes.
 
+A track unseen for longer than `reid_after_s` takes a body back only through tighter gates (`max_reid_shape`,
+`max_reid_size_ratio`): someone stepping in where a person vanished gets a new id rather than theirs (a new id for
+a returning person is the lesser harm: a lost person's actions are never given to someone else).
+
 The assignment is optimal (scipy's Hungarian solver when installed, else an exact search over permutations, which
 is cheap for the handful of people one camera sees). A detection no track can claim starts a *new* id: a lost
 person's id is never handed to someone else, it waits `max_age_s` for that person to come back and is then
@@ -129,7 +133,8 @@ class SkeletonTracker:
                  max_shape: float = 0.5, shape_weight: float = 1.0, max_age_s: float = 1.0,
                  max_persons: int | None = None, max_tracks: int = 8, anchor_joints: list[int] | None = None,
                  velocity_smoothing: float = 0.5, size_smoothing: float = 0.2, max_predict_s: float = 0.5,
-                 max_search_s: float = 1.0):
+                 max_search_s: float = 1.0, reid_after_s: float = 0.15, max_reid_shape: float = 0.25,
+                 max_reid_size_ratio: float = 1.3):
         if max_persons is not None and max_persons < 1:
             raise ValueError(f"max_persons must be >= 1, got {max_persons}")
         self.max_jump, self.max_speed = max_jump, max_speed
@@ -141,6 +146,10 @@ class SkeletonTracker:
         self.velocity_smoothing, self.size_smoothing = velocity_smoothing, size_smoothing
         self.max_predict_s = max_predict_s  # a velocity is not extrapolated further than this
         self.max_search_s = max_search_s  # the motion gate stops growing after this long unseen
+        # a track unseen for longer than reid_after_s takes a body back only if its shape and size are close:
+        # someone stepping in where a person vanished gets a new id rather than theirs
+        self.reid_after_s, self.max_reid_shape, self.max_reid_size_ratio = reid_after_s, max_reid_shape, \
+            max_reid_size_ratio
         self.tracks: dict[int, Track] = {}
         self.next_id = 0
         hungarian()  # pay for the scipy import now, not on the first frame
@@ -178,17 +187,19 @@ class SkeletonTracker:
         both = track.visible & det.visible
         if both.sum() < 2 or track.points.shape != det.points.shape:
             return np.inf
-        ratio = det.size / track.size
-        if not 1 / self.max_size_ratio <= ratio <= self.max_size_ratio:
-            return np.inf
         dt = max(track.missing_s(now_s), 0.0)
+        reid = dt > self.reid_after_s
+        max_ratio = self.max_reid_size_ratio if reid else self.max_size_ratio
+        ratio = det.size / track.size
+        if not 1 / max_ratio <= ratio <= max_ratio:
+            return np.inf
         predicted = track.centre + track.velocity * min(dt, self.max_predict_s)
         move = float(np.linalg.norm(det.centre - predicted)) / track.size
         if move > self.max_jump + self.max_speed * min(dt, self.max_search_s):
             return np.inf
         shape = float(np.linalg.norm((det.points[both] - det.centre) - (track.points[both] - track.centre),
                                      axis=1).mean()) / track.size
-        if shape > self.max_shape:
+        if shape > (self.max_reid_shape if reid else self.max_shape):
             return np.inf
         return move + self.shape_weight * shape
 
