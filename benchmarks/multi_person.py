@@ -137,11 +137,12 @@ def read_video(path: Path, frames: int, scale: float = 1.0) -> tuple[np.ndarray,
     return np.stack(out), fps
 
 
-def load_source(video: Path, frames: int, pose_model: Path, cache: Path | None = None) -> Source:
+def load_source(video: Path, frames: int, pose_model: Path, cache: Path | None = None,
+                scale: float = SOURCE_SCALE) -> Source:
     """The first `frames` frames of a single-person video, scaled, with MediaPipe's person mask and landmarks
     (computed once, kept in `cache`)."""
-    images, _ = read_video(video, frames, SOURCE_SCALE)
-    key = hashlib.sha1(f"{video.name}:{video.stat().st_size}:{frames}:{SOURCE_SCALE}:{pose_model.stat().st_size}"
+    images, _ = read_video(video, frames, scale)
+    key = hashlib.sha1(f"{video.name}:{video.stat().st_size}:{frames}:{scale}:{pose_model.stat().st_size}"
                        .encode()).hexdigest()[:12]
     path = cache / f"source_{video.stem}_{key}.npz" if cache is not None else None
     if path is not None and path.is_file():

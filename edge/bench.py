@@ -43,7 +43,8 @@ def bench_one(video: Path, model: Path, pose_model: Path, threads: int, stride_s
         writer.close()
         if sink:
             sink.close()
-    return {"video": video.name, "model": model.name, "runtime": runtime.name, "frames": result.frames,
+    return {"video": video.name, "size": list(source.size), "model": model.name, "runtime": runtime.name,
+            "frames": result.frames,
             "frames_with_person": result.frames_with_person, "classifications": result.classifications,
             "events": writer.count, "wall_s": wall, "fps_wall": result.frames / wall if wall else 0.0,
             "latency": result.latency, "rss_start_mb": rss0, "rss_end_mb": result.rss_end_mb,

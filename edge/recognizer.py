@@ -450,13 +450,14 @@ class ActionRecognizer:
     def _classify(self, subject: _Subject, grid_t: float, events: list[ActionEvent],
                   latency: dict[str, float]) -> None:
         t0 = time.perf_counter()
-        x = prepare_clip(subject.window.clip(), self.spec)[None]
+        clip = subject.window.clip()  # (M, T, V, C), model layout: the open-set body test reads it too
+        x = prepare_clip(clip, self.spec)[None]
         t1 = time.perf_counter()
         logits = self.runtime.predict(x)[0]
         t2 = time.perf_counter()
         # an unknown window (core.openset) carries no evidence for any class: the label decays to unknown
         decision = subject.smoother.update(softmax(logits) if self.openset is None else
-                                           self.openset.probabilities(logits))
+                                           self.openset.probabilities(logits, clip))
         subject.actions.update(decision, grid_t, events)
         subject.decision = decision
         t3 = time.perf_counter()
