@@ -77,7 +77,7 @@ def bench_one(video: Path, model: Path, pose_model: Path, threads: int = 1, stri
         for closable in (source, writer, sink):
             if closable is not None:
                 closable.close()
-    row = {"video": video.name, "model": f"{model.parent.name}/{model.name}", "runtime": runtime.name, "loop":
+    row = {"video": video.name, "size": list(source.size), "model": f"{model.parent.name}/{model.name}", "runtime": runtime.name, "loop":
            "pipelined" if pipelined else "synchronous", "realtime": realtime, "fps_source": fps_source,
            "frames": result.frames, "frames_with_person": result.frames_with_person,
            "classifications": result.classifications, "events": writer.count, "wall_s": wall,

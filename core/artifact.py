@@ -34,6 +34,8 @@ def artifact_metadata(ckpt: dict[str, Any], fmt: str, precision: str, batch: int
         # (N, C, T, V, M); N is None for a dynamic batch
         "input_shape": [batch, cfg["in_channels"], spec["frames"], v, spec["persons"]],
         "metrics": dict(ckpt.get("metrics", {})),
+        # the "unknown" rule (core.openset) travels with every artifact: the edge loop needs nothing else
+        **({"openset": dict(ckpt["openset"])} if ckpt.get("openset") else {}),
         **extra,
     }
 

@@ -10,6 +10,7 @@ path: `devices.load_profile("my_board.yaml")`. A bad profile raises ProfileError
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ SCHEMA: dict[str, Any] = {
     "onnx": ({"max_opset": (int, True), "supported_ops": ([str], False), "unsupported_ops": ([str], False),
               "source": (str, False)}, False),
     "budgets": ({"frame_ms": (_NUM, True), "pose_ms": (_NUM, True), "pose_source": (str, True),
+                 "pose_ms_at": ("resolution_map", False),  # {"1280x720": ms}: pose time per input resolution
                  "classifier_ms": (_NUM, False), "model_size_mb": (_NUM, True), "ram_mb": (_NUM, True)}, True),
     "estimate": ({"compute_efficiency": (_NUM, True), "bandwidth_efficiency": (_NUM, True),
                   "layer_overhead_us": (_NUM, True), "fixed_overhead_ms": (_NUM, True),
@@ -119,6 +121,15 @@ def _check(value: Any, spec: Any, where: str, errors: list[str]) -> None:
                 continue
             if not isinstance(dtypes, list) or any(d not in DTYPES for d in dtypes):
                 errors.append(f"{where}.{op}: expected null or a list of dtypes ({', '.join(DTYPES)}), got {dtypes!r}")
+    elif spec == "resolution_map":
+        if not isinstance(value, dict) or not value:
+            errors.append(f"{where}: expected a mapping WIDTHxHEIGHT -> ms")
+            return
+        for k, v in value.items():
+            if not re.fullmatch(r"[1-9]\d*x[1-9]\d*", str(k)):
+                errors.append(f"{where}.{k}: {k!r} is not a resolution WIDTHxHEIGHT (e.g. 1280x720)")
+            elif isinstance(v, bool) or not isinstance(v, _NUM) or v < 0:
+                errors.append(f"{where}.{k}: expected a number of ms >= 0, got {v!r}")
     elif spec == "precision_map":
         if not isinstance(value, dict) or not value:
             errors.append(f"{where}: expected a mapping precision -> GFLOPS")

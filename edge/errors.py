@@ -29,6 +29,30 @@ class PoseModelError(EdgeError):
     """The MediaPipe pose model cannot be found, fetched or verified; the message says where to put it."""
 
 
+class InputError(EdgeError, ValueError):
+    """A frame, timestamp or skeleton passed to ActionRecognizer that it cannot use; the message says what was
+    passed and what is expected. Also a ValueError, so code written against the first API keeps working."""
+
+
+class FrameError(InputError):
+    """None, an empty image, a float image or an image of a shape that is not a picture."""
+
+
+class TimestampError(InputError):
+    """A timestamp that is not a finite number, or that does not increase."""
+
+
+class SkeletonInputError(InputError):
+    """Skeletons (SKELETONS mode) that are not numbers of the layout's shape."""
+
+
+class CallbackError(EdgeError):
+    """`result_callback` raised on the pipeline's thread. It is raised in the caller's thread by the next
+    recognize_async(), flush() or close(); the callback's own exception is its __cause__."""
+
+    exit_code = 1
+
+
 @contextmanager
 def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
     """Silence C++ log lines written straight to file descriptor 2 (MediaPipe/TFLite start-up chatter such

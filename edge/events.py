@@ -122,6 +122,46 @@ class ActionEvents:
                                a["start"], a["peak"]))
 
 
+class PresenceEvents:
+    """person_found / person_lost that pair: a person id is *present* from the frame it is detected until it has
+    been unseen for longer than `hold_s` (or the tracker forgot it); `found` opens a presence, `lost` closes it.
+    Every person_lost is followed by a person_found before any other event of that id, so replaying the events
+    (found +1, lost -1) gives the number of people present at any time (`people_count`)."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self.last_seen: dict[int, float] = {}  # present ids -> last time seen
+
+    def found(self, seen_ids: list[int], time_s: float, out: list[ActionEvent]) -> None:
+        """Call with the ids detected this frame, before their other events."""
+        for pid in seen_ids:
+            if pid not in self.last_seen:
+                out.append(ActionEvent("person_found", pid, time_s))
+            self.last_seen[pid] = time_s
+
+    def lost(self, time_s: float, tracked_ids: set[int], out: list[ActionEvent]) -> None:
+        """Call after this frame's other events: ids unseen for more than hold_s (or no longer tracked) are lost."""
+        for pid, last in list(self.last_seen.items()):
+            if time_s - last > self.hold_s or pid not in tracked_ids:
+                out.append(ActionEvent("person_lost", pid, time_s))
+                del self.last_seen[pid]
+
+
+def people_count(events: list[dict[str, Any]]) -> list[tuple[float, int]]:
+    """(time, people present) after each person_found / person_lost of an events stream (JSON-lines records)."""
+    present: set[int] = set()
+    out = []
+    for e in events:
+        if e.get("event") == "person_found":
+            present.add(e["person"])
+        elif e.get("event") == "person_lost":
+            present.discard(e["person"])
+        else:
+            continue
+        out.append((e["time"], len(present)))
+    return out
+
+
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """Parse a JSON-lines events file; raises ValueError naming the file and line on a bad line."""
     out = []

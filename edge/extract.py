@@ -31,9 +31,10 @@ import numpy as np
 from core.cli import EXIT_BAD_INPUT, EXIT_FAILED, ArgumentParser
 from core.data.custom import save_sample
 from core.data.paths import unsafe_path_part
+from core.layouts import get_layout
 from core.mapping import mediapipe_world_to_camera
 from edge.errors import EdgeError
-from edge.tracking import SkeletonTracker
+from edge.tracking import SkeletonTracker, torso_joints
 from edge.window import TimeResampler
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -105,7 +106,8 @@ def read_skeletons(video: Path, pose, persons: int, fps: float, max_frames: int 
         raise EdgeError("OpenCV cannot open it (not a video, or a codec this OpenCV build lacks)")
     src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0)
     src_fps = src_fps if 1 <= src_fps <= 240 else 30.0
-    tracker = SkeletonTracker(max_tracks=4 * persons)
+    tracker = SkeletonTracker(max_persons=persons, max_tracks=4 * persons, anchor_joints=torso_joints(get_layout(
+        "mediapipe33")))
     resampler = TimeResampler(fps, max_gap_s=0.25)
     slots: list[int | None] = [None] * persons  # person id per sample slot; freed when the tracker drops the id
     samples: list[np.ndarray] = []
@@ -121,14 +123,14 @@ def read_skeletons(video: Path, pose, persons: int, fps: float, max_frames: int 
             frame = None
             if people:
                 with_person += 1
-                ids = tracker.update([p.image[:, :2] for p in people], t, [p.world[:, 3] for p in people])
+                ids = tracker.update([p.track_points for p in people], t, [p.world[:, 3] for p in people])
                 slots = [pid if pid in tracker.tracks else None for pid in slots]
                 for pid in ids:
-                    if pid not in slots and None in slots:
+                    if pid is not None and pid not in slots and None in slots:
                         slots[slots.index(None)] = pid
                 frame = np.zeros((persons, 33, 4), np.float32)
                 for pid, p in zip(ids, people):
-                    if pid in slots:
+                    if pid is not None and pid in slots:
                         frame[slots.index(pid), :, :3] = mediapipe_world_to_camera(p.world[:, :3])
                         frame[slots.index(pid), :, 3] = p.world[:, 3]
             for _, sample in resampler.push(t, frame):
@@ -172,6 +174,12 @@ def extract_one(job: dict[str, Any]) -> dict[str, Any]:
         return record
     seg = int(round(job["segment_s"] * job["fps"])) if job["segment_s"] else None
     chunks = [(s, e) for s, e in segments(data.shape[1], seg) if present[s:e].sum() >= max(1, (e - s) // 2)]
+    if not chunks:  # a person in too few frames of every segment: nothing is written, so the video is skipped
+        span = f"{job['segment_s']:g} s segment" if seg else "the clip"
+        record.update(status="skipped", reason=f"no usable segment: a person in {int(present.sum())} of "
+                                                f"{data.shape[1]} frames at {job['fps']:g} fps, but in fewer than "
+                                                f"half of every {span}")
+        return record
     n_test = int(np.ceil(len(chunks) * job["holdout_tail"])) if job["holdout_tail"] and len(chunks) > 1 else 0
     stem = video.relative_to(root).with_suffix("").as_posix().replace("/", "__")
     for k, (s, e) in enumerate(chunks):
@@ -189,7 +197,7 @@ def extract_one(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_manifest(out: Path, records: list[dict[str, Any]], fps: float) -> dict[str, Any]:
-    ok = [r for r in records if r["status"] == "ok"]
+    ok = [r for r in records if r["status"] == "ok" and r["samples"]]  # a video that gave nothing is skipped
     class_names = sorted({r["label"] for r in ok})
     samples = []
     for r in sorted(ok, key=lambda r: r["video"]):
@@ -202,7 +210,8 @@ def write_manifest(out: Path, records: list[dict[str, Any]], fps: float) -> dict
     manifest = {"layout": "mediapipe33", "class_names": class_names, "fps": fps, "coordinates": "world",
                 "source": "python -m edge.extract (MediaPipe Pose world landmarks, camera axes, visibility)",
                 "samples": samples,
-                "skipped": [{"video": r["video"], "reason": r["reason"]} for r in records if r["status"] != "ok"]}
+                "skipped": [{"video": r["video"], "reason": r.get("reason") or "no sample written"}
+                            for r in sorted(records, key=lambda r: r["video"]) if r not in ok]}
     tmp = out / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, out / "manifest.json")
@@ -298,9 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     counts = Counter(manifest["class_names"][s["label"]] for s in manifest["samples"])
     videos_ok = len({s["video"] for s in manifest["samples"]})
-    print(f"{args.out}: {len(manifest['samples'])} samples from {videos_ok} videos "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}), mediapipe33 world landmarks at "
-          f"{args.fps:g} fps" + (f"; {manifest['resumed']} videos already done" if manifest["resumed"] else ""))
+    inputs = videos_ok + len(manifest["skipped"])  # every input video is either used or listed as skipped
+    print(f"{args.out}: {len(manifest['samples'])} samples from {videos_ok} of {inputs} videos "
+          f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}), {len(manifest['skipped'])} skipped; "
+          f"mediapipe33 world landmarks at {args.fps:g} fps"
+          + (f"; {manifest['resumed']} videos already done" if manifest["resumed"] else ""))
     for s in manifest["skipped"]:
         print(f"skipped {s['video']}: {s['reason']}")
     if not manifest["samples"]:

@@ -119,6 +119,16 @@ class PersonPose:
     (x, y normalised to the frame, z relative depth), each with a visibility column."""
     world: np.ndarray  # (33, 4) x, y, z, visibility
     image: np.ndarray  # (33, 4) x, y, z, visibility
+    image_size: tuple[int, int] | None = None  # (width, height) of the picture the image landmarks refer to
+
+    @property
+    def track_points(self) -> np.ndarray:
+        """(33, 2) image landmarks in proportion to the picture (x times width / height): where distances between
+        people mean the same across and along the frame (the tracker's space)."""
+        if not self.image_size:
+            return self.image[:, :2]
+        w, h = self.image_size
+        return self.image[:, :2] * np.array([w / h, 1.0], np.float32)
 
     @property
     def image_centre(self) -> np.ndarray:
@@ -143,10 +153,11 @@ def silence_native_logs() -> None:
         pass
 
 
-def _people(result) -> list[PersonPose]:
+def _people(result, image=None) -> list[PersonPose]:
     if result is None:
         return []
-    return [PersonPose(_landmarks(w), _landmarks(i))
+    size = (int(image.width), int(image.height)) if image is not None else None
+    return [PersonPose(_landmarks(w), _landmarks(i), size)
             for w, i in zip(result.pose_world_landmarks, result.pose_landmarks)]
 
 
@@ -200,7 +211,7 @@ class MediaPipePose:
 
     def _on_result(self, result, image, timestamp_ms: int) -> None:
         if self.on_result is not None:
-            self.on_result(_people(result), image, timestamp_ms)
+            self.on_result(_people(result, image), image, timestamp_ms)
             return
         with self._cond:
             self._results[timestamp_ms] = result
@@ -236,7 +247,7 @@ class MediaPipePose:
                     self._cond.wait_for(lambda: ts in self._results, timeout=self.live_timeout_s)
                     result = self._results.pop(ts, None)
                     self._results.clear()  # results of frames we no longer care about
-        return _people(result)
+        return _people(result, image)
 
     def close(self) -> None:
         with native_stderr_silenced(self.quiet):  # TFLite logs 'DestroyAccelerator' lines on the way out

@@ -53,11 +53,14 @@ import numpy as np
 
 from core.layouts import get_layout
 from core.mapping import mediapipe_world_to_camera
+from core.openset import rule_from_metadata
 from core.preprocess import prepare_clip
-from edge.errors import EdgeBackendMissing, EdgeError
-from edge.events import ActionEvent, ActionEvents
+from edge.body import BodyCheck
+from edge.errors import CallbackError, EdgeBackendMissing, EdgeError
+from edge.events import ActionEvent, ActionEvents, PresenceEvents
 from edge.smoothing import UNKNOWN, ActionSmoother, softmax
-from edge.tracking import SkeletonTracker
+from edge.tracking import SkeletonTracker, torso_joints
+from edge.validate import check_frame, check_skeletons, check_timestamp
 from edge.window import SkeletonWindow, TimeResampler, WindowPolicy
 
 POSE_LAYOUT = "mediapipe33"
@@ -97,7 +100,8 @@ class PoseOptions:
 class PersonOptions:
     """People over time."""
     hold_s: float = 0.2  # a lost person keeps their last pose this long; after it their action ends
-    reset_s: float = 1.0  # a person unseen this long is forgotten (their window and id are dropped)
+    reset_s: float = 1.0  # a person unseen this long starts their window afresh
+    id_memory_s: float = 3.0  # a lost person's id waits this long for them (never handed to anyone else)
     min_valid: float = 0.75  # least fraction of the window with a real (or held) pose to classify
 
 
@@ -118,6 +122,7 @@ class ActionRecognizerOptions:
     window_s: float | None = None  # None: the model's online window at its training frame rate
     stride_s: float | None = None  # classify every stride_s of stream time; None: every model frame
     min_confidence: float = 0.5  # an action starts at this smoothed probability; below it the label is unknown
+    unknown_threshold: float | None = None  # open-set score under which a window is unknown (None: the model's)
     skeleton_layout: str = POSE_LAYOUT  # SKELETONS mode: layout of the skeletons passed in
     pose_options: PoseOptions = field(default_factory=PoseOptions)
     person_options: PersonOptions = field(default_factory=PersonOptions)
@@ -197,7 +202,7 @@ class PersonResult:
 @dataclass
 class ActionResult:
     timestamp_ms: float
-    persons: list[PersonResult]  # everyone tracked: seen this frame, or lost for less than reset_s
+    persons: list[PersonResult]  # everyone tracked: seen this frame, or lost for less than id_memory_s
     events: list[ActionEvent]  # what happened at this step (action_start / action_end / person_found / ...)
     classified: bool  # a classification ran at this step
     latency_ms: dict[str, float] = field(default_factory=dict)  # per stage of this step
@@ -272,6 +277,7 @@ class _Job:
     subject: _Subject
     grid_t: float  # stream time of the window's newest sample
     x: np.ndarray | None  # the prepared window (released once classified)
+    clip: np.ndarray | None = None  # the window itself, for the open-set body test (core.openset)
     logits: np.ndarray | None = None
     dropped: bool = False  # pipelined: a newer window of the same subject was waiting
 
@@ -284,13 +290,13 @@ class _SubjectStep:
     whole: bool  # someone classifiable was seen
     partial: bool  # someone was seen, but not whole
     lost: str | None  # no_person | partial_body: the action ends at this frame
-    person_lost: bool
 
 
 @dataclass
 class _Plan:
     timestamp_ms: float
-    found: list[int]  # new person ids (M = 1)
+    seen: list[int]  # the person ids detected in this frame
+    live: set[int]  # the ids the tracker still remembers
     forgotten: list[_Subject]  # subjects the tracker dropped
     steps: list[_SubjectStep]
     detections: dict[int, _Detection]
@@ -339,6 +345,8 @@ class ActionRecognizer:
             raise ValueError("ActionRecognizerOptions needs base_options.model_path (or a loaded runtime)")
         self.spec = self.runtime.spec
         self.class_names = list(self.runtime.class_names)
+        # "nothing I know": the open-set rule of the artifact (train.openset), or the option's threshold
+        self.openset = rule_from_metadata(getattr(self.runtime, "metadata", None) or {}, options.unknown_threshold)
         self.model_layout = get_layout(self.spec.layout)
         self.model_fps = self.spec.model_fps
         window_s = options.window_s if options.window_s is not None else self.spec.online_window_s
@@ -355,10 +363,14 @@ class ActionRecognizer:
         self.source_layout = get_layout(self.source_layout_name)
         self.mapper = LayoutMapper(self.source_layout_name, self.spec.layout)
         self.coordinates = options.pose_options.coordinates or self.spec.coordinates
-        self.tracker = SkeletonTracker(max_age_s=person.reset_s, max_tracks=4 * self.max_persons)
+        # at most max_persons ids per frame in every mode (SKELETONS too); see edge/tracking.py for the gates
+        self.tracker = SkeletonTracker(max_age_s=person.id_memory_s, max_persons=self.max_persons,
+                                       max_tracks=4 * self.max_persons, anchor_joints=torso_joints(self.source_layout))
+        self.presence = PresenceEvents(person.hold_s)  # person_found / person_lost that pair (edge/events.py)
+        # geometry, not visibility alone (edge/body.py)
+        self.body_check = BodyCheck(min_visibility=options.pose_options.min_body_visibility)
         self.subjects: dict[int, _Subject] = {}
-        self._body_joints = [j for pair in (self.source_layout.hips, self.source_layout.shoulders) if pair
-                             for j in pair]
+        self._body_joints = torso_joints(self.source_layout)
         self._last_ts: float | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -421,6 +433,7 @@ class ActionRecognizer:
             raise ValueError("recognize_for_video is for VIDEO and SKELETONS mode without a result_callback; "
                              "use recognize_async")
         submitted = time.perf_counter()
+        frame_or_skeletons = self._check_input(frame_or_skeletons)  # a named error before any state changes
         self._check_open_and_time(timestamp_ms)
         latency: dict[str, float] = {}
         detections = self._detect(frame_or_skeletons, float(timestamp_ms), latency)
@@ -442,6 +455,7 @@ class ActionRecognizer:
         if not self.pipelined:
             raise ValueError("recognize_async needs a result_callback (LIVE_STREAM, or SKELETONS with a callback); "
                              "use recognize_for_video")
+        frame_or_skeletons = self._check_input(frame_or_skeletons)
         self._check_open_and_time(timestamp_ms)
         self._pipeline.submit(_Submitted(frame_or_skeletons, float(timestamp_ms), time.perf_counter(), block), block)
         self._last_ts = float(timestamp_ms)
@@ -470,8 +484,14 @@ class ActionRecognizer:
     def _check_open_and_time(self, timestamp_ms: float) -> None:
         if self._closed:
             raise ValueError("this ActionRecognizer is closed")
-        if self._last_ts is not None and timestamp_ms <= self._last_ts:
-            raise ValueError(f"timestamps must increase: got {timestamp_ms} ms after {self._last_ts} ms")
+        minimum = None if self.pose is None else 0.0  # MediaPipe: t >= 0
+        check_timestamp(timestamp_ms, self._last_ts, minimum)  # set once the input was accepted
+
+    def _check_input(self, item: Any) -> Any:
+        """Validated before the timestamp is taken, so a call that raised can be retried."""
+        if self.pose is not None:
+            return check_frame(item)
+        return check_skeletons(item, self.source_layout.num_joints, self.spec.channels, self.source_layout_name)
 
     def _detect(self, item: Any, ts_ms: float, latency: dict[str, float]) -> list[_Detection]:
         if self.pose is None:
@@ -501,7 +521,11 @@ class ActionRecognizer:
         self._classify(plan)
         with self._lock:
             result = self._apply(plan)
-        self.options.result_callback(result, plan.image, int(plan.timestamp_ms))
+        try:
+            self.options.result_callback(result, plan.image, int(plan.timestamp_ms))
+        except Exception as exc:  # the pipeline re-raises it in the caller's thread (next call, flush or close)
+            text = str(exc).strip().splitlines()
+            raise CallbackError(f"result_callback raised {type(exc).__name__}: {text[0] if text else ''}") from exc
 
     def _whole_body(self, visibility: np.ndarray) -> bool:
         if not self._body_joints:
@@ -517,16 +541,15 @@ class ActionRecognizer:
             else:  # image landmarks: normalised x, y (down), relative z, as MediaPipe recordings store them
                 coords = p.image[:, :c]
             vis = p.world[:, 3]
-            out.append(_Detection(np.asarray(coords, np.float32), p.image[:, :2], vis, p.image,
-                                  self._whole_body(vis)))
+            whole = self._whole_body(vis) and (self.options.pose_options.min_body_visibility <= 0 or  # 0 turns the check off
+                                               self.body_check.whole_body(p.image, p.image_size))  # edge/body.py
+            out.append(_Detection(np.asarray(coords, np.float32), p.track_points, vis, p.image, whole))
         return out
 
     def _skeleton_detections(self, skeletons: Any) -> list[_Detection]:
-        if skeletons is None:
-            return []
-        people = [np.asarray(s, dtype=np.float32) for s in skeletons]
         v = self.source_layout.num_joints
         c = self.spec.channels
+        people = check_skeletons(skeletons, v, c, self.source_layout_name)  # NaN / inf joints: missing joints
         out = []
         for p in people:
             if p.ndim != 2 or p.shape[0] != v or p.shape[1] < c:
@@ -560,11 +583,12 @@ class ActionRecognizer:
         now = ts_ms / 1000.0
         t0 = time.perf_counter()
         ids = self.tracker.update([d.track_points for d in detections], now, [d.visibility for d in detections])
-        by_id = dict(zip(ids, detections))
-        found = [pid for pid in ids if self.spec.persons == 1 and pid not in self.subjects]
+        tracked = [(pid, d) for pid, d in zip(ids, detections) if pid is not None]  # None: beyond max_persons
+        ids = [pid for pid, _ in tracked]
+        by_id = dict(tracked)
         for pid in ids:
             self._subject_for(pid)
-        # forget people the tracker dropped (unseen for reset_s)
+        # forget people the tracker dropped (unseen for id_memory_s)
         live = set(self.tracker.tracks)
         forgotten = [self.subjects.pop(k) for k in [k for k, s in self.subjects.items()
                                                     if not any(p in live for p in s.slots if p is not None)]]
@@ -577,7 +601,7 @@ class ActionRecognizer:
         latency["track"] = (time.perf_counter() - t0) * 1e3
         steps = [self._plan_subject(subject, by_id, now, latency) for subject in self.subjects.values()]
         jobs = [job for step in steps for kind, job in step.ops if job is not None]
-        return _Plan(ts_ms, found, forgotten, steps, by_id, jobs, latency, times)
+        return _Plan(ts_ms, ids, live, forgotten, steps, by_id, jobs, latency, times)
 
     def _plan_subject(self, subject: _Subject, by_id: dict[int, _Detection], now: float,
                       latency: dict[str, float]) -> _SubjectStep:
@@ -603,16 +627,17 @@ class ActionRecognizer:
             if sample is not None and subject.window.ready and subject.since_classify >= self.stride:
                 subject.since_classify = 0
                 t0 = time.perf_counter()
-                ops.append(("classify", _Job(subject, grid_t, prepare_clip(subject.window.clip(), self.spec)[None])))
+                clip = subject.window.clip()
+                ops.append(("classify", _Job(subject, grid_t, prepare_clip(clip, self.spec)[None],
+                                             clip if self.openset is not None else None)))
                 latency["preprocess"] = latency.get("preprocess", 0.0) + (time.perf_counter() - t0) * 1e3
         # a person out of view (or only partly in view) for longer than the hold time: their action ends
         gone_for = now - subject.last_whole_s if subject.last_whole_s is not None else np.inf
-        lost, person_lost = None, False
+        lost = None
         if not whole and gone_for > self.options.person_options.hold_s and not subject.lost_reported:
             lost = "partial_body" if partial else "no_person"
             subject.lost_reported = True
-            person_lost = lost == "no_person" and subject.last_whole_s is not None
-        return _SubjectStep(subject, list(subject.slots), ops, bool(whole), partial, lost, person_lost)
+        return _SubjectStep(subject, list(subject.slots), ops, bool(whole), partial, lost)
 
     # ---- classify: the runtime ---------------------------------------------------------------------
     def _classify(self, plan: _Plan) -> None:
@@ -630,7 +655,8 @@ class ActionRecognizer:
     # ---- apply: smoothing, events, the result --------------------------------------------------------
     def _apply(self, plan: _Plan) -> ActionResult:
         now = plan.timestamp_ms / 1000.0
-        events = [ActionEvent("person_found", pid, now) for pid in plan.found]
+        events: list[ActionEvent] = []
+        self.presence.found(plan.seen, now, events)
         for subject in plan.forgotten:
             subject.actions.end(now, "no_person", events)
         classified = False
@@ -643,7 +669,9 @@ class ActionRecognizer:
                     subject.smoother.clear()
                     subject.decision = None
                 elif job.logits is not None:
-                    decision = subject.smoother.update(softmax(job.logits))
+                    # an unknown window (core.openset) carries no evidence for any class: the label decays to unknown
+                    decision = subject.smoother.update(softmax(job.logits) if self.openset is None else
+                                                       self.openset.probabilities(job.logits, job.clip))
                     subject.actions.update(decision, job.grid_t, events)
                     subject.decision = decision
                     classified = True
@@ -651,8 +679,6 @@ class ActionRecognizer:
                 subject.actions.end(now, step.lost, events)
                 subject.smoother.clear()
                 subject.decision = None
-                if step.person_lost:
-                    events.append(ActionEvent("person_lost", subject.key, now))
             if step.whole:
                 subject.last_state = "tracking" if subject.decision is not None else "warming_up"
             else:
@@ -674,6 +700,7 @@ class ActionRecognizer:
         if plan.jobs:
             plan.latency["smoothing"] = (time.perf_counter() - t0) * 1e3
         persons.sort(key=lambda p: p.person_id)
+        self.presence.lost(now, plan.live, events)  # after the lost people's action_end
         plan.times["done"] = time.perf_counter()
         return ActionResult(plan.timestamp_ms, persons, events, classified, plan.latency, plan.times,
                             sum(job.dropped for job in plan.jobs))

@@ -132,8 +132,10 @@ def test_windows_are_durations_the_same_decisions_at_25_30_50_60_fps(edge_ckpt):
         got, ref = decisions[fps], decisions[30]
         assert [d[:3] for d in got] == [d[:3] for d in ref], (fps, got, ref)
         # the same times up to one source frame (a frame arrives up to 1/fps after the grid time it completes)
+        # and one model frame (the person keeps her id through the gap, so her window's 30 fps grid runs on and
+        # her return is sampled at the next grid point)
         for (_, _, reason, tg), (_, _, _, tr) in zip(got, ref):
-            assert abs(tg - tr) <= 1 / fps + 0.011 or reason == "end_of_stream", (fps, got, ref)
+            assert abs(tg - tr) <= 1 / fps + 1 / 30 + 0.011 or reason == "end_of_stream", (fps, got, ref)
 
 
 def test_no_person_ends_the_action_within_the_hold_time(edge_ckpt):

@@ -20,6 +20,7 @@ from core.runtime import load_runtime
 from edge import (ActionRecognizer, ActionRecognizerOptions, BaseOptions, PersonOptions, PoseOptions, RunningMode,
                   SmoothingOptions)
 from edge.capture import load_skeleton_sequence
+from edge.errors import CallbackError
 from edge.events import read_events
 from edge.latency import LatencyMeter, busy_ms
 from edge.pipeline import Pipeline
@@ -148,9 +149,10 @@ def test_the_callback_error_is_raised_by_the_next_call(edge_ckpt):
         raise KeyError("from the app")
     rec = ActionRecognizer(skeleton_options(load_runtime(edge_ckpt, threads=1), callback))
     rec.recognize_async(None, 0.0)
-    with pytest.raises(KeyError, match="from the app"):
+    with pytest.raises(CallbackError, match="result_callback raised KeyError: 'from the app'") as info:
         rec.flush(timeout=10)
-    with pytest.raises(KeyError):
+    assert isinstance(info.value.__cause__, KeyError)  # the app's own exception, kept
+    with pytest.raises(CallbackError):
         rec.recognize_async(None, 40.0)
     rec.close()
 
