@@ -5,6 +5,7 @@ adds the events file, the overlay video or window, a progress bar and the latenc
     python -m edge.run --camera 0 --model runs/train/best.pt --display
     python -m edge.run --video clip.mp4 --model model_int8.onnx --headless --out-video out.mp4 --events ev.jsonl
     python -m edge.run --skeletons pose33_sequences.npz --index 3 --model model.tflite --events ev.jsonl
+    python -m edge.run --video clip.mp4 --model best.pt --explain --out-video explained.mp4   # joints by importance
 """
 from __future__ import annotations
 
@@ -68,11 +69,14 @@ class EdgeRunner:
     the runner adds what the library never does: the events file, overlay, display, progress bar and the
     latency summary."""
 
-    def __init__(self, recognizer: ActionRecognizer, events: EventWriter | None = None):
+    def __init__(self, recognizer: ActionRecognizer, events: EventWriter | None = None, explainer=None):
         self.recognizer = recognizer
         self.events = events or EventWriter()
         self.latency = LatencyMeter()
         self.last: ActionResult | None = None
+        self.explainer = explainer  # core.explain.DecisionExplainer: --explain
+        self.joint_scores: dict[int, np.ndarray] = {}  # person id -> importance of their current decision
+        self._explained: dict[int, Any] = {}  # subject key -> the decision its joint_scores explain
 
     @property
     def runtime(self):
@@ -131,6 +135,9 @@ class EdgeRunner:
                 if res.persons:
                     result.persons_seen = max(result.persons_seen, max(p.person_id for p in res.persons) + 1)
                 self.last = res
+                if self.explainer is not None and res.classified:
+                    with self.latency.stage("explain"):
+                        self._explain(res)
                 if on_result is not None:
                     on_result(frame, res)
                 if sink is not None or display:
@@ -169,6 +176,20 @@ class EdgeRunner:
                          rss_start_mb=result.rss_start_mb, rss_end_mb=result.rss_end_mb)
         return result
 
+    def _explain(self, res: ActionResult) -> None:
+        """Joint importance of every new decision, on the window it was made from, drawn in the pose layout."""
+        from core.explain import scores_in_layout
+        from core.preprocess import prepare_clip
+        rec = self.recognizer
+        for p in res.persons:
+            key = p.person_id if rec.spec.persons == 1 else 0
+            subject = rec.subjects.get(key)
+            if subject is None or subject.decision is None or subject.decision is self._explained.get(key):
+                continue
+            self._explained[key] = subject.decision
+            scores = self.explainer(prepare_clip(subject.window.clip(), rec.spec)[None])
+            self.joint_scores[p.person_id] = scores_in_layout(scores, rec.spec.layout, rec.source_layout_name)
+
     def render(self, frame, res: ActionResult, canvas, dropped: int) -> np.ndarray:
         from edge.overlay import PERSON_COLOURS, OverlayText, draw_hud, draw_label, draw_skeleton, \
             image_landmarks_to_pixels
@@ -187,7 +208,8 @@ class EdgeRunner:
                 continue
             colour = PERSON_COLOURS[p.person_id % len(PERSON_COLOURS)]
             pts = to_pixels(p.landmarks)
-            draw_skeleton(image, pts, layout, colour)
+            draw_skeleton(image, pts, layout, colour, joint_scores=self.joint_scores.get(p.person_id)
+                          if p.state == "tracking" else None)
             draw_label(image, pts, f"#{p.person_id} {p.label if p.state == 'tracking' else p.state}", colour)
         main = next((p for p in res.persons if p.state != "no_person"), res.persons[0] if res.persons else None)
         status = STATUS[main.state] if main is not None else "missing"
@@ -195,7 +217,8 @@ class EdgeRunner:
         if status == "warming":
             filled = rec.subjects[main.person_id].window.filled if main.person_id in rec.subjects else 0
             label = f"buffering {filled}/{rec.window_size}"
-        stages = {k: self.latency.last(k) for k in ("capture", "pose", "preprocess", "classify", "smoothing", "draw")}
+        stages = {k: self.latency.last(k) for k in ("capture", "pose", "preprocess", "classify", "smoothing", "draw")
+                  + (("explain",) if self.explainer is not None else ())}
         draw_hud(image, OverlayText(label, main.confidence if main is not None else None, status,
                                     self.latency.fps(), stages, dropped, frame.time_s))
         return image
@@ -255,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "of them, and more false ones)")
     p.add_argument("--coordinates", choices=("world", "image"),
                    help="MediaPipe landmarks fed to the model (default: the model's input spec)")
+    p.add_argument("--explain", nargs="?", const="auto", metavar="METHOD",
+                   choices=("auto", "integrated_gradients", "gradcam", "occlusion"),
+                   help="colour the overlay's joints by their importance for the current decision (core.explain). "
+                        "auto: integrated gradients with a .pt model (or --explain-ckpt), occlusion through the "
+                        "runtime otherwise (needs no gradients, points at the moving joints less reliably)")
+    p.add_argument("--explain-ckpt", metavar="PT", help="--explain with an exported --model: the .pt checkpoint "
+                   "it was converted from, for gradient attribution")
     p.add_argument("--print-events", action="store_true", help="also print events to stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -365,7 +395,16 @@ def main(argv: list[str] | None = None) -> int:
             # the camera source already keeps only the newest frame, so both run the pose synchronously
             options.running_mode = RunningMode.VIDEO
             recognizer = ActionRecognizer.create_from_options(options)
-        runner = EdgeRunner(recognizer, events)
+        explainer = None
+        if args.explain or args.explain_ckpt:
+            from core.checkpoint import CheckpointError
+            from core.explain import DecisionExplainer
+            try:
+                explainer = DecisionExplainer(runtime, args.explain or "auto", args.explain_ckpt)
+            except (ValueError, CheckpointError) as exc:
+                raise EdgeError(f"--explain: {exc}") from None
+            print(f"--explain: {explainer.method} on every decision")
+        runner = EdgeRunner(recognizer, events, explainer)
         if args.out_video:
             from edge.overlay import VideoSink
             size = (canvas.size, canvas.size) if canvas is not None else source.size
