@@ -98,6 +98,14 @@ def localisation(model: Any, x: torch.Tensor, y: torch.Tensor, method: str, **op
     return out
 
 
+def write_results(out: Path, stem: str, result: dict[str, Any], table: str) -> None:
+    """<out>/<stem>.json (the data) and <stem>.md (the table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{stem}.md").write_text(table + "\n")
+    print(f"wrote {out / f'{stem}.json'} and {out / f'{stem}.md'}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = ArgumentParser(prog=PROG, description="Score every attribution method on tiny models trained on "
                        "synthetic actions whose motion is confined to known joints.")
@@ -149,11 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {"command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]), "frames": FRAMES,
               "epochs": args.epochs, "summary": summary, "runs": runs}
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "explain_check.json").write_text(json.dumps(result, indent=1))
-        (out / "explain_check.md").write_text(table + "\n")
-        print(f"wrote {out / 'explain_check.json'} and {out / 'explain_check.md'}")
+        write_results(Path(args.out), "explain_check", result, table)
     return result
 
 

@@ -11,7 +11,6 @@ drops frames on every decision ('drops frames').
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from benchmarks.explain_check import write_results
 from core import explain
 from core.cli import ArgumentParser, positive_int, run_cli
 from core.evaluation import load_data_split, prepare_test_clips
@@ -35,23 +35,31 @@ def verdict(ms: float, frame_ms: float, stride: int) -> str:
     return "drops frames" if ms <= stride * frame_ms else "too slow"
 
 
-def candidates(model: Any, runtimes: dict[str, Any], x: np.ndarray, ig_steps: list[int]
+def candidates(runtimes: dict[str, Any], x: np.ndarray, ig_steps: list[int], threads: int
                ) -> dict[str, Callable[[], object]]:
-    """name -> one decision's work: the classification itself, then every attribution."""
-    xt = torch.from_numpy(x)
+    """name -> one decision's work as the edge loop does it: the classification itself, then every attribution
+    through explain.DecisionExplainer (the gradient methods on the PyTorch model, occlusion on each runtime)."""
+    torch_rt = runtimes["pytorch"]
     fns: dict[str, Callable[[], object]] = {}
     for name, rt in runtimes.items():
         fns[f"classify ({name})"] = lambda rt=rt: rt.predict(x)
-    fns["gradcam (pytorch)"] = lambda: explain.gradcam(model, xt)
-    for steps in ig_steps:
-        fns[f"integrated_gradients {steps} steps (pytorch)"] = \
-            lambda steps=steps: explain.integrated_gradients(model, xt, steps=steps)
-    if explain.last_attention_module(model) is not None:
-        fns["attention (pytorch)"] = lambda: explain.attention_importance(model, xt)
+    explainers = {f"integrated_gradients {steps} step{'s' if steps > 1 else ''} (pytorch)":
+                  explain.DecisionExplainer(torch_rt, "integrated_gradients", steps=steps, threads=threads)
+                  for steps in ig_steps}
+    explainers["gradcam (pytorch)"] = explain.DecisionExplainer(torch_rt, "gradcam", threads=threads)
+    if explain.last_attention_module(torch_rt.model) is not None:
+        explainers["attention (pytorch)"] = explain.DecisionExplainer(torch_rt, "attention", threads=threads)
     for name, rt in runtimes.items():
-        for mode in ("remove", "both"):
-            fns[f"occlusion {mode} ({name})"] = lambda rt=rt, mode=mode: explain.occlusion(rt.predict, x, mode=mode)
+        explainers[f"occlusion ({name})"] = explain.DecisionExplainer(_PredictOnly(rt), "occlusion")
+    fns.update({name: (lambda e=e: e(x)) for name, e in explainers.items()})
     return fns
+
+
+class _PredictOnly:
+    """A runtime seen as the edge loop sees an exported one: predictions only (so 'auto' would pick occlusion)."""
+
+    def __init__(self, runtime: Any):
+        self.name, self.predict, self.input_shape = runtime.name, runtime.predict, runtime.input_shape
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         x = prepare_test_clips(split.sample(0), spec, 1)
     else:
         x = np.random.default_rng(0).normal(size=(1, *runtimes["pytorch"].input_shape[1:])).astype(np.float32)
-    fns = candidates(model, runtimes, x, steps)
+    fns = candidates(runtimes, x, steps, args.threads)
     print(f"{args.ckpt} ({model.variant}, T={spec.frames}, V={x.shape[3]}), {args.threads} thread(s), "
           f"{len(fns)} candidates interleaved over {args.runs} rounds")
     stats = interleaved(fns, warmup=3, runs=args.runs)
@@ -103,11 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "threads": args.threads, "fps": args.fps, "stride": args.stride, "runs": args.runs,
               "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]), "rows": rows}
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "explain_cost.json").write_text(json.dumps(result, indent=1))
-        (out / "explain_cost.md").write_text(table + "\n")
-        print(f"wrote {out / 'explain_cost.json'} and {out / 'explain_cost.md'}")
+        write_results(Path(args.out), "explain_cost", result, table)
     for rt in runtimes.values():
         rt.close()
     return result

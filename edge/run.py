@@ -400,10 +400,10 @@ def main(argv: list[str] | None = None) -> int:
             from core.checkpoint import CheckpointError
             from core.explain import DecisionExplainer
             try:
-                explainer = DecisionExplainer(runtime, args.explain or "auto", args.explain_ckpt)
+                explainer = DecisionExplainer(runtime, args.explain or "auto", args.explain_ckpt, threads=args.threads)
             except (ValueError, CheckpointError) as exc:
                 raise EdgeError(f"--explain: {exc}") from None
-            print(f"--explain: {explainer.method} on every decision")
+            print(f"--explain: {explainer.describe()}")
         runner = EdgeRunner(recognizer, events, explainer)
         if args.out_video:
             from edge.overlay import VideoSink

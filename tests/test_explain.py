@@ -50,9 +50,9 @@ def test_integrated_gradients_rank_the_moving_joints_above_the_still_ones(varian
     found = localisation(model, x, y, "integrated_gradients")
     aucs = {a: v["auc"] for a, v in found.items()}
     ratios = {a: v["ratio"] for a, v in found.items()}
-    # per clip, the share of (moving, still) joint pairs in the right order: 0.5 is chance. Measured over 8
-    # trainings (seeds 0-3, both variants; benchmarks.explain_check): mean 0.87-0.98, and the moving joints'
-    # mean importance >= 1.5x the still ones' in all but punch twice (1.0, 1.1) for the Lite variant
+    # per clip, the share of (moving, still) joint pairs in the right order: 0.5 is chance. benchmarks.explain_check
+    # measured seeds 0-2 of both variants: mean 0.91-0.98, and the moving joints' mean importance >= 1.5x the
+    # still ones' in 29 of 30 actions (seed 0: >= 2.3x in all)
     assert np.mean(list(aucs.values())) >= 0.75, aucs
     assert sum(r >= 1.5 for r in ratios.values()) >= len(LOCALISED) - 1, ratios
 
@@ -155,7 +155,9 @@ def test_decision_explainer_picks_gradients_for_pt_and_occlusion_otherwise(tiny_
         class PredictOnly:  # what an ONNX / LiteRT runtime offers
             name = "onnxruntime"
             predict = staticmethod(runtime.predict)
-        assert explain.DecisionExplainer(PredictOnly()).method == "occlusion"
+            input_shape = runtime.input_shape
+        occluding = explain.DecisionExplainer(PredictOnly())
+        assert occluding.method == "occlusion" and "52 predictions" in occluding.describe()
         assert explain.DecisionExplainer(PredictOnly())(x[:1]).shape == (25,)
         with pytest.raises(ValueError, match="needs gradients"):
             explain.DecisionExplainer(PredictOnly(), "gradcam")
@@ -245,7 +247,7 @@ def test_edge_run_explain_on_the_command_line(tiny_checkpoint, mp33_replay, tmp_
     assert main(["--skeletons", str(mp33_replay), "--model", str(tiny_checkpoint["ckpt"]), "--headless",
                  "--explain", "--out-video", str(video), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "--explain: integrated_gradients" in out and "explain" in out.split("--explain:")[1]
+    assert "--explain: integrated_gradients" in out and "explain" in out.split("--explain:")[1].split("\n", 1)[1]
     assert video.stat().st_size > 0
     code = main(["--skeletons", str(mp33_replay), "--model", str(tiny_checkpoint["ckpt"]), "--headless",
                  "--explain-ckpt", str(tmp_path / "missing.pt"), "--no-progress"])

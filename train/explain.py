@@ -389,7 +389,7 @@ def pct(x: float | None) -> str:
 
 def markdown_report(r: dict[str, Any]) -> str:
     m = r["metrics"]
-    lines = [f"# Why {r['model']} decides as it does on {r['data']}", "",
+    lines = [f"# Why {r['variant']} decides as it does on {r['data']}", "",
              f"Checkpoint `{r['checkpoint']}` ({r['variant']}, streams {'+'.join(r['streams'])}), "
              f"{m['num_samples']} clips, top-1 {pct(m['top1'])}, mean-class {pct(m['mean_class_accuracy'])} "
              f"({r['clips']} clip{'s' if r['clips'] > 1 else ''} per sample). Written by `{r['command']}` in "
@@ -511,7 +511,7 @@ def explain_checkpoint(argv: list[str] | None = None) -> dict[str, Any]:
     plot_failures(out / "failures.png", metrics["per_class"], by_property, metrics["top1"])
 
     report = {
-        "model": model.variant, "variant": model.variant, "checkpoint": str(args.ckpt), "data": args.data,
+        "variant": model.variant, "checkpoint": str(args.ckpt), "data": args.data,
         "streams": list(model.cfg.streams), "clips": args.clips, "teacher": args.teacher,
         "command": " ".join(["python -m train.explain", *(argv if argv is not None else sys.argv[1:])]),
         "metrics": metrics, "methods": list(maps), "skipped_methods": skipped,
