@@ -11,6 +11,7 @@ drops frames on every decision ('drops frames').
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -51,7 +52,8 @@ def candidates(runtimes: dict[str, Any], x: np.ndarray, ig_steps: list[int], thr
         explainers["attention (pytorch)"] = explain.DecisionExplainer(torch_rt, "attention", threads=threads)
     for name, rt in runtimes.items():
         explainers[f"occlusion ({name})"] = explain.DecisionExplainer(_PredictOnly(rt), "occlusion")
-    fns.update({name: (lambda e=e: e(x)) for name, e in explainers.items()})
+    target = int(torch_rt.predict(x)[0].argmax())  # the loop explains the class it decided on
+    fns.update({name: (lambda e=e: e(x, target)) for name, e in explainers.items()})
     return fns
 
 
@@ -91,9 +93,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         x = np.random.default_rng(0).normal(size=(1, *runtimes["pytorch"].input_shape[1:])).astype(np.float32)
     fns = candidates(runtimes, x, steps, args.threads)
+    load_before = os.getloadavg()[0]
     print(f"{args.ckpt} ({model.variant}, T={spec.frames}, V={x.shape[3]}), {args.threads} thread(s), "
           f"{len(fns)} candidates interleaved over {args.runs} rounds")
     stats = interleaved(fns, warmup=3, runs=args.runs)
+    load = (load_before + os.getloadavg()[0]) / 2  # other jobs inflate every absolute time; ratios hold
+    print(f"machine load average during the run: {load:.1f} on {os.cpu_count()} cores")
     frame_ms = 1000.0 / args.fps
     classify_ms = stats["classify (pytorch)"].p50_ms
     rows = []
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table)
     result = {"checkpoint": args.ckpt, "variant": model.variant, "frames": spec.frames, "joints": int(x.shape[3]),
               "threads": args.threads, "fps": args.fps, "stride": args.stride, "runs": args.runs,
+              "load_average": load, "cpu_count": os.cpu_count(),
               "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]), "rows": rows}
     if args.out:
         write_results(Path(args.out), "explain_cost", result, table)

@@ -100,11 +100,13 @@ def integrated_gradients(model: Any, x: Any, target: int | np.ndarray | None = N
         delta = x[i] - base[i]
         path = (base[i] + alphas * delta).requires_grad_(True)  # (steps, C, T, V, M)
         with torch.enable_grad():
-            # the clip itself rides in the same batch: its logits pick the target, one forward for everything
-            logits = model(torch.cat([path, x[i:i + 1]]))
-            chosen = int(_targets(logits[-1:].detach(), None if target is None else
-                                  np.broadcast_to(np.asarray(target), (x.shape[0],))[i]))
-            (grad,) = torch.autograd.grad(logits[:-1, chosen].sum(), path)
+            if target is None:  # the clip rides in the same batch: its logits pick the target, one forward
+                logits = model(torch.cat([path, x[i:i + 1]]))
+                chosen = int(logits[-1].detach().argmax())
+            else:
+                logits = model(path)
+                chosen = int(np.broadcast_to(np.asarray(target), (x.shape[0],))[i])
+            (grad,) = torch.autograd.grad(logits[:steps, chosen].sum(), path)
         attr = delta * grad.mean(dim=0)  # (C, T, V, M)
         out.append(attr if signed else attr.abs().sum(dim=(0, 3)))
     return torch.stack(out).numpy().astype(np.float32)
@@ -297,15 +299,16 @@ class DecisionExplainer:
         shape = getattr(self.runtime, "input_shape", None)
         return int(shape[3]) if shape else 0
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, target: int | None = None) -> np.ndarray:
+        """x (1, C, T, V, M); target: the class to explain (the decision's), None for the window's top class."""
         x = np.asarray(x, dtype=np.float32)
         if self.method == "occlusion":
-            scores = occlusion(self.runtime.predict, x)
+            scores = occlusion(self.runtime.predict, x, target)
         else:
-            scores = self._gradients(x)
+            scores = self._gradients(x, target)
         return joint_scores(scores)[0]
 
-    def _gradients(self, x: np.ndarray) -> np.ndarray:
+    def _gradients(self, x: np.ndarray, target: int | None) -> np.ndarray:
         """The gradient method on the runtime's thread budget, with denormals flushed, as TorchRuntime does (next
         to MediaPipe, torch's default threads made one decision's attribution 100x slower)."""
         import torch
@@ -315,7 +318,7 @@ class DecisionExplainer:
         torch.set_flush_denormal(True)
         try:
             options = {"steps": self.steps} if self.method == "integrated_gradients" else {}
-            return importance_map(self.model, x, self.method, **options)
+            return importance_map(self.model, x, self.method, target, **options)
         finally:
             torch.set_flush_denormal(False)
             torch.set_num_threads(threads)

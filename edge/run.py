@@ -187,7 +187,9 @@ class EdgeRunner:
             if subject is None or subject.decision is None or subject.decision is self._explained.get(key):
                 continue
             self._explained[key] = subject.decision
-            scores = self.explainer(prepare_clip(subject.window.clip(), rec.spec)[None])
+            label = subject.decision.label  # explain the decision's class ('unknown': the window's top class)
+            target = rec.class_names.index(label) if label in rec.class_names else None
+            scores = self.explainer(prepare_clip(subject.window.clip(), rec.spec)[None], target)
             self.joint_scores[p.person_id] = scores_in_layout(scores, rec.spec.layout, rec.source_layout_name)
 
     def render(self, frame, res: ActionResult, canvas, dropped: int) -> np.ndarray:

@@ -268,3 +268,26 @@ def test_scores_in_layout_and_importance_colours():
     assert np.array_equal(explain.scores_in_layout(scores, "kinect20", "kinect20"), scores)
     assert importance_colour(0.0) == (150, 150, 150) and importance_colour(1.0) == (0, 0, 255)
     assert importance_colour(0.5) == (0, 215, 255) and importance_colour(2.0) == (0, 0, 255)
+
+
+# ---- the benchmark commands ------------------------------------------------------------------------------
+def test_explain_cost_times_every_method_per_decision(tiny_checkpoint, tmp_path):
+    from benchmarks.explain_cost import main, verdict
+    result = main(["--ckpt", str(tiny_checkpoint["ckpt"]), "--runs", "2", "--ig-steps", "1",
+                   "--out", str(tmp_path)])
+    names = [r["method"] for r in result["rows"]]
+    assert names[0] == "classify (pytorch)" and "integrated_gradients 1 step (pytorch)" in names
+    assert {"gradcam (pytorch)", "attention (pytorch)", "occlusion (pytorch)"} <= set(names)
+    assert all(r["p50_ms"] > 0 for r in result["rows"])
+    assert json.loads((tmp_path / "explain_cost.json").read_text())["rows"] == result["rows"]
+    assert [verdict(ms, 33.3, 4) for ms in (20.0, 100.0, 200.0)] == ["fits", "drops frames", "too slow"]
+
+
+def test_explain_check_command_writes_its_table(tmp_path):
+    from benchmarks.explain_check import main
+    result = main(["--variants", "last_lite_nano", "--seeds", "0", "--epochs", "1", "--methods",
+                   "gradcam,attention", "--out", str(tmp_path)])
+    (row,) = result["summary"]  # attention: the Lite variant has none, so only gradcam is scored
+    assert row["method"] == "gradcam" and 0.0 <= row["mean_auc"] <= 1.0
+    assert set(row["per_action_auc"]) == set(LOCALISED)
+    assert (tmp_path / "explain_check.md").read_text().count("\n") == 3
