@@ -107,6 +107,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("core.data.custom", "import your own skeleton files as a data set"),
     "train": ("train.fit", "supervised training (YAML config + key=value overrides)"),
     "evaluate": ("train.evaluate", "score a checkpoint on a data set split"),
+    "explain": ("train.explain", "why a checkpoint decides: joint importance, feature space, failures"),
     "report": ("train.report", "table and plot of finished training runs"),
     "teacher": ("train.teacher", "write a teacher file (logits/features) for distillation"),
     "distill": ("train.distill", "knowledge distillation from a teacher"),

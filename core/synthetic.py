@@ -17,6 +17,7 @@ from core.data.prepared import SkeletonSplit
 from core.layouts import get_layout
 
 SYNTHETIC_ACTIONS = ("wave", "clap", "squat", "jump", "punch", "kick", "arm_circles", "walk_in_place")
+STAND = "stand"  # the relaxed standing pose every action starts from (not a class)
 
 
 def _limb(abduction: np.ndarray, flexion: np.ndarray, side: float) -> np.ndarray:
@@ -33,7 +34,9 @@ def _action_angles(action: str, phase: np.ndarray, amp: float) -> dict[str, np.n
     zero = np.zeros_like(phase)
     a: dict[str, np.ndarray] = {}
     d = np.deg2rad
-    if action == "wave":
+    if action == STAND:
+        pass
+    elif action == "wave":
         a["r_upper_abd"], a["r_fore_abd"] = zero + d(150), d(150) + amp * d(35) * s
     elif action == "clap":
         a["l_upper_flex"] = a["r_upper_flex"] = zero + d(60)
@@ -141,13 +144,28 @@ def _point_name(joint: str) -> str:
     return joint
 
 
+def _layout_points(action: str, layout: str, frames: int, rng: np.random.Generator) -> np.ndarray:
+    points = _body_points(action, frames, rng)
+    return np.stack([points[_point_name(j)] for j in get_layout(layout).joints], axis=1)  # (T, V, 3)
+
+
+def joint_motion(action: str, layout: str = "ntu25", frames: int = 64, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per joint (V,), in metres, without noise, in the body's own frame: how far it gets from its mean position
+    during the action (its motion), and how far from where the same subject stands still (its displacement).
+    A wave moves the right forearm and displaces the right elbow (raised, then held); both are 0 for the joints
+    an action leaves alone."""
+    posed = _layout_points(action, layout, frames, np.random.default_rng(seed))
+    rest = _layout_points(STAND, layout, frames, np.random.default_rng(seed))  # same draws: the same subject
+    motion = np.linalg.norm(posed - posed.mean(axis=0), axis=-1).max(axis=0)
+    return motion, np.linalg.norm(posed - rest, axis=-1).max(axis=0)
+
+
 def synthetic_clip(action: str, layout: str = "ntu25", frames: int = 64, seed: int | None = None,
                    noise: float = 0.01) -> np.ndarray:
     """One clip (1, T, V, 3) in camera coordinates (metres, y up, person about 3 m from the camera)."""
     rng = np.random.default_rng(seed)
-    layout_ = get_layout(layout)
-    points = _body_points(action, frames, rng)
-    x = np.stack([points[_point_name(j)] for j in layout_.joints], axis=1)  # (T, V, 3)
+    x = _layout_points(action, layout, frames, rng)
     yaw = rng.uniform(-np.pi / 6, np.pi / 6) + np.pi  # facing the camera, give or take 30 degrees
     rot = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
     x = x @ rot.T + np.array([rng.uniform(-0.4, 0.4), rng.uniform(-0.9, -0.6), rng.uniform(2.5, 3.5)])

@@ -23,9 +23,22 @@ class OverlayText:
     source_time: float = 0.0
 
 
+# joint importance (edge.run --explain): grey (unimportant) -> yellow -> red (what the decision rests on), BGR
+IMPORTANCE_STOPS = np.array([[150, 150, 150], [0, 215, 255], [0, 0, 255]], dtype=np.float32)
+
+
+def importance_colour(score: float) -> tuple[int, int, int]:
+    """BGR colour of a joint importance in [0, 1] on the grey -> yellow -> red ramp."""
+    s = float(np.clip(score, 0.0, 1.0)) * (len(IMPORTANCE_STOPS) - 1)
+    k = min(int(s), len(IMPORTANCE_STOPS) - 2)
+    c = IMPORTANCE_STOPS[k] + (s - k) * (IMPORTANCE_STOPS[k + 1] - IMPORTANCE_STOPS[k])
+    return tuple(int(round(v)) for v in c)
+
+
 def draw_skeleton(image: np.ndarray, points: np.ndarray, layout: str, colour: tuple[int, int, int],
-                  min_visibility: float = 0.5) -> None:
-    """points: (V, >=2) pixel coordinates, optional visibility in column 3."""
+                  min_visibility: float = 0.5, joint_scores: np.ndarray | None = None) -> None:
+    """points: (V, >=2) pixel coordinates, optional visibility in column 3. joint_scores (V,) in [0, 1]: joints
+    coloured and sized by importance instead of plain red dots."""
     import cv2
     edges = get_layout(layout).edges
     vis = points[:, 3] if points.shape[1] > 3 else np.ones(len(points))
@@ -35,7 +48,11 @@ def draw_skeleton(image: np.ndarray, points: np.ndarray, layout: str, colour: tu
             cv2.line(image, tuple(pts[a]), tuple(pts[b]), colour, 2, cv2.LINE_AA)
     for j in range(len(pts)):
         if vis[j] >= min_visibility:
-            cv2.circle(image, tuple(pts[j]), 3, (0, 0, 255), -1, cv2.LINE_AA)
+            if joint_scores is None:
+                cv2.circle(image, tuple(pts[j]), 3, (0, 0, 255), -1, cv2.LINE_AA)
+            else:
+                cv2.circle(image, tuple(pts[j]), 3 + int(round(5 * float(np.clip(joint_scores[j], 0, 1)))),
+                           importance_colour(joint_scores[j]), -1, cv2.LINE_AA)
 
 
 def image_landmarks_to_pixels(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -5,6 +5,7 @@ adds the events file, the overlay video or window, a progress bar and the latenc
     python -m edge.run --camera 0 --model runs/train/best.pt --display
     python -m edge.run --video clip.mp4 --model model_int8.onnx --headless --out-video out.mp4 --events ev.jsonl
     python -m edge.run --skeletons pose33_sequences.npz --index 3 --model model.tflite --events ev.jsonl
+    python -m edge.run --video clip.mp4 --model best.pt --explain --out-video explained.mp4   # joints by importance
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ class EdgeRunner:
 
     DRAW_QUEUE = 64  # results waiting to be drawn (pipelined); beyond it the oldest is not drawn (counted)
 
-    def __init__(self, recognizer: ActionRecognizer | None, events: EventWriter | None = None):
+    def __init__(self, recognizer: ActionRecognizer | None, events: EventWriter | None = None, explainer=None):
         self.recognizer = recognizer
         self.events = events or EventWriter()
         self.latency = LatencyMeter()
@@ -93,6 +94,9 @@ class EdgeRunner:
         self._on_result: Callable[[Any, ActionResult], None] | None = None
         self._anyone_yet = False
         self._rss_warmup = 100
+        self.explainer = explainer  # core.explain.DecisionExplainer: --explain
+        self.joint_scores: dict[int, np.ndarray] = {}  # person id -> importance of their current decision
+        self._explained: dict[int, Any] = {}  # subject key -> the decision its joint_scores explain
 
     @property
     def runtime(self):
@@ -135,6 +139,10 @@ class EdgeRunner:
         if res.persons:
             result.persons_seen = max(result.persons_seen, max(p.person_id for p in res.persons) + 1)
         stages = {"capture": frame.capture_ms, **res.latency_ms} if frame.image is not None else dict(res.latency_ms)
+        if self.explainer is not None and res.classified:
+            started = time.perf_counter()
+            self._explain(res)
+            stages["explain"] = (time.perf_counter() - started) * 1e3
         if draw_ms is not None:
             stages["draw"] = draw_ms
         self.latency.frame(frame.captured_at, res.times_s, stages, pipelined, event_at,
@@ -267,6 +275,22 @@ class EdgeRunner:
             if quit_:
                 return True
 
+    def _explain(self, res: ActionResult) -> None:
+        """Joint importance of every new decision, on the window it was made from, drawn in the pose layout."""
+        from core.explain import scores_in_layout
+        from core.preprocess import prepare_clip
+        rec = self.recognizer
+        for p in res.persons:
+            key = p.person_id if rec.spec.persons == 1 else 0
+            subject = rec.subjects.get(key)
+            if subject is None or subject.decision is None or subject.decision is self._explained.get(key):
+                continue
+            self._explained[key] = subject.decision
+            label = subject.decision.label  # explain the decision's class ('unknown': the window's top class)
+            target = rec.class_names.index(label) if label in rec.class_names else None
+            scores = self.explainer(prepare_clip(subject.window.clip(), rec.spec)[None], target)
+            self.joint_scores[p.person_id] = scores_in_layout(scores, rec.spec.layout, rec.source_layout_name)
+
     def render(self, frame, res: ActionResult, canvas, dropped: int) -> np.ndarray:
         from edge.overlay import PERSON_COLOURS, OverlayText, draw_hud, draw_label, draw_skeleton, \
             image_landmarks_to_pixels
@@ -285,7 +309,8 @@ class EdgeRunner:
                 continue
             colour = PERSON_COLOURS[p.person_id % len(PERSON_COLOURS)]
             pts = to_pixels(p.landmarks)
-            draw_skeleton(image, pts, layout, colour)
+            draw_skeleton(image, pts, layout, colour, joint_scores=self.joint_scores.get(p.person_id)
+                          if p.state == "tracking" else None)
             draw_label(image, pts, f"#{p.person_id} {p.label if p.state == 'tracking' else p.state}", colour)
         main = next((p for p in res.persons if p.state != "no_person"), res.persons[0] if res.persons else None)
         status = STATUS[main.state] if main is not None else "missing"
@@ -295,7 +320,7 @@ class EdgeRunner:
             label = f"buffering {filled}/{rec.window_size}"
         with self._lock:  # the recognizer's thread records into the meter meanwhile (pipelined)
             stages = {k: self.latency.last(k) for k in ("capture", "pose", "preprocess", "classify", "smoothing",
-                                                        "draw")}
+                                                        "draw") + (("explain",) if self.explainer is not None else ())}
             fps = self.latency.fps()
         draw_hud(image, OverlayText(label, main.confidence if main is not None else None, status, fps, stages,
                                     dropped, frame.time_s))
@@ -364,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "of them, and more false ones)")
     p.add_argument("--coordinates", choices=("world", "image"),
                    help="MediaPipe landmarks fed to the model (default: the model's input spec)")
+    p.add_argument("--explain", nargs="?", const="auto", metavar="METHOD",
+                   choices=("auto", "integrated_gradients", "gradcam", "occlusion"),
+                   help="colour the overlay's joints by their importance for the current decision (core.explain). "
+                        "auto: integrated gradients with a .pt model (or --explain-ckpt), occlusion through the "
+                        "runtime otherwise (needs no gradients, points at the moving joints less reliably)")
+    p.add_argument("--explain-ckpt", metavar="PT", help="--explain with an exported --model: the .pt checkpoint "
+                   "it was converted from, for gradient attribution")
     p.add_argument("--print-events", action="store_true", help="also print events to stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -403,10 +435,10 @@ def recognizer_options(args: argparse.Namespace, runtime) -> ActionRecognizerOpt
 
 
 def make_runner(options: ActionRecognizerOptions, events: EventWriter | None = None,
-                pipelined: bool = True) -> tuple[EdgeRunner, ActionRecognizer]:
+                pipelined: bool = True, explainer=None) -> tuple[EdgeRunner, ActionRecognizer]:
     """A runner and its recognizer; pipelined: results come back on runner.deliver (LIVE_STREAM for frames,
-    SKELETONS with a callback for replays)."""
-    runner = EdgeRunner(None, events)
+    SKELETONS with a callback for replays). explainer: core.explain.DecisionExplainer (--explain)."""
+    runner = EdgeRunner(None, events, explainer)
     if pipelined:
         if options.running_mode is RunningMode.VIDEO:
             options.running_mode = RunningMode.LIVE_STREAM
@@ -503,6 +535,15 @@ def _main(args: argparse.Namespace, display: bool) -> int:
         if args.persons and spec.persons > 1 and args.persons > spec.persons:
             raise EdgeError(f"--persons {args.persons}: the model classifies {spec.persons} people together")
         options = recognizer_options(args, runtime)
+        explainer = None
+        if args.explain or args.explain_ckpt:
+            from core.checkpoint import CheckpointError  # torch: only when asked to explain
+            from core.explain import DecisionExplainer
+            try:
+                explainer = DecisionExplainer(runtime, args.explain or "auto", args.explain_ckpt, threads=args.threads)
+            except (ValueError, CheckpointError) as exc:
+                raise EdgeError(f"--explain: {exc}") from None
+            print(f"--explain: {explainer.describe()}")
         pipelined = (args.loop or ("sync" if args.skeletons else "pipelined")) == "pipelined"
         canvas = None
         if args.skeletons:
@@ -529,7 +570,7 @@ def _main(args: argparse.Namespace, display: bool) -> int:
             else:
                 CameraSource(device).close()  # a camera that does not open: one line before anything loads
             options.running_mode = RunningMode.LIVE_STREAM if pipelined else RunningMode.VIDEO
-        runner, recognizer = make_runner(options, events, pipelined)
+        runner, recognizer = make_runner(options, events, pipelined, explainer)
         if source is None:  # opened once the loop is ready: a camera's frames start flowing now
             if args.video and not args.realtime:
                 source = VideoFileSource(args.video, args.max_frames)

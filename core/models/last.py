@@ -303,15 +303,28 @@ class LinearTemporalAttention(nn.Module):
         self.proj = conv_bn(channels, channels)
         nn.init.zeros_(self.proj[1].weight)  # start as identity inside the residual
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def feature_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """phi(q), phi(k) (N, V, h, dk, T) and the values (N, V, h, dv, T) of x (N, C, T, V)."""
         n, c, t, v = x.shape
         h = self.heads
         qkv = pointwise(x, self.qkv.weight, None) if fast_inference(self, x) else self.qkv(x)
         qkv = qkv.permute(0, 3, 1, 2)  # (N, V, 2*qk + C, T)
         q, k, val = torch.split(qkv, [self.qk, self.qk, c], dim=2)
-        q = F.elu(q.reshape(n, v, h, -1, t)) + 1.0  # (N, V, h, dk, T)
+        q = F.elu(q.reshape(n, v, h, -1, t)) + 1.0
         k = F.elu(k.reshape(n, v, h, -1, t)) + 1.0
-        val = val.reshape(n, v, h, -1, t)  # (N, V, h, dv, T)
+        return q, k, val.reshape(n, v, h, -1, t)
+
+    def attention_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attention matrix forward never builds, (N, V, h, T_query, T_key) with rows summing to ~1 (query t
+        over keys s: phi(q_t).phi(k_s) / sum_s' phi(q_t).phi(k_s')), and the values (N, V, h, dv, T);
+        for interpretability (core.explain), O(T^2)."""
+        q, k, val = self.feature_maps(x)
+        scores = torch.matmul(q.transpose(-1, -2), k) / x.shape[2]  # (N, V, h, T, T), a mean over keys
+        return scores / (scores.sum(dim=-1, keepdim=True) + self.eps), val
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, v = x.shape
+        q, k, val = self.feature_maps(x)
         kv = torch.matmul(val, k.transpose(-1, -2)) / t  # (N, V, h, dv, dk), a mean over tokens
         k_mean = k.mean(dim=4).unsqueeze(3)  # (N, V, h, 1, dk)
         den = torch.matmul(k_mean, q) + self.eps  # (N, V, h, 1, T)
