@@ -13,7 +13,8 @@ what the picture says about the body:
   human proportions (upper bounds only, with a margin: foreshortening shortens limbs, never lengthens them beyond
   these), so a torso squashed to fit the frame fails.
 
-`python -m benchmarks.body_check` measures it on real frames and close-up crops of the shared videos. The geometric
+`tests/test_edge_hostile.py` checks it on real frames and close-up crops of real videos (close-ups whose hips
+MediaPipe calls visible at 0.8-0.99 are rejected, the full frames pass). The geometric
 part needs image landmarks (normalised x, y) and the image size, so it runs on MediaPipe's output (VIDEO and
 LIVE_STREAM); skeletons passed in SKELETONS mode get the visibility check only."""
 from __future__ import annotations

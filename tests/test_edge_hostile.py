@@ -257,3 +257,39 @@ def test_live_stream_callback_errors_reach_the_caller(shared_dir, mp33_model):
             else:
                 rec.close()
     assert issubclass(CallbackError, EdgeError)
+
+
+def test_body_check_rejects_close_ups_that_visibility_alone_passes(shared_dir):
+    """Close-ups of real people (the upper middle of a frame, enlarged to the frame): MediaPipe still returns a
+    whole skeleton whose hips it calls visible, and the geometric check calls it partial; the full frames of the
+    same videos pass. (edge.body.BodyCheck)"""
+    pytest.importorskip("mediapipe", reason="mediapipe is not installed")
+    cv2 = pytest.importorskip("cv2", reason="opencv is not installed")
+    from edge.body import BodyCheck
+    from edge.pose import MediaPipePose
+    pose_model = shared_dir / "models" / "pose_landmarker_full.task"
+    videos = shared_dir / "data" / "video"
+    if not pose_model.is_file() or not (videos / "clean_and_jerk.mp4").is_file():
+        pytest.skip(f"pose model or videos not found under {shared_dir}")
+    check = BodyCheck()
+    hip_visibility = {"full": [], "close-up": []}
+    verdicts = {"full": [], "close-up": []}
+    for name in ("clean_and_jerk.mp4", "skateboarding.mp4"):
+        cap = cv2.VideoCapture(str(videos / name))
+        frames = [cap.read()[1] for _ in range(60)][::10]
+        cap.release()
+        for kind in ("full", "close-up"):
+            pose = MediaPipePose(pose_model, mode="video", num_poses=1)
+            try:
+                for t, frame in enumerate(frames):
+                    h, w = frame.shape[:2]
+                    image = frame if kind == "full" else cv2.resize(frame[:h * 45 // 100, w // 4:3 * w // 4], (w, h))
+                    for p in pose.detect(image, t * 100):
+                        hip_visibility[kind].append(float(p.world[[23, 24], 3].min()))
+                        verdicts[kind].append(check.whole_body(p.image, p.image_size))
+            finally:
+                pose.close()
+    assert len(verdicts["full"]) >= 6 and all(verdicts["full"]), verdicts
+    # the close-ups that visibility alone would pass (hips >= 0.5) are the point: there must be some
+    fooled = [v for v, vis in zip(verdicts["close-up"], hip_visibility["close-up"]) if vis >= check.min_visibility]
+    assert len(fooled) >= 3 and not any(fooled), (verdicts, hip_visibility)
