@@ -29,7 +29,7 @@ from converters import formats  # noqa: E402
 from converters.calib import make_calibration_file, quantization_clips  # noqa: E402
 from core.checkpoint import input_spec, load_model  # noqa: E402
 from core.evaluation import load_data_split, predict_split, torch_predict_fn  # noqa: E402
-from core.markdown import table_head  # noqa: E402
+from core.markdown import replace_section, table_head  # noqa: E402
 from core.runtime import load_runtime  # noqa: E402
 from core.stats import paired_difference, verdict  # noqa: E402
 
@@ -140,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     print(table)
     if args.doc:
-        from train.grid import replace_section
 
         replace_section(args.doc, "int8:defaults", table)
     return 0

@@ -39,7 +39,7 @@ import numpy as np
 import yaml
 
 from core.cli import ArgumentParser, BadInput, run_cli
-from core.markdown import table_head
+from core.markdown import replace_section, table_head
 from core.stats import paired_difference, seed_summary
 
 PROG = "python -m train.grid"
@@ -534,18 +534,6 @@ def write_results(grid: Grid) -> dict[str, Any]:
         plot(results, grid.plot)
     print(table)
     return results
-
-
-def replace_section(doc: Path, key: str, text: str) -> None:
-    """Put `text` between the <!-- key --> and <!-- /key --> markers of a Markdown page (appended if absent)."""
-    start, end = f"<!-- {key} -->", f"<!-- /{key} -->"
-    page = doc.read_text() if doc.exists() else ""
-    block = f"{start}\n{text}{end}"
-    if start in page and end in page:
-        page = page[:page.index(start)] + block + page[page.index(end) + len(end):]
-    else:
-        page = page.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(page)
 
 
 def main(argv: list[str] | None = None) -> int:
