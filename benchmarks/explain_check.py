@@ -11,7 +11,6 @@ neither moving nor still. tests/test_explain.py asserts the integrated-gradients
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.report import write_results
 from core import explain
 from core.cli import ArgumentParser, positive_int, run_cli
 from core.data.dataset import SkeletonDataset
@@ -96,14 +96,6 @@ def localisation(model: Any, x: torch.Tensor, y: torch.Tensor, method: str, **op
         ratio = float(scores[:, moving].mean() / max(scores[:, still].mean(), 1e-12))
         out[action] = {"auc": auc, "ratio": ratio}
     return out
-
-
-def write_results(out: Path, stem: str, result: dict[str, Any], table: str) -> None:
-    """<out>/<stem>.json (the data) and <stem>.md (the table)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(table + "\n")
-    print(f"wrote {out / f'{stem}.json'} and {out / f'{stem}.md'}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

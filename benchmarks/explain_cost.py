@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from benchmarks.explain_check import write_results
+from benchmarks.report import write_results
 from core import explain
 from core.cli import ArgumentParser, positive_int, run_cli
 from core.evaluation import load_data_split, prepare_test_clips

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.report import pyplot
+from benchmarks.report import pyplot, write_results
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
 from edge.pose import PersonPose
@@ -596,11 +596,9 @@ def _main(argv: list[str] | None = None) -> int:
                              GOALS.get(r.scenario.name), **asdict(r.metrics), "event_problems": r.events_ok,
                              "count_agreement": r.count_agreement, "truth_count_agreement": r.truth_count_agreement,
                              "detections_per_frame": float(np.mean([len(f) for f in r.poses]))} for r in runs]}
-    (args.out / "multi_person.md").write_text(table)
-    (args.out / "multi_person.json").write_text(json.dumps(result, indent=1))
     made = plot(runs, args.out / "multi_person.png")
     print(table)
-    print(f"wrote {args.out / 'multi_person.md'}, multi_person.json, {made}")
+    write_results(args.out, "multi_person", result, table, [made])
     return 0
 
 

@@ -21,14 +21,13 @@ test): the test split only scores it. Writes openset.md, openset.json and opense
 threshold)."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.report import pyplot
+from benchmarks.report import pyplot, write_results
 from core.checkpoint import build_model, input_spec, load_checkpoint
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.data.prepared import SkeletonSplit
@@ -217,11 +216,9 @@ def _main(argv: list[str] | None = None) -> int:
               "table": table}
     args.out.mkdir(parents=True, exist_ok=True)
     text = markdown(result)
-    (args.out / "openset.md").write_text(text)
-    (args.out / "openset.json").write_text(json.dumps(result, indent=1))
     made = plot(result, args.out / "openset.png")
     print(text)
-    print(f"wrote {args.out / 'openset.md'}, openset.json, {made}")
+    write_results(args.out, "openset", result, text, [made])
     return 0
 
 

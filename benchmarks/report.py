@@ -311,3 +311,12 @@ def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     md = out_dir / "report.md"
     md.write_text(markdown(result, plots))
     return {"markdown": md, "json": json_path, "csv": csv_path, **{k: v for k, v in plots.items()}}
+
+
+def write_results(out: Path, stem: str, result: dict[str, Any], table: str, also: list[Path | None] = ()) -> None:
+    """<out>/<stem>.json (the data) and <stem>.md (the table); prints what was written (with `also`: plots)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{stem}.md").write_text(table if table.endswith("\n") else table + "\n")
+    extra = "".join(f", {p}" for p in also if p is not None)
+    print(f"wrote {out / f'{stem}.json'}, {out / f'{stem}.md'}{extra}")

@@ -8,7 +8,6 @@ person pasted beside her (cut out with MediaPipe's segmentation mask; no two-per
 Each row runs the same frames with one setting and counts the frames where MediaPipe returned both people."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.multi_person import _paste, load_source
+from benchmarks.report import write_results
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
 
@@ -120,12 +120,10 @@ def _main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['setting']} | {r['both']} / {r['frames']} | {r['mean_people']:.2f} | "
                      f"{'-' if r['first_both'] is None else r['first_both']} | {r['pose_p50_ms']:.0f} |")
     text = "\n".join(lines) + "\n"
-    (args.out / "two_person.md").write_text(text)
-    (args.out / "two_person.json").write_text(json.dumps({"video": str(args.video), "offset": OFFSET,
-                                                           "size": list(frames.shape[1:3][::-1]), "rows": rows},
-                                                          indent=1))
     print(text)
-    print(f"wrote {args.out / 'two_person.md'}, two_person.json, two_person_frame0.jpg")
+    write_results(args.out, "two_person", {"video": str(args.video), "offset": OFFSET,
+                                           "size": list(frames.shape[1:3][::-1]), "rows": rows}, text,
+                  [args.out / "two_person_frame0.jpg"])
     return 0
 
 
