@@ -11,6 +11,12 @@
    core.stats: Δ top-1, clips fixed / broken, the exact 95 % interval, and the verdict at ±1 point.
 Results go to the JSON (every candidate's validation numbers, the choice, the test rows) and, with --doc, a table
 between the `<!-- int8:defaults -->` markers of that page.
+
+3. Held out: `--held-out CKPT...` with the JSON of step 1-2 applies the chosen settings, unchanged, to checkpoints
+   that played no part in choosing them, and adds their rows (validation and test) to the JSON and the table:
+
+    python experiments/int8_defaults.py --held-out runs/nw_ucla/last_nano_jvb_s1/best.pt \
+        --json docs/results/int8_defaults.json --doc docs/converters.md
 """
 from __future__ import annotations
 
@@ -48,16 +54,76 @@ def predict(path: Path, split, spec) -> np.ndarray:
                              progress=False)
 
 
+def options_of(key: str) -> tuple[str, dict]:
+    """The format and export options of a candidate label ("int8 percentile=99.9 ort_placement=compute")."""
+    fmt, *pairs = key.split()
+    opts: dict = {"quantizer": "ort"} if fmt == "int8" else {}
+    for pair in pairs:
+        k, _, v = pair.partition("=")
+        opts[k] = float(v) if k == "percentile" else v
+    return fmt, opts
+
+
+def held_out(args: argparse.Namespace) -> int:
+    """Step 3: the chosen settings on checkpoints that played no part in choosing them."""
+    results = json.loads(args.json.read_text())
+    rows = results.setdefault("held_out_rows", [])
+    for ckpt in args.held_out:
+        name = ckpt.parent.name
+        if name in results["checkpoints"]:
+            raise SystemExit(f"{ckpt}: this checkpoint chose the defaults; it cannot be held out")
+        model, ck = load_model(ckpt)
+        spec = input_spec(ck)
+        data = ck["train"]["data"]
+        out = args.out / name
+        calib = make_calibration_file(ckpt, f"{data}:train", args.calib_num, out / f"calib_{args.calib_num}.npz")
+        clips = quantization_clips(calib, ck)
+        splits = {s: load_data_split(f"{data}:{s}", layout=ck["layout"], ckpt=ck) for s in ("val", "test")}
+        ref = {s: predict_split(torch_predict_fn(model), split, spec, progress=False) for s, split in splits.items()}
+        rows[:] = [r for r in rows if r["checkpoint"] != name]
+        for fmt, key in results["chosen"].items():
+            _, opts = options_of(key)
+            print(f"[{name}] held out: {key}", flush=True)
+            result = formats.export(fmt, ckpt, out / key.replace(" ", "_").replace("=", "-"), "int8", calib=calib,
+                                    batch=None if fmt == "int8" else 1,
+                                    **({"clips": clips} if fmt == "int8" else {}), **opts)
+            if result.path is None or not Path(result.path).exists():
+                rows.append({"checkpoint": name, "format": fmt, "setting": key, "status": result.status})
+                continue
+            paired = {s: paired_difference(split.labels, ref[s], predict(Path(result.path), split, spec))
+                      for s, split in splits.items()}
+            rows.append({"checkpoint": name, "format": fmt, "setting": key,
+                         "fp32_test_top1": paired["test"].reference_top1,
+                         "int8_test_top1": paired["test"].candidate_top1, "val_paired": paired["val"].to_dict(),
+                         "test_paired": paired["test"].to_dict(), "verdict_test": verdict(paired["test"], 1.0)})
+    results["held_out_command"] = "python experiments/int8_defaults.py " + " ".join(
+        str(a) for a in sys.argv[1:])
+    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    table = markdown(results)
+    print(table)
+    if args.doc:
+        replace_section(args.doc, "int8:defaults", table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python experiments/int8_defaults.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ckpts", nargs="+", required=True, type=Path)
+    p.add_argument("--ckpts", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=Path("runs/int8_defaults"))
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--doc", type=Path, default=None)
     p.add_argument("--no-litert", action="store_true", help="onnxruntime candidates only")
     p.add_argument("--litert-methods", default=",".join(LITERT_METHODS), help="LiteRT INT8 methods to compare")
     p.add_argument("--calib-num", type=int, default=500)
+    p.add_argument("--held-out", nargs="+", type=Path, default=None,
+                   help="apply the settings chosen in --json to these checkpoints (not used for choosing)")
     args = p.parse_args(argv)
+    if args.held_out:
+        if args.json is None or not args.json.is_file():
+            p.error("--held-out needs --json with the results of a choosing run")
+        return held_out(args)
+    if not args.ckpts:
+        p.error("--ckpts is required (or --held-out)")
     candidates = [("int8", c) for c in ORT_CANDIDATES] + ([] if args.no_litert else [
         ("tflite", {"int8_method": m}) for m in args.litert_methods.split(",") if m])
     results: dict = {"command": "python experiments/int8_defaults.py " + " ".join(sys.argv[1:] if argv is None
@@ -160,6 +226,17 @@ def markdown(results: dict) -> str:
         lines.append(f"| {r['checkpoint']} | {r['format']} | {r['fp32_test_top1']:.2f} | {r['int8_test_top1']:.2f} | "
                      f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] | +{t['fixed']} / -{t['broken']} | "
                      f"{v['delta']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] | {r['verdict_test']} |")
+    held = [r for r in results.get("held_out_rows", []) if "test_paired" in r]
+    if held:
+        lines += ["", "Held out (checkpoints that played no part in choosing; the chosen settings unchanged):", ""]
+        lines += table_head(["checkpoint", "format", "fp32 test top-1", "INT8 test top-1", "Δ test [95 % CI]",
+                             "fixed / broken (test)", "Δ validation [95 % CI]", "verdict (test)"])
+        for r in held:
+            t, v = r["test_paired"], r["val_paired"]
+            lines.append(f"| {r['checkpoint']} | {r['format']} | {r['fp32_test_top1']:.2f} | "
+                         f"{r['int8_test_top1']:.2f} | {t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] | "
+                         f"+{t['fixed']} / -{t['broken']} | {v['delta']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] | "
+                         f"{r['verdict_test']} |")
     return "\n".join(lines) + "\n"
 
 
