@@ -21,6 +21,7 @@ from benchmarks.report import size_text, verdict_text
 from benchmarks.verdict import judge
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
+from core.plots import pyplot, save_figure
 from devices import load_profile
 
 PROG = "python -m benchmarks.compare"
@@ -140,9 +141,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     pts = [r for r in rows if r["p90_ms"] is not None]
     if not pts:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, max(3, 0.25 * len(pts) + 1.5)))
     for i, r in enumerate(pts):
         est = r["kind"] == "estimate"
@@ -151,10 +150,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_yticklabels([f"{r['device']}: {r['variant']} {r['format']} {r['precision']}" for r in pts], fontsize=6)
     ax.invert_yaxis()
     ax.set_xlabel("classifier p90 ms (blue measured, hatched orange estimate)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from core.cli import ArgumentParser, BadInput, run_cli
+from core.plots import pyplot
 from core.runtime import load_runtime
 from edge.recognizer import (ActionRecognizer, ActionRecognizerOptions, BaseOptions, PersonOptions, PoseOptions,
                              RunningMode, SmoothingOptions)
@@ -162,9 +163,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def plot(replay: Replay, run: dict, title: str, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     names = sorted({a for a, _, _ in replay.segments})
     row = {n: i for i, n in enumerate(names)}
     fig, ax = plt.subplots(figsize=(11, 2.8))

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from core.cli import ArgumentParser, run_cli
+from core.plots import pyplot
 from edge.errors import EdgeError
 
 PROG = "python -m benchmarks.edge"
@@ -131,9 +132,7 @@ def agreement(rows: list[dict]) -> str:
 
 
 def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     return plt
 
 

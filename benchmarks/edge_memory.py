@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.plots import pyplot
 from core.runtime import load_runtime
 from core.synthetic import synthetic_clip
 from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, BaseOptions, RunningMode
@@ -132,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
           f"latency p99 {first['latency_p99_ms']:.1f} ms in the first stretch, {last['latency_p99_ms']:.1f} ms in "
           f"the last, {summary['latency_p99_ms_max']:.1f} ms at most")
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.2))
         ax.plot([r["frames"] for r in rows], [r["rss_mb"] for r in rows], marker="o")
         ax.set_xlabel("frames replayed")

@@ -36,6 +36,7 @@ import numpy as np
 from benchmarks.report import pyplot, write_results
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
+from core.plots import save_figure
 from edge.pose import PersonPose
 from edge.tracking import assign
 
@@ -547,10 +548,7 @@ def plot(runs: list[ScenarioRun], path: Path) -> Path:
         ax.set_title(f"{r.scenario.name}: {r.metrics.id_switches} ID switches, IDF1 {r.metrics.idf1:.3f} "
                      "(colour = track id, grey = not covered)", fontsize=8)
     axes[-1, 0].set_xlabel("frame")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from core.evaluation import check_split_matches, load_data_split, predict_split,
 from core.mapping import convert_layout, mediapipe_world_to_camera
 from core.markdown import table_head
 from core.openset import SCORES, OpenSet, auroc, body_unsteadiness, mean_pose, outlier_split, rejection
+from core.plots import save_figure
 
 PROG = "python -m benchmarks.openset"
 VIDEO_CLIP_S = 2.0
@@ -163,10 +164,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"{Path(result['ckpt']).parent.name}: in-distribution test vs other actions and random motion",
                  fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 from benchmarks.edge import markdown as edge_markdown
 from benchmarks.verdict import Verdict
 from core.markdown import table_head
+from core.plots import pyplot, save_figure
 from devices import profile_from_dict
 
 MEASURED_COLUMNS = ("model", "format", "precision", "status", "size", "load ms", "first ms", "p50 ms", "**p90 ms**",
@@ -198,13 +199,6 @@ def markdown(result: dict[str, Any], plots: dict[str, Path]) -> str:
 
 # ----------------------------------------------------------------------------------------------------------
 
-def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (reports are written, never shown)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
 
 def plot_latency_vs_accuracy(rows: list[dict], path: Path) -> Path | None:
     pts = [r for r in rows if r.get("latency") and r.get("top1") is not None]
@@ -231,10 +225,7 @@ def plot_latency_vs_accuracy(rows: list[dict], path: Path) -> Path | None:
     ax.set_title("latency vs accuracy per variant and format")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_distribution(rows: list[dict], path: Path) -> Path | None:
@@ -250,10 +241,7 @@ def plot_distribution(rows: list[dict], path: Path) -> Path | None:
     ax.set_ylabel("batch-1 latency (ms); whiskers p1-p99")
     ax.set_title("latency distribution (interleaved runs)")
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_budget(result: dict[str, Any], path: Path) -> Path | None:
@@ -287,10 +275,7 @@ def plot_budget(result: dict[str, Any], path: Path) -> Path | None:
     ax.set_xlabel("ms per classification")
     ax.set_title("classifier vs its budget per frame")
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.data import SkeletonSplit, load_split
+from core.plots import pyplot
 from core.preprocess import prepare_clip, valid_length
 from core.spec import InputSpec
 
@@ -101,10 +102,7 @@ def format_metrics(metrics: dict[str, Any], per_class: bool = True) -> str:
 
 def save_confusion_plot(metrics: dict[str, Any], path: str | Path, title: str = "") -> Path:
     """Row-normalised confusion matrix as an image (numbers in the cells for up to 30 classes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cm = np.asarray(metrics["confusion"], dtype=np.float64)
     names = metrics["class_names"]

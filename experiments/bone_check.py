@@ -22,6 +22,7 @@ from core.data.ntu import denoise, read_skeleton
 from core.data.paths import shared_root
 from core.layouts import get_layout
 from core.mapping import convert_layout
+from core.plots import pyplot
 
 
 def real_sets() -> dict[str, tuple[list[np.ndarray], str]]:
@@ -72,9 +73,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"| {r['shuffled'][0]} of {r['shuffled'][1]} | {r['swapped'][0]} of {r['swapped'][1]} |")
     table = "\n".join(rows)
     print(table)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

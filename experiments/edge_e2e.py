@@ -30,6 +30,7 @@ import numpy as np
 
 from core.data import load_split
 from core.data.paths import shared_root
+from core.plots import pyplot
 from edge.events import read_events
 from edge.recognizer import ActionRecognizer, ActionRecognizerOptions, BaseOptions, PoseOptions, RunningMode
 
@@ -170,9 +171,7 @@ def report(result: dict, out: Path) -> str:
                           for r in result["videos"]["videos"])
     (out / "e2e.md").write_text(text + "\n")
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
         bars = []
         if "videos" in result:
             a = result["videos"]

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from core.cli import ArgumentParser, BadInput, run_cli
+from core.plots import pyplot
 
 
 def load(path: Path) -> dict:
@@ -69,9 +70,7 @@ def report(before: dict, after: dict, reference: str, labels: tuple[str, str]) -
 
 
 def plot(before: dict, after: dict, reference: str, labels: tuple[str, str], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
     names = [n for n, m in after["models"].items() if m["family"] == "LAST" and n in before["models"]]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from core.data.paths import shared_root
+from core.plots import pyplot
 from train.video_teacher import VideoTeacher, extract_features
 
 SIZES = {  # VideoMAEConfig keywords; "base" is VideoMAE-Base (MCG-NJU/videomae-base*): ViT-B/16, 16 frames, 224
@@ -84,10 +85,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "video_teacher.json").write_text(json.dumps({"video": str(video), "rows": rows}, indent=2))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3))
     left = [0.0] * len(rows)

@@ -34,6 +34,7 @@ from core.evaluation import (check_split_matches, evaluate_logits, load_data_spl
                              prepare_test_clips, save_confusion_plot, torch_predict_fn)
 from core.layouts import get_layout
 from core.markdown import table_head
+from core.plots import pyplot, save_figure
 from core.spec import InputSpec
 
 PROG = "python -m train.explain"
@@ -195,13 +196,6 @@ def choose_examples(labels: np.ndarray, pred: np.ndarray, confidence: np.ndarray
 # Figures
 
 
-def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
 
 def key_frames(importance: np.ndarray, count: int = 4) -> list[int]:
     """The `count` frames where a (T, V) map is largest, at least T / (2 count) frames apart, in time order."""
@@ -293,10 +287,7 @@ def plot_class_importance(path: Path, scores: dict[str, np.ndarray], poses: np.n
         ax.set_title(METHOD_TITLES.get(method, method), fontsize=8)
     fig.suptitle(f"mean joint importance per class ({METHOD_TITLES.get(methods[0], methods[0])} on the skeletons)",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def plot_feature_space(path: Path, embeddings: dict[str, np.ndarray], labels: np.ndarray, class_names: list[str],
@@ -314,10 +305,7 @@ def plot_feature_space(path: Path, embeddings: dict[str, np.ndarray], labels: np
     if len(class_names) <= 20:
         axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, markerscale=2, frameon=False)
     fig.suptitle(subtitle, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def plot_failures(path: Path, per_class: dict[str, float | None], by_property: dict[str, list[dict[str, Any]]],
@@ -348,10 +336,7 @@ def plot_failures(path: Path, per_class: dict[str, float | None], by_property: d
         ax.set_title(f"by {prop}", fontsize=9)
         for i, r in enumerate(rows):
             ax.text(i, 2, str(r["clips"]), ha="center", fontsize=6, color="white")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 # ---------------------------------------------------------------------------------------------

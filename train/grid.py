@@ -40,6 +40,7 @@ import yaml
 
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import replace_section, table_head
+from core.plots import pyplot, save_figure
 from core.stats import paired_difference, seed_summary
 
 PROG = "python -m train.grid"
@@ -499,10 +500,7 @@ def pooled_text(d: dict[str, Any] | None) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     arms = [a for a in results["arms"] if a["seeds"]]
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(arms) + 2), 4.5))
@@ -516,11 +514,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("test top-1 at the validation-chosen epoch (%)")
     ax.set_title(f"{results['grid']}: seeds (dots), mean ± std (squares)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_results(grid: Grid) -> dict[str, Any]:

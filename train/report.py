@@ -11,6 +11,7 @@ from typing import Any
 
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
+from core.plots import pyplot, save_figure
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
@@ -61,10 +62,7 @@ def markdown_table(runs: list[dict[str, Any]]) -> str:
 
 
 def plot_runs(runs: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
     for r in runs:
@@ -83,11 +81,7 @@ def plot_runs(runs: list[dict[str, Any]], path: Path) -> Path:
     ax2.set_xlabel("parameters (M)")
     ax2.set_ylabel("test top-1 at the chosen epoch (%)")
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 PROG = "python -m train.report"

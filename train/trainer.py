@@ -33,6 +33,7 @@ import yaml
 from core.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from core.data.dataset import SkeletonDataset
 from core.data.splits import shared_clip_count, stratified_fraction, validation_info
+from core.plots import pyplot
 from core.stats import mcnemar_exact_p
 from core.models.last import LAST, create_model
 from core.spec import InputSpec
@@ -404,10 +405,7 @@ class Logger:
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ep = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))

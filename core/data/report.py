@@ -13,6 +13,7 @@ import numpy as np
 
 from core.data import load_split
 from core.data.prepared import SkeletonSplit
+from core.plots import pyplot, save_figure
 
 
 def balance_table(splits: dict[str, SkeletonSplit]) -> str:
@@ -29,9 +30,7 @@ def balance_table(splits: dict[str, SkeletonSplit]) -> str:
 
 
 def plot_report(splits: dict[str, SkeletonSplit], path: Path, title: str) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     first = next(iter(splits.values()))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [2, 1]})
@@ -49,11 +48,7 @@ def plot_report(splits: dict[str, SkeletonSplit], path: Path, title: str) -> Pat
     ax2.set_xlabel("valid frames per clip")
     ax2.set_title("clip lengths")
     ax2.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> None:
