@@ -13,7 +13,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -82,6 +82,21 @@ def _type_name(t: Any) -> str:
     return getattr(t, "__name__", str(t))
 
 
+def _check_map(value: Any, where: str, errors: list[str], what: str, key_problem: Callable[[Any], str | None],
+               minimum: float | None, number: str) -> None:
+    """A non-empty mapping whose keys pass `key_problem` (None: fine) and whose values are numbers >= minimum
+    (None: > 0)."""
+    if not isinstance(value, dict) or not value:
+        errors.append(f"{where}: expected a mapping {what}")
+        return
+    for k, v in value.items():
+        problem = key_problem(k)
+        if problem:
+            errors.append(f"{where}.{k}: {problem}")
+        elif isinstance(v, bool) or not isinstance(v, _NUM) or (v <= 0 if minimum is None else v < minimum):
+            errors.append(f"{where}.{k}: expected {number}, got {v!r}")
+
+
 def _check(value: Any, spec: Any, where: str, errors: list[str]) -> None:
     if isinstance(spec, dict):
         if not isinstance(value, dict):
@@ -121,24 +136,14 @@ def _check(value: Any, spec: Any, where: str, errors: list[str]) -> None:
                 continue
             if not isinstance(dtypes, list) or any(d not in DTYPES for d in dtypes):
                 errors.append(f"{where}.{op}: expected null or a list of dtypes ({', '.join(DTYPES)}), got {dtypes!r}")
-    elif spec == "resolution_map":
-        if not isinstance(value, dict) or not value:
-            errors.append(f"{where}: expected a mapping WIDTHxHEIGHT -> ms")
-            return
-        for k, v in value.items():
-            if not re.fullmatch(r"[1-9]\d*x[1-9]\d*", str(k)):
-                errors.append(f"{where}.{k}: {k!r} is not a resolution WIDTHxHEIGHT (e.g. 1280x720)")
-            elif isinstance(v, bool) or not isinstance(v, _NUM) or v < 0:
-                errors.append(f"{where}.{k}: expected a number of ms >= 0, got {v!r}")
-    elif spec == "precision_map":
-        if not isinstance(value, dict) or not value:
-            errors.append(f"{where}: expected a mapping precision -> GFLOPS")
-            return
-        for k, v in value.items():
-            if k not in PRECISIONS:
-                errors.append(f"{where}.{k}: {k!r} is not a precision ({', '.join(PRECISIONS)})")
-            elif isinstance(v, bool) or not isinstance(v, _NUM) or v <= 0:
-                errors.append(f"{where}.{k}: expected a positive number, got {v!r}")
+    elif spec == "resolution_map":  # {"1280x720": ms}
+        _check_map(value, where, errors, "WIDTHxHEIGHT -> ms",
+                   lambda k: None if re.fullmatch(r"[1-9]\d*x[1-9]\d*", str(k)) else
+                   f"{k!r} is not a resolution WIDTHxHEIGHT (e.g. 1280x720)", 0.0, "a number of ms >= 0")
+    elif spec == "precision_map":  # {"fp16": GFLOPS}
+        _check_map(value, where, errors, "precision -> GFLOPS",
+                   lambda k: None if k in PRECISIONS else f"{k!r} is not a precision ({', '.join(PRECISIONS)})",
+                   None, "a positive number")
     else:
         if isinstance(value, bool) and spec is not bool:
             errors.append(f"{where}: expected {_type_name(spec)}, got bool")

@@ -98,12 +98,19 @@ def held_out(args: argparse.Namespace) -> int:
                          "test_paired": paired["test"].to_dict(), "verdict_test": verdict(paired["test"], 1.0)})
     results["held_out_command"] = "python experiments/int8_defaults.py " + " ".join(
         str(a) for a in sys.argv[1:])
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    publish(results, args.json, args.doc)
+    return 0
+
+
+def publish(results: dict, json_path: Path | None, doc: Path | None) -> None:
+    """The JSON, the table printed and, with a page, put between its `<!-- int8:defaults -->` markers."""
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=1) + "\n")
     table = markdown(results)
     print(table)
-    if args.doc:
-        replace_section(args.doc, "int8:defaults", table)
-    return 0
+    if doc:
+        replace_section(doc, "int8:defaults", table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,15 +207,19 @@ def main(argv: list[str] | None = None) -> int:
                               "val_paired": c["val_paired"], "test_paired": d.to_dict(),
                               "verdict_test": verdict(d, 1.0)})
     results["test_rows"] = test_rows
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
-    table = markdown(results)
-    print(table)
-    if args.doc:
-
-        replace_section(args.doc, "int8:defaults", table)
+    publish(results, args.json, args.doc)
     return 0
+
+
+ROW_COLUMNS = ["checkpoint", "format", "fp32 test top-1", "INT8 test top-1", "Δ test [95 % CI]",
+               "fixed / broken (test)", "Δ validation [95 % CI]", "verdict (test)"]
+
+
+def row_text(r: dict) -> str:
+    t, v = r["test_paired"], r["val_paired"]
+    return (f"| {r['checkpoint']} | {r['format']} | {r['fp32_test_top1']:.2f} | {r['int8_test_top1']:.2f} | "
+            f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] | +{t['fixed']} / -{t['broken']} | "
+            f"{v['delta']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] | {r['verdict_test']} |")
 
 
 def markdown(results: dict) -> str:
@@ -219,26 +230,12 @@ def markdown(results: dict) -> str:
                      + ", ".join(f"{k} {d:+.2f} / {a:.3f}" for k, d, a in ranking))
     lines += ["", "Scored once on the test split with the chosen settings (Δ against the checkpoint's own PyTorch "
                   "fp32 on the same clips; interval: exact 95 %; verdict at ±1 point):", ""]
-    lines += table_head(["checkpoint", "format", "fp32 test top-1", "INT8 test top-1", "Δ test [95 % CI]",
-                         "fixed / broken (test)", "Δ validation [95 % CI]", "verdict (test)"])
-    for r in results["test_rows"]:
-        t, v = r["test_paired"], r["val_paired"]
-        lines.append(f"| {r['checkpoint']} | {r['format']} | {r['fp32_test_top1']:.2f} | {r['int8_test_top1']:.2f} | "
-                     f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] | +{t['fixed']} / -{t['broken']} | "
-                     f"{v['delta']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] | {r['verdict_test']} |")
+    lines += table_head(ROW_COLUMNS) + [row_text(r) for r in results["test_rows"]]
     held = [r for r in results.get("held_out_rows", []) if "test_paired" in r]
     if held:
         lines += ["", "Held out (checkpoints that played no part in choosing; the chosen settings unchanged):", ""]
-        lines += table_head(["checkpoint", "format", "fp32 test top-1", "INT8 test top-1", "Δ test [95 % CI]",
-                             "fixed / broken (test)", "Δ validation [95 % CI]", "verdict (test)"])
-        for r in held:
-            t, v = r["test_paired"], r["val_paired"]
-            lines.append(f"| {r['checkpoint']} | {r['format']} | {r['fp32_test_top1']:.2f} | "
-                         f"{r['int8_test_top1']:.2f} | {t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] | "
-                         f"+{t['fixed']} / -{t['broken']} | {v['delta']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] | "
-                         f"{r['verdict_test']} |")
+        lines += table_head(ROW_COLUMNS) + [row_text(r) for r in held]
     return "\n".join(lines) + "\n"
-
 
 if __name__ == "__main__":
     sys.exit(main())

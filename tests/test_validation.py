@@ -93,15 +93,11 @@ TINY = ["data.name=synthetic", "data.frames=16", "data.num_workers=0", "model.va
         "train.deterministic=false"]
 
 
-def _fit(tmp_path, *overrides):
-    from train.config import load_config
-    from train.trainer import Dist, Trainer
-
-    cfg = load_config(None, TINY + [f"output_dir={tmp_path}"] + list(overrides))
-    trainer = Trainer(cfg, Dist("cpu"))
-    seen: list[list[str]] = []
+def _evaluated_clips(run):
+    """run() with the trainer's evaluate_model watched: (its result, the clip names of every evaluation)."""
     import train.trainer as trainer_module
 
+    seen: list[list[str]] = []
     original = trainer_module.evaluate_model
 
     def spy(model, split, *args, **kwargs):
@@ -110,9 +106,18 @@ def _fit(tmp_path, *overrides):
 
     trainer_module.evaluate_model = spy
     try:
-        summary = trainer.fit()
+        return run(), seen
     finally:
         trainer_module.evaluate_model = original
+
+
+def _fit(tmp_path, *overrides):
+    from train.config import load_config
+    from train.trainer import Dist, Trainer
+
+    cfg = load_config(None, TINY + [f"output_dir={tmp_path}"] + list(overrides))
+    trainer = Trainer(cfg, Dist("cpu"))
+    summary, seen = _evaluated_clips(trainer.fit)
     return trainer, summary, seen
 
 
@@ -224,23 +229,11 @@ def test_int8_verifies_and_chooses_on_the_checkpoints_validation_clips(tmp_path)
 
 
 def test_qat_chooses_its_epoch_on_validation_clips(tmp_path):
-    import train.trainer as trainer_module
     from train.qat import main as qat_main
 
     _fit(tmp_path / "fp32")
-    seen: list[list[str]] = []
-    original = trainer_module.evaluate_model
-
-    def spy(model, split, *args, **kwargs):
-        seen.append(list(split.names))
-        return original(model, split, *args, **kwargs)
-
-    trainer_module.evaluate_model = spy
-    try:
-        summary = qat_main(["--ckpt", str(tmp_path / "fp32" / "best.pt"), "--out", str(tmp_path / "qat"),
-                            "schedule.epochs=2"])
-    finally:
-        trainer_module.evaluate_model = original
+    summary, seen = _evaluated_clips(lambda: qat_main(["--ckpt", str(tmp_path / "fp32" / "best.pt"), "--out",
+                                                       str(tmp_path / "qat"), "schedule.epochs=2"]))
     val, test = load_split("synthetic", "val"), load_split("synthetic", "test")
     assert summary["chosen_on"] == "val"
     assert seen[:2] == [val.names, val.names]  # every epoch: validation clips only
