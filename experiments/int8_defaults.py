@@ -122,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-litert", action="store_true", help="onnxruntime candidates only")
     p.add_argument("--litert-methods", default=",".join(LITERT_METHODS), help="LiteRT INT8 methods to compare")
     p.add_argument("--calib-num", type=int, default=500)
+    p.add_argument("--reuse", action="store_true",
+                   help="take each candidate's validation result from --json when its artifact still exists")
+    p.add_argument("--not-default", nargs="+", default=[], metavar="CANDIDATE",
+                   help="candidates measured and reported but not eligible as a default, e.g. "
+                        "'tflite int8_method=full' (integer-only accelerators; 60-80x slower on a CPU)")
     p.add_argument("--held-out", nargs="+", type=Path, default=None,
                    help="apply the settings chosen in --json to these checkpoints (not used for choosing)")
     args = p.parse_args(argv)
@@ -136,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"command": "python experiments/int8_defaults.py " + " ".join(sys.argv[1:] if argv is None
                                                                                   else argv),
                      "date": time.strftime("%Y-%m-%d"), "checkpoints": {}}
+    previous = json.loads(args.json.read_text()) if args.reuse and args.json and args.json.is_file() else {}
+    results["not_default"] = list(args.not_default)
     for ckpt in args.ckpts:
         name = ckpt.parent.name
         model, ck = load_model(ckpt)
@@ -156,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         for fmt, opts in candidates:
             key = label(fmt, opts)
             folder = out / key.replace(" ", "_").replace("=", "-")
+            before = previous.get("checkpoints", {}).get(name, {}).get("candidates", {}).get(key, {})
+            if "val_top1" in before and Path(before["path"]).exists():
+                print(f"[{name}] {key}: validation result reused", flush=True)
+                entry["candidates"][key] = {k: v for k, v in before.items() if k != "test_paired"}
+                continue
             print(f"[{name}] {key}", flush=True)
             try:
                 result = formats.export(fmt, ckpt, folder, "int8", calib=calib, batch=None if fmt == "int8" else 1,
@@ -185,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             if all("val_top1" in r for r in rows):
                 score[key] = (float(np.mean([r["val_delta"] for r in rows])),
                               float(np.mean([r["val_agreement"] for r in rows])))
-        if score:
-            chosen[fmt] = max(score, key=lambda k: score[k])
+        eligible = {k: v for k, v in score.items() if k not in args.not_default}
+        if eligible:
+            chosen[fmt] = max(eligible, key=lambda k: eligible[k])
             results.setdefault("validation_ranking", {})[fmt] = sorted(
                 ([k, s[0], s[1]] for k, s in score.items()), key=lambda r: (r[1], r[2]), reverse=True)
     results["chosen"] = chosen
@@ -227,7 +240,8 @@ def markdown(results: dict) -> str:
              + "; ".join(f"**{fmt}: {key}**" for fmt, key in results["chosen"].items()) + ".", ""]
     for fmt, ranking in results.get("validation_ranking", {}).items():
         lines.append(f"- {fmt} candidates on validation (mean Δ top-1 / agreement): "
-                     + ", ".join(f"{k} {d:+.2f} / {a:.3f}" for k, d, a in ranking))
+                     + ", ".join(f"{k} {d:+.2f} / {a:.3f}" + (" (not eligible as a default)" if k in
+                                 results.get("not_default", []) else "") for k, d, a in ranking))
     lines += ["", "Scored once on the test split with the chosen settings (Δ against the checkpoint's own PyTorch "
                   "fp32 on the same clips; interval: exact 95 %; verdict at ±1 point):", ""]
     lines += table_head(ROW_COLUMNS) + [row_text(r) for r in results["test_rows"]]
