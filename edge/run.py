@@ -376,10 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.5, help="EMA weight of the newest probabilities (0.5)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="below this smoothed probability the label is 'unknown' (0.5)")
+    p.add_argument("--unknown-threshold", type=float, metavar="SCORE",
+                   help="open-set score under which a window is 'unknown' (default: the rule the model carries, "
+                        "from python -m train.openset; -inf turns it off)")
     p.add_argument("--hold-s", type=float, default=0.2,
                    help="seconds a lost person keeps their last pose; then their action ends (0.2)")
     p.add_argument("--reset-s", type=float, default=1.0,
-                   help="seconds after which an unseen person is forgotten (window and id) (1.0)")
+                   help="seconds after which an unseen person's window starts afresh (1.0)")
+    p.add_argument("--id-memory-s", type=float, default=3.0,
+                   help="seconds a lost person's id waits for them, never handed to anyone else (3.0)")
     p.add_argument("--min-body-visibility", type=float, default=0.5,
                    help="hips and shoulders must be this visible to classify, else 'partial_body' (0.5; 0 turns "
                         "the check off, e.g. for upper-body recordings)")
@@ -427,10 +432,12 @@ def recognizer_options(args: argparse.Namespace, runtime) -> ActionRecognizerOpt
     return ActionRecognizerOptions(
         base_options=BaseOptions(runtime=runtime, pose_model_path=args.pose_model, pose_variant=args.pose_variant),
         window_s=args.window_s, stride_s=args.stride_s, min_confidence=args.min_confidence, max_persons=args.persons,
+        unknown_threshold=args.unknown_threshold,
         pose_options=PoseOptions(min_detection_confidence=args.min_pose_confidence,
                                  min_presence_confidence=args.min_pose_confidence,
                                  min_body_visibility=args.min_body_visibility, coordinates=args.coordinates),
-        person_options=PersonOptions(hold_s=args.hold_s, reset_s=args.reset_s, min_valid=args.min_valid),
+        person_options=PersonOptions(hold_s=args.hold_s, reset_s=args.reset_s, id_memory_s=args.id_memory_s,
+                                     min_valid=args.min_valid),
         smoothing_options=SmoothingOptions(alpha=args.alpha))
 
 
