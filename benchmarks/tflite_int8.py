@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.formats_ab import time_interleaved
+import numpy as np
+
 from converters import tflite
 from converters.calib import build_calibration, load_data_split, save_calibration
 from converters.common import load_export_model
@@ -28,6 +29,7 @@ from converters.verify import score_on_split
 from core.checkpoint import load_checkpoint
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
+from core.timing import interleaved
 from core.runtime import load_runtime
 
 PROG = "python -m benchmarks.tflite_int8"
@@ -68,12 +70,14 @@ def measure_checkpoint(ckpt: Path, work: Path, calib_num: int, rounds: int) -> d
     files = {m: e["path"] for m, e in row["methods"].items() if e.get("path")}
     if files:
         runtimes = {m: load_runtime(p, threads=1) for m, p in files.items()}
-        medians = time_interleaved(runtimes, rounds=rounds, per_round=10)
-        for m, values in medians.items():
-            values = sorted(values)
-            row["methods"][m]["latency_ms"] = {"median": values[len(values) // 2], "p10": values[len(values) // 10],
-                                               "p90": values[min(len(values) - 1, 9 * len(values) // 10)],
-                                               "rounds": len(values)}
+        x = {m: np.random.default_rng(0).standard_normal([1, *rt.input_shape[1:]]).astype(np.float32) * 0.3
+             for m, rt in runtimes.items()}
+        stats = interleaved({m: (lambda rt=rt, xm=x[m]: rt.predict(xm)) for m, rt in runtimes.items()}, warmup=5,
+                            runs=10 * rounds)
+        for m, st in stats.items():
+            values = sorted(st.samples_ms)
+            row["methods"][m]["latency_ms"] = {"median": st.p50_ms, "p10": values[len(values) // 10],
+                                               "p90": st.p90_ms, "runs": st.count}
         for rt in runtimes.values():
             rt.close()
     return row

@@ -53,6 +53,15 @@ CASES = [
     ("benchmarks.edge", ["--videos", f"{MISSING}.mp4", "--model", f"{MISSING}.onnx"], "x.mp4"),
     ("benchmarks.decision", ["--model", f"{MISSING}.onnx", "--replay", "synthetic"], "x.onnx"),
     ("benchmarks.calibrate", [f"{MISSING}.json"], "x.json"),
+    ("benchmarks.tflite_int8", ["--ckpt", f"{MISSING}.pt"], "x.pt"),
+    ("benchmarks.delegates", ["--profile", "android_snapdragon", f"{MISSING}.tflite"], "x.tflite"),
+    ("benchmarks.openset", ["--ckpt", f"{MISSING}.pt"], "x.pt"),
+    ("benchmarks.multi_person", ["--videos", MISSING, "--pose-model", f"{MISSING}.task"], "/nonexistent/x"),
+    ("benchmarks.pose_budget", ["--video", f"{MISSING}.mp4", "--pose-model", f"{MISSING}.task"], "x.mp4"),
+    ("benchmarks.two_person", ["--video", f"{MISSING}.mp4", "--pose-model", f"{MISSING}.task"], "x.mp4"),
+    ("benchmarks.explain_cost", ["--ckpt", f"{MISSING}.pt"], "x.pt"),
+    ("train.openset", ["--ckpt", f"{MISSING}.pt", "--data", "nw_ucla:val"], "x.pt"),
+    ("train.explain", ["--ckpt", f"{MISSING}.pt", "--data", "nw_ucla:test", "--out", MISSING], "x.pt"),
 ]
 
 
