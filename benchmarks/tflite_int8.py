@@ -112,6 +112,8 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("runs/tflite_int8"), help="calibration sets and exports")
     p.add_argument("--calib-num", type=int, default=500)
     p.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds (10 runs each)")
+    p.add_argument("--append", action="store_true",
+                   help="keep the rows of other checkpoints already in --out (a checkpoint measured again is replaced)")
     args = p.parse_args(argv)
     for ckpt in args.ckpt:
         if not ckpt.is_file():
@@ -120,6 +122,11 @@ def _main(argv: list[str] | None = None) -> int:
                               "machine": {"cpu": platform.processor() or platform.machine(),
                                           "python": platform.python_version()},
                               "created": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": []}
+    if args.append and args.out.is_file():
+        before = json.loads(args.out.read_text())
+        again = {c.parent.name for c in args.ckpt}
+        result["rows"] = [r for r in before.get("rows", []) if r.get("checkpoint") not in again]
+        result["command"] = before.get("command", "") + "; " + result["command"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for ckpt in args.ckpt:
         print(f"{ckpt} ...", file=sys.stderr, flush=True)
