@@ -52,8 +52,7 @@ from converters.common import (BackendMissing, ExportResult, InputError, add_ver
                                export_main, load_export_model, missing_backend, require, reraise_if_disk_full,
                                staged_export, verification_opts)
 from converters.formats import FORMATS
-from converters.verify import (compare_logits, judge, quantized_inputs, score_on_split, split_message,
-                              verification_inputs)
+from converters.verify import compare_logits, judge, quantized_inputs, verification_inputs, verified_message
 from core import mil_eval
 from core.artifact import METADATA_KEY, artifact_metadata, write_sidecar
 from core.evaluation import torch_logits
@@ -321,14 +320,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp16", calib
     msg = (f"{checked_by} vs PyTorch fp32 on {stats['samples']} clips ({source}): max |logit diff| "
            f"{stats['max_abs_diff']:.3g}, top-1 agreement {stats['top1_agreement']:.3f}, max |activation| "
            f"{stats['max_activation']:.3g}")
-    split_stats: dict[str, Any] = {}
-    if eval_data:
-        split_stats = score_on_split(program.predict if not is_macos() else predict_fn(path), model, ck, eval_data)
-        msg += "; " + split_message(split_stats)
-    if notes:
-        msg += "; " + "; ".join(notes)
-    if not good:
-        msg = f"outside tolerance ({problems}): " + msg
+    predict = (program.predict if not is_macos() else predict_fn(path)) if eval_data else None
+    msg, split_stats = verified_message(msg, predict, model, ck, eval_data, notes, good, problems)
     return ExportResult(FORMAT, final_precision, path, "ok" if good else "failed", msg,
                         extra={**stats, **split_stats, **{k: v for k, v in info.items() if k != "metadata"},
                                "verify_source": source, "batch": batch, "frontend": used,

@@ -55,8 +55,7 @@ from converters.common import (BackendMissing, ExportResult, InputError, add_ver
                                export_main, load_export_model, missing_backend, require, reraise_if_disk_full,
                                staged_export, verification_opts)
 from converters.formats import FORMATS
-from converters.verify import (compare_logits, judge, quantized_inputs, score_on_split, split_message,
-                              verification_inputs)
+from converters.verify import compare_logits, judge, quantized_inputs, verification_inputs, verified_message
 from core.artifact import artifact_metadata, write_sidecar
 from core.evaluation import torch_logits
 from core.runtime import load_runtime
@@ -333,14 +332,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
         io += f"; {full_int8.choice_message(full, source)}"
     msg = (f"LiteRT interpreter vs PyTorch fp32 on {stats['samples']} clips ({source}): max |logit diff| "
            f"{stats['max_abs_diff']:.3g}, top-1 agreement {stats['top1_agreement']:.3f}; {io}")
-    split_stats: dict[str, Any] = {}
-    if eval_data:
-        split_stats = score_on_split(predict_fn(path), model, ck, eval_data)
-        msg += "; " + split_message(split_stats)
-    if notes:
-        msg += "; " + "; ".join(notes)
-    if not good:
-        msg = f"outside tolerance ({problems}): " + msg
+    msg, split_stats = verified_message(msg, predict_fn(path) if eval_data else None, model, ck, eval_data, notes,
+                                        good, problems)
     return ExportResult(FORMAT, precision, path, "ok" if good else "failed", msg,
                         extra={**stats, **info, **split_stats, "verify_source": source, "calibration": calib_source,
                                "int8_method": method, "batch": batch, "export_seconds": round(export_seconds, 2),
