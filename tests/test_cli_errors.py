@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import runpy
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,6 +93,8 @@ def test_bad_input_is_one_line_and_exit_2(module, argv, mention, capsys, monkeyp
     prog = "python -m " + module
     assert line.startswith(f"{prog}: error: "), line
     assert mention in line, line
+    # bad input writes nothing: no output folder appears for a command that refused to run
+    assert not Path(MISSING).parent.exists(), f"{module} created {Path(MISSING).parent} on bad input"
 
 
 def test_console_script_dispatches_and_rejects_unknown_commands(capsys):

@@ -425,8 +425,7 @@ def explain_checkpoint(argv: list[str] | None = None) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model, ckpt = load_model(args.ckpt)
+    model, ckpt = load_model(args.ckpt)  # bad input before anything is written
     spec = input_spec(ckpt)
     class_names = list(ckpt["class_names"])
     split = load_data_split(args.data, layout=spec.layout, root=args.root, default_split=args.split)
@@ -437,6 +436,7 @@ def explain_checkpoint(argv: list[str] | None = None) -> dict[str, Any]:
         teacher_spec = input_spec(teacher_ckpt)
         check_split_matches(split, teacher_spec.layout, list(teacher_ckpt["class_names"]), args.data, args.teacher)
     print(f"{args.ckpt} ({model.variant}) on {args.data}: {len(split)} clips")
+    out.mkdir(parents=True, exist_ok=True)
 
     features, logits = pooled_features(model, split, spec, args.batch, args.device, "features")
     if args.clips > 1:
