@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.report import pyplot, write_results
-from core.cli import ArgumentParser, BadInput, run_cli
+from core.cli import ArgumentParser, BadInput, require_files, run_cli
 from core.markdown import table_head
 from core.plots import save_figure
 from edge.pose import PersonPose
@@ -562,9 +562,7 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/multi_person"))
     p.add_argument("--write-videos", action="store_true", help="also write each composite as <scenario>.avi")
     args = p.parse_args(argv)
-    for f in (args.videos / A, args.videos / B, args.pose_model):
-        if not f.is_file():
-            raise BadInput(f"{f}: no such file")
+    require_files(args.videos / A, args.videos / B, args.pose_model)
     wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     known = {s.name: s for s in SCENARIOS}
     if unknown := [w for w in wanted if w not in known]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.cli import ArgumentParser, BadInput, run_cli
+from core.cli import ArgumentParser, BadInput, require_files, run_cli
 from core.markdown import table_head
 
 PROG = "python -m benchmarks.pose_budget"
@@ -110,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--frames", type=int, default=60)
         p.add_argument("--out", type=Path, default=Path("runs/pose_budget"))
         args = p.parse_args(argv)
-        for f in (args.video, args.pose_model):
-            if not f.is_file():
-                raise BadInput(f"{f}: no such file")
+        require_files(args.video, args.pose_model)
         rows = measure(args.video, args.pose_model, [parse_resolution(r) for r in args.resolutions.split(",")],
                        args.frames)
         lines = table_head(["resolution", "frames", "pose p50 ms", "pose p90 ms"])

@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmarks.multi_person import _paste, load_source
 from benchmarks.report import write_results
-from core.cli import ArgumentParser, BadInput, run_cli
+from core.cli import ArgumentParser, require_files, run_cli
 from core.markdown import table_head
 
 PROG = "python -m benchmarks.two_person"
@@ -102,9 +102,7 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=72)
     p.add_argument("--out", type=Path, default=Path("runs/two_person"))
     args = p.parse_args(argv)
-    for f in (args.video, args.pose_model):
-        if not f.is_file():
-            raise BadInput(f"{f}: no such file")
+    require_files(args.video, args.pose_model)
     args.out.mkdir(parents=True, exist_ok=True)
     frames = two_person_frames(args.video, args.pose_model, args.frames, args.out)
     import cv2

@@ -17,6 +17,7 @@ import difflib
 import os
 import runpy
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BACKEND_MISSING = 0, 1, 2, 3
@@ -38,6 +39,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (--help for usage)\n")
+
+
+def require_files(*paths: Path) -> None:
+    """Bad input (one line naming it) for the first path that is not an existing file."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise BadInput(f"{path}: no such file")
 
 
 def positive_int(value: str) -> int:
