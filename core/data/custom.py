@@ -152,7 +152,12 @@ def read_sample(path: str | Path, layout: str, label: int | None = None, split: 
             raise ValueError("not whole")
     except (TypeError, ValueError, OverflowError) as e:
         raise CustomFormatError(f"{path}: label {label!r} is not an integer") from e
-    name = str(np.asarray(d["frame_dir"]).item()) if "frame_dir" in d else path.stem
+    name = path.stem
+    if "frame_dir" in d:
+        frame_dir = np.asarray(d["frame_dir"])
+        if frame_dir.size != 1:
+            raise CustomFormatError(f"{path}: 'frame_dir' must be one name, got an array of shape {frame_dir.shape}")
+        name = str(frame_dir.item())
     return Sample(name, kp, label, split, missing)
 
 
