@@ -9,7 +9,10 @@ For every checkpoint: a 500-clip calibration set from nw_ucla:train (converters.
 `converters.tflite --precision int8` with --int8-method aeq-compute and full; the full file's range rule is
 chosen on the validation clips (the checkpoint's own validation split, never the test split), both files are then
 scored on nw_ucla:val and nw_ucla:test (core.stats.paired_difference: fixed / broken clips, exact interval).
-Results are written after every checkpoint, so an interrupted run keeps what it measured.
+Results are written after every checkpoint, so an interrupted run keeps what it measured. With --reuse DIR, a
+file already exported from the same checkpoint under DIR (its sidecar names the method and the checkpoint's
+metrics) is scored and timed instead of exported again; the row records where it came from and how it was
+calibrated.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from converters import tflite
 from converters.calib import build_calibration, load_data_split, save_calibration
 from converters.common import load_export_model
 from converters.verify import score_on_split
+from core.artifact import read_artifact_metadata
 from core.checkpoint import load_checkpoint
 from core.cli import ArgumentParser, BadInput, run_cli
 from core.markdown import table_head
@@ -37,33 +41,64 @@ METHODS = ("aeq-compute", "full")
 SPLITS = ("nw_ucla:val", "nw_ucla:test")
 
 
-def measure_checkpoint(ckpt: Path, work: Path, calib_num: int, rounds: int) -> dict[str, Any]:
+def find_export(ck: dict[str, Any], name: str, method: str, folders: list[Path]) -> Path | None:
+    """A LiteRT INT8 file under folders/<checkpoint name>/ exported with `method` from this very checkpoint (the
+    sidecar's metrics equal the checkpoint's: epoch, top-1 and loss to the last bit)."""
+    for folder in folders:
+        for path in sorted((folder / name).rglob("*.tflite")):
+            meta = read_artifact_metadata(path)
+            if (meta.get("precision") == "int8" and meta.get("int8_method") == method
+                    and meta.get("metrics") == dict(ck.get("metrics", {}))):
+                return path
+    return None
+
+
+def reused_export(path: Path) -> dict[str, Any]:
+    """The row entry of an existing file: its op census read again from the interpreter, the rest from its sidecar."""
+    meta = read_artifact_metadata(path)
+    info = tflite.describe(path)
+    return {"status": "ok", "message": f"reused {path} ({meta.get('calibration')})", "export_seconds": None,
+            "path": str(path), "size_bytes": path.stat().st_size, "calibration": meta.get("calibration"),
+            "integer_ops": info["integer_ops"], "compute_ops": info["compute_ops"],
+            "float_op_types": info["float_op_types"], "input_dtype": info["input_dtype"],
+            "output_dtype": info["output_dtype"], "range_rule": meta.get("range_rule"),
+            "range_candidates": meta.get("range_candidates")}
+
+
+def measure_checkpoint(ckpt: Path, work: Path, calib_num: int, rounds: int,
+                       reuse: list[Path] | None = None) -> dict[str, Any]:
     ck = load_checkpoint(ckpt)
     name = ckpt.parent.name
     work.mkdir(parents=True, exist_ok=True)
     calib = work / f"{name}_nw_ucla_train_{calib_num}.npz"
-    if not calib.exists():
+    found = {m: find_export(ck, name, m, reuse or []) for m in METHODS}
+    if not calib.exists() and not all(found.values()):
         save_calibration(calib, build_calibration(ck, load_data_split("nw_ucla:train", ck["layout"]), calib_num))
     row: dict[str, Any] = {"checkpoint": name, "variant": ck["model"]["variant"],
                            "streams": list(ck["input_spec"].get("streams", ["joint"])), "methods": {}}
     model = None
     for method in METHODS:
-        start = time.perf_counter()
-        result = tflite.export(ckpt, work / name, "int8", calib=calib, int8_method=method, verify_samples=10_000,
-                               calib_samples=400)
-        entry: dict[str, Any] = {"status": result.status, "message": result.message,
-                                 "export_seconds": round(time.perf_counter() - start, 1)}
-        if result.path is not None:
+        if found[method] is not None:
+            entry = reused_export(found[method])
+        else:
+            start = time.perf_counter()
+            result = tflite.export(ckpt, work / name, "int8", calib=calib, int8_method=method,
+                                   verify_samples=10_000, calib_samples=400)
+            entry = {"status": result.status, "message": result.message,
+                     "export_seconds": round(time.perf_counter() - start, 1)}
+            if result.path is not None:
+                info = result.extra
+                entry.update({"path": str(result.path), "size_bytes": result.size_bytes,
+                              "calibration": info.get("calibration"),
+                              "integer_ops": info.get("integer_ops"), "compute_ops": info.get("compute_ops"),
+                              "float_op_types": info.get("float_op_types"), "input_dtype": info.get("input_dtype"),
+                              "output_dtype": info.get("output_dtype"), "range_rule": info.get("range_rule"),
+                              "range_candidates": info.get("range_candidates")})
+        if entry.get("path"):
             if model is None:
                 model, _ = load_export_model(ckpt)
-            info = result.extra
-            entry.update({"path": str(result.path), "size_bytes": result.size_bytes,
-                          "integer_ops": info.get("integer_ops"), "compute_ops": info.get("compute_ops"),
-                          "float_op_types": info.get("float_op_types"), "input_dtype": info.get("input_dtype"),
-                          "output_dtype": info.get("output_dtype"), "range_rule": info.get("range_rule"),
-                          "range_candidates": info.get("range_candidates")})
             for split in SPLITS:
-                scored = score_on_split(tflite.predict_fn(result.path, threads=1), model, ck, split)
+                scored = score_on_split(tflite.predict_fn(entry["path"], threads=1), model, ck, split)
                 entry[split] = {k: scored[k] for k in ("eval_clips", "top1_fp32", "top1", "eval_agreement",
                                                        "eval_paired")}
         row["methods"][method] = entry
@@ -112,6 +147,9 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("runs/tflite_int8"), help="calibration sets and exports")
     p.add_argument("--calib-num", type=int, default=500)
     p.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds (10 runs each)")
+    p.add_argument("--reuse", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="score and time files already exported from the same checkpoint under DIR/<checkpoint "
+                        "folder name>/ instead of exporting again (e.g. the INT8-defaults study's folder)")
     p.add_argument("--append", action="store_true",
                    help="keep the rows of other checkpoints already in --out (a checkpoint measured again is replaced)")
     args = p.parse_args(argv)
@@ -130,7 +168,7 @@ def _main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for ckpt in args.ckpt:
         print(f"{ckpt} ...", file=sys.stderr, flush=True)
-        result["rows"].append(measure_checkpoint(ckpt, args.work, args.calib_num, args.rounds))
+        result["rows"].append(measure_checkpoint(ckpt, args.work, args.calib_num, args.rounds, args.reuse))
         args.out.write_text(json.dumps(result, indent=1))
         print(markdown(result["rows"][-1:]), flush=True)
     args.out.with_suffix(".md").write_text(markdown(result["rows"]) + "\n")
