@@ -38,14 +38,20 @@ TIMELINE_FRAMES = 90  # frames of the stage timeline plot (3 s at 30 fps)
 def bench_one(video: Path, model: Path, pose_model: Path, threads: int = 1, stride_s: float | None = None,
               max_frames: int | None = None, out_video: Path | None = None, events: Path | None = None,
               pipelined: bool = True, realtime: bool = True, timeline: bool = False,
-              pose_variant: str = "full") -> dict[str, Any]:
+              pose_variant: str = "full", stride_frames: int | None = None) -> dict[str, Any]:
     """One video through the edge loop (edge.run's runner); the row of the table, with per-frame records when
-    `timeline` (time.perf_counter() of capture / pose done / classified / event, relative to the first capture)."""
+    `timeline` (time.perf_counter() of capture / pose done / classified / event, relative to the first capture).
+    stride_frames: classify every Nth frame of this video (converted with its own frame rate; overrides stride_s)."""
     from edge.capture import CameraSource, VideoFileSource
     from edge.events import EventWriter
     from edge.overlay import VideoSink
     from edge.recognizer import ActionRecognizerOptions, BaseOptions
     from edge.run import load_runtime_or_fail, make_runner, rss_mb
+    probe = VideoFileSource(video)  # one clear line for a bad file before anything starts
+    fps = probe.fps
+    probe.close()
+    if stride_frames is not None:
+        stride_s = stride_frames / fps
     runtime = load_runtime_or_fail(str(model), threads)
     writer = EventWriter(events)
     sequence: list[str] = []  # the bench compares label sequences between models: it keeps them, the library not
@@ -65,7 +71,6 @@ def bench_one(video: Path, model: Path, pose_model: Path, threads: int = 1, stri
                                                                    pose_variant=pose_variant), stride_s=stride_s)
         runner, recognizer = make_runner(options, writer, pipelined)
         with recognizer:
-            VideoFileSource(video).close()  # one clear line for a bad file before the camera-like reader starts
             source = (CameraSource(str(video), max_frames, end_is_eof=True) if realtime
                       else VideoFileSource(video, max_frames))
             sink = VideoSink(out_video, source.fps, source.size) if out_video else None
@@ -308,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "results.json").write_text(json.dumps(rows, indent=1))
     (out / "report.md").write_text(table + "\n")
     plot_stages(rows, out / "latency.png")
-    chosen = next((r for r in rows if [r["video"], r["model"]] == pick and "timeline" in r),
+    chosen = next((r for r in rows if [r["video"], Path(r["model"]).name] == pick and "timeline" in r),
                   next((r for r in rows if "timeline" in r), None))
     if chosen is not None:
         plot_timeline(chosen, out / "timeline.png")

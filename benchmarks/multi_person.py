@@ -466,10 +466,11 @@ class ScenarioRun:
 def run_scenario(scenario: Scenario, videos: Path, pose_model: Path, model: Path, cache: Path,
                  detection: float = 0.5, presence: float = 0.5, sources: dict[str, Source] | None = None,
                  hold_s: float = 0.2) -> ScenarioRun:
-    sources = dict(sources or {})
+    sources = {} if sources is None else sources  # the caller's cache: each video is read and scaled once
     needed = max(p.start + scenario.frames for p in scenario.people)
     for person in scenario.people:
-        if person.source not in sources:
+        have = sources.get(person.source)
+        if have is None or len(have.frames) < needed:  # read again when a scenario needs more frames of it
             sources[person.source] = load_source(videos / person.source, needed, pose_model, cache)
     comp = composite(scenario, sources)
     settings = {"detection": detection, "presence": presence, "pose_model_bytes": pose_model.stat().st_size}
@@ -562,11 +563,12 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/multi_person"))
     p.add_argument("--write-videos", action="store_true", help="also write each composite as <scenario>.avi")
     args = p.parse_args(argv)
-    require_files(args.videos / A, args.videos / B, args.pose_model)
     wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     known = {s.name: s for s in SCENARIOS}
     if unknown := [w for w in wanted if w not in known]:
         raise BadInput(f"--scenarios: unknown {unknown}; choose from {', '.join(known)}")
+    needed = dict.fromkeys(p.source for w in wanted for p in known[w].people)  # every video the scenarios use
+    require_files(*(args.videos / name for name in needed), args.pose_model)
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.ckpt or untrained_model(args.out / "untrained_mp33.pt")
     runs, sources = [], {}

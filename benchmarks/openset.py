@@ -30,6 +30,7 @@ import numpy as np
 from benchmarks.report import pyplot, write_results
 from core.checkpoint import build_model, input_spec, load_checkpoint
 from core.cli import ArgumentParser, BadInput, run_cli
+from core.data.paths import shared_root
 from core.data.prepared import SkeletonSplit
 from core.evaluation import check_split_matches, load_data_split, predict_split, torch_predict_fn
 from core.mapping import convert_layout, mediapipe_world_to_camera
@@ -173,7 +174,8 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="nw_ucla:test", help="in-distribution split to score (nw_ucla:test)")
     p.add_argument("--val", default=None, help="validation split for the other scores' thresholds (default: the "
                                                "one the stored rule was chosen on)")
-    p.add_argument("--shared", type=Path, default=Path("../shared"), help="folder with data/mediapipe, data/ntu")
+    p.add_argument("--shared", type=Path, default=None,
+                   help="folder with data/mediapipe, data/ntu (default: $LAST_SHARED, else the nearest shared/)")
     p.add_argument("--videos", type=Path, help="folder of single-person videos (MediaPipe -> the model's layout)")
     p.add_argument("--pose-model", type=Path, help="MediaPipe pose_landmarker .task, for --videos")
     p.add_argument("--out", type=Path, default=Path("runs/openset"))
@@ -192,8 +194,11 @@ def _main(argv: list[str] | None = None) -> int:
     check_split_matches(test, spec.layout, ckpt["class_names"], args.data, str(args.ckpt))
     val = load_data_split(args.val or rule.data, layout=spec.layout, ckpt=ckpt)
     pose = mean_pose(val)
-    sets = [mediapipe_recordings(args.shared, spec.layout, spec.persons), ntu_clip(args.shared, spec.layout,
-                                                                                   spec.persons)]
+    try:
+        shared = args.shared or shared_root()
+    except FileNotFoundError as exc:
+        raise BadInput(f"--shared: {exc}") from exc
+    sets = [mediapipe_recordings(shared, spec.layout, spec.persons), ntu_clip(shared, spec.layout, spec.persons)]
     if args.videos:
         sets.append(video_clips(args.videos, args.pose_model, spec.layout, spec.persons, args.out / "videos"))
     sets += [outlier_split(k, spec.layout, spec.persons, pose, n=96, seed=7 + i)  # train.openset's are 101..

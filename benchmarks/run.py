@@ -484,9 +484,8 @@ def end_to_end(rows: list[Row], profile: DeviceProfile, args: argparse.Namespace
         for video in args.video:
             log.info("edge loop: %s with %s %s", Path(video).name, pick.format, pick.precision)
             stem = f"{Path(video).stem}__{Path(ckpt).parent.name}_{pick.format}_{pick.precision}"
-            stride_s = None if args.stride is None else args.stride / 30.0
-            r = bench_one(Path(video), Path(pick.path), pose_model, args.threads or 1, stride_s, frames, None,
-                          out_dir / f"{stem}.events.jsonl", pipelined=True, realtime=True)
+            r = bench_one(Path(video), Path(pick.path), pose_model, args.threads or 1, None, frames, None,
+                          out_dir / f"{stem}.events.jsonl", pipelined=True, realtime=True, stride_frames=args.stride)
             r.update(ckpt=ckpt, model=pick.model, variant=pick.variant, format=pick.format, precision=pick.precision,
                      stride=args.stride, key=pick.key)
             r.pop("label_sequence", None)

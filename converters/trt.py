@@ -412,7 +412,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "fp32", calib
     x = x[: max(plan.max_batch, 32)]
     report: dict[str, Any] = {"precision": precision, "int8_mode": build_plan["int8_mode"], **info,
                               "engine_layers": engine_layer_count(trt, engine_path),
-                              "size_bytes": engine_path.stat().st_size, "source_onnx": source.name}
+                              "size_bytes": engine_path.stat().st_size, "source_onnx": source.name,
+                              "onnx": str(source)}  # the file the device profile's operator check reads
     try:
         with load_runtime(engine_path) as rt:
             got = rt.predict(x)

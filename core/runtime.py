@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import platform
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,9 +238,10 @@ class OnnxRuntime(Runtime):
         try:
             return self.session.run([self.output_name], {self.input_name: x})[0]
         finally:
-            if not flushed:  # onnxruntime sets FTZ/DAZ on the calling thread too: give the caller its state back
-                import torch
-
+            # onnxruntime sets FTZ/DAZ on the calling thread too: give the caller its state back, through torch
+            # where the caller has it (an edge process running exported files needs no torch, and loads none)
+            torch = sys.modules.get("torch")
+            if not flushed and torch is not None:
                 torch.set_flush_denormal(False)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ STAGES = ("capture", "pose", "track", "preprocess", "classify", "smoothing", "dr
 MILESTONES = ("pose_done", "classified", "event")  # per-frame latency, measured from capture
 # the thread each stage runs on in the pipelined loop (in the synchronous loop every stage is on one thread)
 PIPELINE_THREADS = {"capture": "capture", "pose": "pose", "track": "pose", "preprocess": "pose",
-                    "classify": "classify", "smoothing": "classify", "draw": "main"}
+                    "classify": "classify", "smoothing": "classify", "explain": "classify", "draw": "main"}
 
 
 def busy_ms(stages: dict[str, float], pipelined: bool) -> float:

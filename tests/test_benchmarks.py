@@ -42,7 +42,8 @@ def test_verdict_from_the_measured_loop_p90_not_the_average():
     assert judge(5.0, 33.3, 20.0, loop=loop(31.0, 25.0)).status == "meets"
     v = judge(5.0, 33.3, 20.0, loop=loop(36.0, 29.0))  # fits on average only: not passing
     assert v.status == "fits only on average" and not v.ok and v.basis == "loop"
-    assert judge(5.0, 33.3, 20.0, loop=loop(31.0, 25.0, dropped=0.05)).status == "fits only on average"
+    dropping = judge(5.0, 33.3, 20.0, loop=loop(31.0, 25.0, dropped=0.05))  # fast enough, but frames were lost
+    assert dropping.status == "misses" and not dropping.ok and "5.0% of frames were dropped" in dropping.reasons[0]
     assert judge(5.0, 33.3, 20.0, loop=loop(50.0, 40.0)).status == "misses"
 
 

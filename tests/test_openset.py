@@ -72,6 +72,8 @@ def test_train_openset_writes_the_rule_chosen_on_validation_clips(openset_ckpt, 
     assert set(entry["chosen_by"]["auroc_vs_generated_outliers"]) == {"energy", "max_logit", "max_softmax"}
     assert main(["--ckpt", str(openset_ckpt), "--data", "synthetic:test"]) == 2  # the test split only scores
     assert "validation clips" in capsys.readouterr().err
+    assert main(["--ckpt", str(openset_ckpt), "--data", "synthetic:train"]) == 2  # nor on the clips it learned
+    assert "not on the train split" in capsys.readouterr().err
     assert main(["--ckpt", str(openset_ckpt), "--data", "synthetic:val", "--keep", "1.5"]) == 2
 
 

@@ -279,3 +279,6 @@ def test_reselect_applies_the_significant_rule_to_a_finished_run(tmp_path):
         assert after["test_top1_at_val_epoch"] == before["test_top1_last_epoch"]
         assert not any(k.endswith("clips") for k in after if k.startswith("test_top"))
     assert reselect_main([str(tmp_path / "r")])[0]["skipped"] == "already chosen by this rule"
+    from core.cli import BadInput
+    with pytest.raises(BadInput, match="no summary.json"):  # a mistyped folder is named, not skipped in silence
+        reselect_main([str(tmp_path / "r"), str(tmp_path / "typo")])

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from core import explain
 from core.checkpoint import input_spec, load_model
-from core.cli import ArgumentParser, positive_int, run_cli
+from core.cli import ArgumentParser, BadInput, positive_int, run_cli
 from core.data import nw_ucla, ntu
 from core.evaluation import (check_split_matches, evaluate_logits, load_data_split, predict_split,
                              prepare_test_clips, save_confusion_plot, torch_predict_fn)
@@ -428,7 +428,10 @@ def explain_checkpoint(argv: list[str] | None = None) -> dict[str, Any]:
     model, ckpt = load_model(args.ckpt)  # bad input before anything is written
     spec = input_spec(ckpt)
     class_names = list(ckpt["class_names"])
-    split = load_data_split(args.data, layout=spec.layout, root=args.root, default_split=args.split)
+    if set(args.methods) == {"attention"} and explain.last_attention_module(model) is None:  # nothing to draw
+        raise BadInput(f"--methods attention: {args.ckpt} is a {model.variant} without attention; use "
+                       f"integrated_gradients or gradcam")
+    split = load_data_split(args.data, layout=spec.layout, root=args.root, default_split=args.split, ckpt=ckpt)
     check_split_matches(split, spec.layout, class_names, args.data, args.ckpt)
     teacher = teacher_spec = None
     if args.teacher:

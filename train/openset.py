@@ -49,9 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def choose(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     _, split_name = parse_data_arg(args.data)
-    if split_name == "test":
-        raise BadInput(f"--data {args.data}: the threshold is chosen on validation clips (e.g. NAME:val); the test "
-                       "split is only scored")
+    if split_name != "val":  # the test split is only scored; training clips would make every score look known
+        raise BadInput(f"--data {args.data}: the threshold is chosen on validation clips (NAME:val), not on the "
+                       f"{split_name} split")
     if not 0 < args.keep <= 1:
         raise BadInput(f"--keep must be in (0, 1], got {args.keep}")
     if args.temperature <= 0:

@@ -89,10 +89,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="finished run folders (output_dir)")
     args = p.parse_args(argv)
+    for run in args.runs:  # every folder checked before any is changed
+        if not (run / "summary.json").is_file():
+            raise BadInput(f"{run}: no summary.json (not a finished train.fit / train.distill run)")
     out = []
     for run in args.runs:
-        if not (run / "summary.json").is_file():
-            continue
         r = reselect(run)
         out.append(r)
         kept = r.get("kept")
