@@ -383,7 +383,8 @@ def export(ckpt: str | Path, out_dir: str | Path, precision: str = "int8", calib
         if fp32.status != "ok" or fp32.path is None:
             return ExportResult("int8", precision, None, "failed", f"fp32 ONNX export failed first: {fp32.message}")
         fp32_onnx = fp32.path
-    qat_ranges = (ck.get("quantization") or {}).get("activation_amax") or None  # from train.qat
+    trained = ck.get("quantization") or {}  # from train.qat; a full-integer simulation's ranges are not this graph's
+    qat_ranges = trained.get("activation_amax") if trained.get("placement", "qdq") == "qdq" else None
     suffix = "" if quantizer == "ort" else f"_{quantizer}"
     path = out_dir / f"{artifact_stem(ckpt, 'int8' + suffix, batch)}.onnx"
     x = clips.calibrate

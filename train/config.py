@@ -143,6 +143,7 @@ class PretrainConfig:  # train.pretrain: MaskCLR self-supervised pretraining (no
 class QATConfig:  # train.qat: quantization-aware fine-tuning of a trained checkpoint (core.models.quant)
     observe_epochs: int = 1  # epochs during which activation ranges follow the batches (then frozen)
     range_momentum: float = 0.01  # EMA weight of each batch's |max| while observing
+    placement: str = "qdq"  # qdq: where the Q/DQ ONNX quantizes; full: every tensor (the full-integer LiteRT file)
 
 
 @dataclass

@@ -16,6 +16,13 @@ best.pt / last.pt are ordinary LAST checkpoints (the fine-tuned fp32 weights, lo
 `quantization`: the activation range of every quantized tensor. converters.int8 (onnxruntime quantizer) puts those
 ranges into the same Q/DQ ONNX model it builds by calibration, so the exported model is the one trained here;
 other quantizers (ModelOpt, LiteRT) calibrate on the fine-tuned weights as usual.
+
+qat.placement=full simulates the full-integer LiteRT file instead (every tensor int8, core.models.quant): the
+fallback for a checkpoint whose `converters.tflite --int8-method full` file loses accuracy after calibration alone.
+Export its best.pt with the same command; the file's ranges are calibrated on the fine-tuned weights.
+
+    python -m train.qat --ckpt runs/nw_ucla/last_nano/best.pt --out runs/qat/nano_full qat.placement=full
+    python -m converters.tflite --ckpt runs/qat/nano_full/best.pt --precision int8 --int8-method full --calib calib.npz
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ from torch import nn
 from core.checkpoint import CheckpointError, load_checkpoint, load_model
 from core.cli import ArgumentParser, run_cli
 from core.models.last import LAST
-from core.models.quant import QMAX, QMIN, QuantSim
+from core.models.quant import PLACEMENTS, QMAX, QMIN, QuantSim
 from core.spec import InputSpec
 from train.config import ConfigError, load_config
 from train.distill import DistillTrainer
@@ -50,7 +57,10 @@ class QATTrainer(DistillTrainer):
             raise ConfigError("train.qat: train.ema_decay must be 0 (a weight EMA of the fake-quantized model is "
                               "not supported)")
         model = super().build_model(spec, num_classes)  # model.init: the fp32 checkpoint's weights
-        self.sim = QuantSim(model, float(self.cfg["qat"]["range_momentum"]))
+        placement = str(self.cfg["qat"]["placement"])
+        if placement not in PLACEMENTS:
+            raise ConfigError(f"qat.placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+        self.sim = QuantSim(model, float(self.cfg["qat"]["range_momentum"]), placement)
         return model
 
     def build_extras(self) -> nn.Module | None:
@@ -59,7 +69,8 @@ class QATTrainer(DistillTrainer):
         return extras
 
     def describe(self) -> str:
-        return (f"; quantization-aware: {len(self.sim.keys)} INT8 activations (ranges observed for "
+        return (f"; quantization-aware ({self.sim.placement} placement): {len(self.sim.keys)} INT8 activations "
+                f"(ranges observed for "
                 f"{self.cfg['qat']['observe_epochs']} epoch(s)), per-channel INT8 weights, BN frozen"
                 + super().describe())
 
@@ -74,14 +85,15 @@ class QATTrainer(DistillTrainer):
     def load_best(self) -> nn.Module:
         """best.pt with its trained ranges simulated: the INT8 model the validation chose, scored on the test split."""
         model, ckpt = load_model(self.best_path)
-        sim = QuantSim(model)
+        sim = QuantSim(model, placement=ckpt["quantization"].get("placement", "qdq"))
         sim.load_ranges(ckpt["quantization"]["activation_amax"])
         sim.observe(False)
         return model
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"quantization": {
-            "method": "qat", "scheme": "int8 symmetric: activations per tensor, weights per output channel",
+            "method": "qat", "placement": self.sim.placement,
+            "scheme": "int8 symmetric: activations per tensor, weights per output channel",
             "qmin": QMIN, "qmax": QMAX, "from": str(self.cfg["model"]["init"]),
             "activation_amax": self.sim.ranges()}}
 

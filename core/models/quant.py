@@ -14,6 +14,12 @@ them. Gradients pass the rounding straight through (torch's fake_quantize ops).
 
 Keys name the module whose conv reads the tensor, as the ONNX exporter scopes node names
 ("/stages.0/blocks/blocks.0/gcn/Conv" -> "stages.0.blocks.0.gcn"): onnx_scope_key() maps one to the other.
+
+placement="full" simulates the full-integer LiteRT file (converters.tflite --int8-method full) instead, where every
+tensor is int8: on top of the Q/DQ placement, the output of every convolution, graph convolution, temporal unit,
+attention and block, the attention's inner products (phi(q), phi(k), the key/value and key sums, the normaliser,
+the normalised queries) and the logits ("<module>:out", "<attention>:q" ... keys). Those ranges only train the
+weights: the file's own ranges are calibrated on the fine-tuned weights when it is exported.
 """
 from __future__ import annotations
 
@@ -24,10 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.last import LAST, AdaptiveGraphConv, ConvBN, LinearTemporalAttention, TemporalShift
+from core.models.last import (LAST, AdaptiveGraphConv, ConvBN, LASTBlock, LinearTemporalAttention, TemporalShift,
+                              TemporalUnit)
 
 QMIN, QMAX = -128, 127
+PLACEMENTS = ("qdq", "full")  # where the Q/DQ ONNX quantizes; every tensor, as the full-integer LiteRT file
 HALF_RANGE = (QMAX - QMIN) / 2.0  # onnxruntime's symmetric scale: |max| * 2 / 255
+ATTENTION_PARTS = ("q", "k", "kv", "k_sum", "den", "q_norm", "mixed")  # placement="full": the attention's inner tensors
 
 
 class ActQuant(nn.Module):
@@ -81,10 +90,14 @@ class QuantSim(nn.Module):
     """The activation quantizers of one LAST model, attached to it (see the module docstring). An nn.Module so
     the trainer keeps its ranges in the resume state; the model's own state_dict is unchanged."""
 
-    def __init__(self, model: LAST, momentum: float = 0.01):
+    def __init__(self, model: LAST, momentum: float = 0.01, placement: str = "qdq"):
         super().__init__()
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        self.placement = placement
         self.keys: list[str] = []
         self.quantizers = nn.ModuleDict()
+        self._hooks: list = []
         for name, module in list(model.named_modules()):
             if isinstance(module, ConvBN):
                 self._attach(module, f"{name}.0", self._conv_bn_forward)
@@ -97,6 +110,8 @@ class QuantSim(nn.Module):
             elif isinstance(module, TemporalShift) and module.fold > 0:
                 self._attach(module, name, self._input_only_forward)
         self._attach(model.fc, "fc", self._linear_forward)
+        if placement == "full":
+            self._attach_outputs(model)
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 _freeze_bn(module)
@@ -104,11 +119,42 @@ class QuantSim(nn.Module):
         for q in self.quantizers.values():
             q.momentum = momentum
 
-    def _attach(self, module: nn.Module, key: str, make: Callable) -> None:
+    def _new_quantizer(self, key: str) -> ActQuant:
         quantizer = ActQuant()
         self.quantizers[key.replace(".", ":")] = quantizer  # ModuleDict keys cannot hold dots
         self.keys.append(key)
-        module.forward = make(module, quantizer)  # an instance attribute: the class and the state_dict stay
+        return quantizer
+
+    def _attach(self, module: nn.Module, key: str, make: Callable) -> None:
+        module.forward = make(module, self._new_quantizer(key))  # an instance attribute: the class and the
+        # state_dict stay
+
+    def _attach_outputs(self, model: LAST) -> None:
+        """placement="full": the int8 tensors of the full-integer file that the Q/DQ placement leaves float."""
+        for name, module in list(model.named_modules()):
+            if isinstance(module, LinearTemporalAttention):
+                inner = {part: self._new_quantizer(f"{name}:{part}") for part in ATTENTION_PARTS}
+                module.forward = self._attention_forward(module, inner)
+            if isinstance(module, (ConvBN, AdaptiveGraphConv, TemporalUnit, LinearTemporalAttention, LASTBlock)):
+                quantizer = self._new_quantizer(f"{name}:out")
+                self._hooks.append(module.register_forward_hook(lambda m, args, out, q=quantizer: q(out)))
+        quantizer = self._new_quantizer("fc:out")  # int8 logits
+        self._hooks.append(model.fc.register_forward_hook(lambda m, args, out, q=quantizer: q(out)))
+
+    @staticmethod
+    def _attention_forward(m: LinearTemporalAttention, q: dict[str, "ActQuant"]):
+        """LinearTemporalAttention.forward with its inner tensors on the int8 grid (the qkv conv keeps its own
+        input quantizer from the Q/DQ placement)."""
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            n, c, t, v = x.shape
+            phi_q, phi_k, val = m.feature_maps(x)
+            phi_q, phi_k = q["q"](phi_q), q["k"](phi_k)
+            kv = q["kv"](torch.matmul(val, phi_k.transpose(-1, -2)) / t)
+            k_mean = q["k_sum"](phi_k.mean(dim=4).unsqueeze(3))
+            den = q["den"](torch.matmul(k_mean, phi_q) + m.eps)
+            mixed = torch.matmul(kv, q["q_norm"](phi_q / den)).reshape(n, v, c, t).permute(0, 2, 3, 1)
+            return m.proj(q["mixed"](mixed))
+        return forward
 
     @staticmethod
     def _conv_bn_forward(m: ConvBN, q: ActQuant):
