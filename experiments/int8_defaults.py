@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="take each candidate's validation result from --json when its artifact still exists")
     p.add_argument("--not-default", nargs="+", default=[], metavar="CANDIDATE",
                    help="candidates measured and reported but not eligible as a default, e.g. "
-                        "'tflite int8_method=full' (integer-only accelerators; 60-80x slower on a CPU)")
+                        "'tflite int8_method=full' (integer-only accelerators; 5-6x slower on a CPU)")
     p.add_argument("--held-out", nargs="+", type=Path, default=None,
                    help="apply the settings chosen in --json to these checkpoints (not used for choosing)")
     args = p.parse_args(argv)
