@@ -149,6 +149,23 @@ def test_lr_schedule_warmup_and_restarts():
     assert lr_factor(25, sched, 1e-3) == pytest.approx(0.5, abs=1e-3)  # middle of the 20-epoch cycle
 
 
+def test_a_step_budget_gives_a_smaller_data_set_more_epochs_with_the_same_schedule_shape():
+    from train.trainer import apply_step_budget
+    recipe = {"warmup_epochs": 5, "warmup_start_factor": 0.01, "name": "cosine", "T_0": 10, "T_mult": 1,
+              "eta_min": 1e-6, "epochs": 30, "steps": 30 * 57}  # NW-UCLA's 30 epochs of 57 steps
+    full, small = dict(recipe), dict(recipe)
+    apply_step_budget(full, 57)
+    apply_step_budget(small, 6)  # a tenth of the clips
+    assert (full["epochs"], full["warmup_epochs"]) == (30, 5)
+    assert small["epochs"] == 285 and small["warmup_epochs"] == 48 and small["T_0"] == 95
+    for frac in (0.1, 0.5, 0.9):  # the learning rate at the same fraction of the budget is the same
+        assert lr_factor(frac * small["epochs"], small, 1e-3) == pytest.approx(
+            lr_factor(frac * full["epochs"], full, 1e-3), abs=0.02)
+    again = dict(small)
+    apply_step_budget(again, 6)  # a resumed run resolves it again to the same values
+    assert again == small
+
+
 # ---------------------------------------------------------------------------------------------
 # training that learns, resume, evaluation command
 

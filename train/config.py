@@ -91,6 +91,9 @@ class ScheduleConfig:
     T_0: int = 10  # epochs of the first cosine cycle (after warm-up)
     T_mult: int = 2
     eta_min: float = 1.0e-6
+    # a budget in optimizer steps instead of epochs: epochs = ceil(steps / steps per epoch), and warm-up and T_0
+    # scale with them, so the schedule has the same shape in steps whatever the data set's size
+    steps: Optional[int] = None
 
 
 @dataclass
@@ -335,6 +338,7 @@ def validate(cfg: dict[str, Any]) -> None:
     need(s["name"] in ("cosine_restarts", "cosine", "constant"),
          f"schedule.name must be cosine_restarts, cosine or constant, got {s['name']!r}")
     need(int(s["T_0"]) >= 1 and int(s["T_mult"]) >= 1, "schedule.T_0 and T_mult must be >= 1")
+    need(s.get("steps") is None or int(s["steps"]) >= 1, f"schedule.steps must be null or >= 1, got {s.get('steps')}")
     need(t["amp"] in ("auto", "off", "fp16", "bf16"), f"train.amp must be auto, off, fp16 or bf16, got {t['amp']!r}")
     need(int(t["test_clips"]) >= 1, f"train.test_clips must be >= 1, got {t['test_clips']}")
     need(0 <= float(t["ema_decay"]) < 1, f"train.ema_decay must be in [0, 1), got {t['ema_decay']}")

@@ -112,6 +112,16 @@ class Dist:
 # Schedule, seeding, RNG state
 
 
+def apply_step_budget(sched: dict[str, Any], steps_per_epoch: int) -> None:
+    """schedule.steps: the epochs that budget takes on this data (rounded up), with warm-up and the first cosine
+    cycle scaled by the same factor (in place; the run's config and checkpoints record the resolved values)."""
+    epochs = max(1, math.ceil(int(sched["steps"]) / max(steps_per_epoch, 1)))
+    scale = epochs / int(sched["epochs"])
+    sched["warmup_epochs"] = min(epochs, int(round(int(sched["warmup_epochs"]) * scale)))
+    sched["T_0"] = max(1, int(round(int(sched["T_0"]) * scale)))
+    sched["epochs"] = epochs
+
+
 def lr_factor(epoch: float, sched: dict[str, Any], base_lr: float) -> float:
     """Learning-rate multiplier at a fractional epoch: linear warm-up, then cosine (with warm restarts)."""
     warm = float(sched["warmup_epochs"])
@@ -552,6 +562,8 @@ class Trainer:
                                  num_workers=int(cfg["data"]["num_workers"]), drop_last=len(self.sampler) > self.batch,
                                  pin_memory=ddp.device.type == "cuda")
         self.steps_per_epoch = len(self.loader)
+        if s.get("steps"):
+            apply_step_budget(s, self.steps_per_epoch)
 
         self.sync_bn_note = ""
         if ddp.enabled and cfg["model"]["sync_bn"]:
