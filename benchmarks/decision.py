@@ -15,7 +15,9 @@ Replays (one person, SKELETONS mode, the loop's own ActionRecognizer):
 For each true action segment [onset, end): decision latency = the time of the first `action_start` of its action
 after its onset (stream time of the window that decided), missed when none comes before the segment ends.
 Flicker = action_start events that are not the first detection of a segment (a label that changes and changes
-back, or a wrong action), per minute of stream. Writes decision.json, a markdown table and a timeline plot."""
+back, or a wrong action), per minute of stream. With several models, each row also gives the share of frames on
+which it shows the first model's label (e.g. an INT8 file against its PyTorch checkpoint). Writes decision.json, a
+markdown table and a timeline plot."""
 from __future__ import annotations
 
 import argparse
@@ -149,16 +151,24 @@ def score(replay: Replay, starts: list[tuple[float, str]]) -> dict[str, Any]:
             "wrong_starts": wrong, "flicker_per_min": (len(starts) - len(used)) / minutes}
 
 
+def label_agreement(reference: list[str], labels: list[str]) -> float | None:
+    """The share of frames on which either run shows a label where the two show the same one."""
+    shown = [(a, b) for a, b in zip(reference, labels) if a or b]
+    return sum(a == b for a, b in shown) / len(shown) if shown else None
+
+
 def markdown(rows: list[dict]) -> str:
     head = ("| model | replay | window s | stride (frames) | EMA alpha | detected / segments | latency p50 / p90 / "
-            "max s | within 0.5 s | extra starts (wrong action) | flicker / min |")
+            "max s | within 0.5 s | extra starts (wrong action) | flicker / min | labels = first model's |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         f = "-" if r["latency_p50_s"] is None else \
             f"{r['latency_p50_s']:.2f} / {r['latency_p90_s']:.2f} / {r['latency_max_s']:.2f}"
         lines.append(f"| {r['model']} | {r['replay']} | {r['window_s']:.2f} | {r['stride']} | {r['alpha']:g} | "
                      f"{r['detected']} / {r['segments']} | {f} | {r['within_0_5_s']} | {r['extra_starts']} "
-                     f"({r['wrong_starts']}) | {r['flicker_per_min']:.1f} |")
+                     f"({r['wrong_starts']}) | {r['flicker_per_min']:.1f} | "
+                     + ("-" if r.get("same_labels_as_first_model") is None
+                        else f"{100 * r['same_labels_as_first_model']:.1f} %") + " |")
     return "\n".join(lines)
 
 
@@ -196,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, plotted = [], False
+    reference: dict[tuple, list[str]] = {}  # the first model's label on every frame, per setting
     for model in args.model:
         runtime = load_runtime(model, threads=1)
         classes = list(runtime.class_names)
@@ -208,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             run = replay_decisions(runtime, replay, window_s, stride, alpha)
             row = {"model": Path(model).parent.name + "/" + Path(model).name, "replay": replay.name,
                    "window_s": run["window_s"], "stride": stride, "alpha": alpha, **score(replay, run["starts"])}
+            first = reference.setdefault((window_s, stride, alpha), run["labels"])
+            row["same_labels_as_first_model"] = label_agreement(first, run["labels"])
             rows.append(row)
             print(markdown([row]).splitlines()[-1], flush=True)
             if not plotted and stride == 1 and alpha == 0.5:

@@ -275,3 +275,10 @@ def test_decision_latency_and_flicker_are_scored_against_the_true_boundaries():
     assert s["latency_s"][:2] == [pytest.approx(0.8), pytest.approx(0.6)]
     assert s["extra_starts"] == 3 and s["wrong_starts"] == 2  # a at 1.3 and 1.7 are in b's segment
     assert s["flicker_per_min"] == pytest.approx(3 / (len(replay.frames) / 30 / 60))
+
+
+def test_label_agreement_counts_the_frames_either_run_labels():
+    from benchmarks.decision import label_agreement
+    assert label_agreement(["", "wave", "wave", "squat"], ["", "wave", "squat", "squat"]) == 2 / 3
+    assert label_agreement(["", ""], ["", ""]) is None  # nobody labelled anything: no agreement to report
+    assert label_agreement(["wave", ""], ["", "wave"]) == 0.0  # a label shown one frame late is a disagreement
