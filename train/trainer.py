@@ -880,7 +880,8 @@ class Trainer:
                         f"at that epoch, {100 * summary['test_top1_last_epoch']:.2f}% at the last"
                         if "test_top1_at_val_epoch" in summary else "")
                 self.log.info(
-                    f"done: validation top-1 {100 * best['top1']:.2f}% at epoch {best['epoch']} (chosen), last epoch "
+                    f"done: validation top-1 {100 * summary['val_top1']:.2f}% at epoch {summary['best_epoch']} "
+                    f"(chosen), last epoch "
                     f"{100 * (last.get('val_top1') or 0):.2f}%{test}; {len(history)} epochs in "
                     f"{summary['wall_seconds'] / 60:.1f} min; {self.best_path}")
             else:
