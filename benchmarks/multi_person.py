@@ -567,7 +567,7 @@ def _main(argv: list[str] | None = None) -> int:
     known = {s.name: s for s in SCENARIOS}
     if unknown := [w for w in wanted if w not in known]:
         raise BadInput(f"--scenarios: unknown {unknown}; choose from {', '.join(known)}")
-    needed = dict.fromkeys(p.source for w in wanted for p in known[w].people)  # every video the scenarios use
+    needed = dict.fromkeys(person.source for w in wanted for person in known[w].people)  # every video they use
     require_files(*(args.videos / name for name in needed), args.pose_model)
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.ckpt or untrained_model(args.out / "untrained_mp33.pt")

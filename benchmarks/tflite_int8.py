@@ -53,16 +53,13 @@ def find_export(ck: dict[str, Any], name: str, method: str, folders: list[Path])
     return None
 
 
-def reused_export(path: Path) -> dict[str, Any]:
-    """The row entry of an existing file: its op census read again from the interpreter, the rest from its sidecar."""
+def describe_file(path: Path) -> dict[str, Any]:
+    """A file's row fields: its op census from the interpreter, calibration and range rule from its sidecar."""
     meta = read_artifact_metadata(path)
     info = tflite.describe(path)
-    return {"status": "ok", "message": f"reused {path} ({meta.get('calibration')})", "export_seconds": None,
-            "path": str(path), "size_bytes": path.stat().st_size, "calibration": meta.get("calibration"),
-            "integer_ops": info["integer_ops"], "compute_ops": info["compute_ops"],
-            "float_op_types": info["float_op_types"], "input_dtype": info["input_dtype"],
-            "output_dtype": info["output_dtype"], "range_rule": meta.get("range_rule"),
-            "range_candidates": meta.get("range_candidates")}
+    return {"path": str(path), "size_bytes": path.stat().st_size, "calibration": meta.get("calibration"),
+            **{k: info[k] for k in ("integer_ops", "compute_ops", "float_op_types", "input_dtype", "output_dtype")},
+            "range_rule": meta.get("range_rule"), "range_candidates": meta.get("range_candidates")}
 
 
 def measure_checkpoint(ckpt: Path, work: Path, calib_num: int, rounds: int,
@@ -79,21 +76,15 @@ def measure_checkpoint(ckpt: Path, work: Path, calib_num: int, rounds: int,
     model = None
     for method in METHODS:
         if found[method] is not None:
-            entry = reused_export(found[method])
+            entry = {"status": "ok", "message": f"reused {found[method]}", "export_seconds": None,
+                     **describe_file(found[method])}
         else:
             start = time.perf_counter()
             result = tflite.export(ckpt, work / name, "int8", calib=calib, int8_method=method,
                                    verify_samples=10_000, calib_samples=400)
             entry = {"status": result.status, "message": result.message,
-                     "export_seconds": round(time.perf_counter() - start, 1)}
-            if result.path is not None:
-                info = result.extra
-                entry.update({"path": str(result.path), "size_bytes": result.size_bytes,
-                              "calibration": info.get("calibration"),
-                              "integer_ops": info.get("integer_ops"), "compute_ops": info.get("compute_ops"),
-                              "float_op_types": info.get("float_op_types"), "input_dtype": info.get("input_dtype"),
-                              "output_dtype": info.get("output_dtype"), "range_rule": info.get("range_rule"),
-                              "range_candidates": info.get("range_candidates")})
+                     "export_seconds": round(time.perf_counter() - start, 1),
+                     **(describe_file(result.path) if result.path is not None else {})}
         if entry.get("path"):
             if model is None:
                 model, _ = load_export_model(ckpt)

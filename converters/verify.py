@@ -140,7 +140,9 @@ def split_message(s: dict[str, Any]) -> str:
             f"{100 * s['top1_fp32']:.2f} ({p['delta']:+.2f} points, 95 % interval [{p['low']:+.2f}, {p['high']:+.2f}], "
             f"+{p['fixed']}/-{p['broken']} clips), agreement {s['eval_agreement']:.3f}, max |logit diff| "
             f"{s['eval_max_abs_diff']:.3g}")
-def verified_message(msg: str, predict: Callable[[np.ndarray], np.ndarray], model, ck: dict[str, Any],
+
+
+def verified_message(msg: str, predict: Callable[[np.ndarray], np.ndarray] | None, model, ck: dict[str, Any],
                      eval_data: str | None, notes: list[str], good: bool, problems: str) -> tuple[str, dict[str, Any]]:
     """An exporter's result line: its verification `msg`, the split scores with --eval-data, its notes, and
     "outside tolerance" first when the check failed; with the split statistics for the result's extra."""
@@ -153,5 +155,3 @@ def verified_message(msg: str, predict: Callable[[np.ndarray], np.ndarray], mode
     if not good:
         msg = f"outside tolerance ({problems}): " + msg
     return msg, split_stats
-
-

@@ -16,6 +16,7 @@ import yaml
 from configs import resolve_config
 from core.cli import did_you_mean
 from core.models.last import list_variants
+from core.models.quant import PLACEMENTS
 from core.spec import STREAMS
 
 # Typed sections: the field types are checked when a file or an override sets a key, the defaults follow the
@@ -334,11 +335,13 @@ def validate(cfg: dict[str, Any]) -> None:
     need(int(o["batch_size"]) >= 1, f"optim.batch_size must be >= 1, got {o['batch_size']}")
     need(0 <= float(o["label_smoothing"]) < 1, f"optim.label_smoothing must be in [0, 1), got {o['label_smoothing']}")
     need(int(s["epochs"]) >= 1, f"schedule.epochs must be >= 1, got {s['epochs']}")
-    need(0 <= int(s["warmup_epochs"]) <= int(s["epochs"]), f"schedule.warmup_epochs must be in [0, epochs]")
+    need(0 <= int(s["warmup_epochs"]) <= int(s["epochs"]), "schedule.warmup_epochs must be in [0, epochs]")
     need(s["name"] in ("cosine_restarts", "cosine", "constant"),
          f"schedule.name must be cosine_restarts, cosine or constant, got {s['name']!r}")
     need(int(s["T_0"]) >= 1 and int(s["T_mult"]) >= 1, "schedule.T_0 and T_mult must be >= 1")
     need(s.get("steps") is None or int(s["steps"]) >= 1, f"schedule.steps must be null or >= 1, got {s.get('steps')}")
+    need(cfg["qat"]["placement"] in PLACEMENTS,
+         f"qat.placement must be one of {', '.join(PLACEMENTS)}, got {cfg['qat']['placement']!r}")
     need(t["amp"] in ("auto", "off", "fp16", "bf16"), f"train.amp must be auto, off, fp16 or bf16, got {t['amp']!r}")
     need(int(t["test_clips"]) >= 1, f"train.test_clips must be >= 1, got {t['test_clips']}")
     need(0 <= float(t["ema_decay"]) < 1, f"train.ema_decay must be in [0, 1), got {t['ema_decay']}")

@@ -37,7 +37,7 @@ from torch import nn
 from core.checkpoint import CheckpointError, load_checkpoint, load_model
 from core.cli import ArgumentParser, run_cli
 from core.models.last import LAST
-from core.models.quant import PLACEMENTS, QMAX, QMIN, QuantSim
+from core.models.quant import QMAX, QMIN, QuantSim
 from core.spec import InputSpec
 from train.config import ConfigError, load_config
 from train.distill import DistillTrainer
@@ -57,10 +57,7 @@ class QATTrainer(DistillTrainer):
             raise ConfigError("train.qat: train.ema_decay must be 0 (a weight EMA of the fake-quantized model is "
                               "not supported)")
         model = super().build_model(spec, num_classes)  # model.init: the fp32 checkpoint's weights
-        placement = str(self.cfg["qat"]["placement"])
-        if placement not in PLACEMENTS:
-            raise ConfigError(f"qat.placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
-        self.sim = QuantSim(model, float(self.cfg["qat"]["range_momentum"]), placement)
+        self.sim = QuantSim(model, float(self.cfg["qat"]["range_momentum"]), str(self.cfg["qat"]["placement"]))
         return model
 
     def build_extras(self) -> nn.Module | None:
@@ -70,8 +67,8 @@ class QATTrainer(DistillTrainer):
 
     def describe(self) -> str:
         return (f"; quantization-aware ({self.sim.placement} placement): {len(self.sim.keys)} INT8 activations "
-                f"(ranges observed for "
-                f"{self.cfg['qat']['observe_epochs']} epoch(s)), per-channel INT8 weights, BN frozen"
+                f"(ranges observed for {self.cfg['qat']['observe_epochs']} epoch(s)), per-channel INT8 weights, "
+                f"BN frozen"
                 + super().describe())
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:

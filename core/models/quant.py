@@ -101,7 +101,6 @@ class QuantSim(nn.Module):
         self.placement = placement
         self.keys: list[str] = []
         self.quantizers = nn.ModuleDict()
-        self._hooks: list = []
         for name, module in list(model.named_modules()):
             if isinstance(module, ConvBN):
                 self._attach(module, f"{name}.0", self._conv_bn_forward)
@@ -130,8 +129,8 @@ class QuantSim(nn.Module):
         return quantizer
 
     def _attach(self, module: nn.Module, key: str, make: Callable) -> None:
-        module.forward = make(module, self._new_quantizer(key))  # an instance attribute: the class and the
-        # state_dict stay
+        # an instance attribute: the class and the state_dict stay
+        module.forward = make(module, self._new_quantizer(key))
 
     def _attach_outputs(self, model: LAST) -> None:
         """placement="full": the int8 tensors of the full-integer file that the Q/DQ placement leaves float."""
@@ -141,26 +140,23 @@ class QuantSim(nn.Module):
                 module.forward = self._attention_forward(module, inner)
             if isinstance(module, (ConvBN, AdaptiveGraphConv, TemporalUnit, LinearTemporalAttention, LASTBlock)):
                 quantizer = self._new_quantizer(f"{name}:out")
-                self._hooks.append(module.register_forward_hook(lambda m, args, out, q=quantizer: q(out)))
+                module.register_forward_hook(lambda m, args, out, q=quantizer: q(out))
         quantizer = self._new_quantizer("fc:out")  # int8 logits
-        self._hooks.append(model.fc.register_forward_hook(lambda m, args, out, q=quantizer: q(out)))
+        model.fc.register_forward_hook(lambda m, args, out, q=quantizer: q(out))
 
     @staticmethod
     def _attention_forward(m: LinearTemporalAttention, q: dict[str, "ActQuant"]):
         """LinearTemporalAttention.forward with its inner tensors on the int8 grid (the qkv conv keeps its own
         input quantizer from the Q/DQ placement)."""
-        def on_grid(part: str, value: torch.Tensor) -> torch.Tensor:
-            return q[part](value) if part in q else value
-
         def forward(x: torch.Tensor) -> torch.Tensor:
             n, c, t, v = x.shape
             phi_q, phi_k, val = m.feature_maps(x)
-            phi_q, phi_k = on_grid("q", phi_q), on_grid("k", phi_k)
-            kv = on_grid("kv", torch.matmul(val, phi_k.transpose(-1, -2)) / t)
-            k_mean = on_grid("k_sum", phi_k.mean(dim=4).unsqueeze(3))
-            den = torch.matmul(k_mean, phi_q) + m.eps
-            mixed = torch.matmul(kv, on_grid("q_norm", phi_q / den)).reshape(n, v, c, t).permute(0, 2, 3, 1)
-            return m.proj(on_grid("mixed", mixed))
+            phi_q, phi_k = q["q"](phi_q), q["k"](phi_k)
+            kv = q["kv"](torch.matmul(val, phi_k.transpose(-1, -2)) / t)
+            k_mean = q["k_sum"](phi_k.mean(dim=4).unsqueeze(3))
+            den = torch.matmul(k_mean, phi_q) + m.eps  # float: see ATTENTION_PARTS
+            mixed = torch.matmul(kv, q["q_norm"](phi_q / den)).reshape(n, v, c, t).permute(0, 2, 3, 1)
+            return m.proj(q["mixed"](mixed))
         return forward
 
     @staticmethod
